@@ -8,7 +8,7 @@ const symbol = Symbol.for(marker);
  * installed copy of this package (the marker is a global `Symbol.for`).
  */
 export class SamplingError extends Error {
-  private readonly [symbol] = true;
+  readonly [symbol] = true;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -30,7 +30,7 @@ const parameterMarker = Symbol.for('gen.sampling.error.invalid-parameter');
  * positive"), `parameter` names the wire field (snake_case, as the client sent it), `allowed` describes the range.
  */
 export class InvalidParameterError extends SamplingError {
-  private readonly [parameterMarker] = true;
+  readonly [parameterMarker] = true;
   /** The wire name of the parameter, for example `top_p`. */
   readonly parameter: string;
   /** The value that was rejected. */
@@ -40,8 +40,7 @@ export class InvalidParameterError extends SamplingError {
 
   constructor(options: { parameter: string; value: unknown; allowed: string; message?: string }) {
     super(
-      options.message ??
-        `\`${options.parameter}\` must be ${options.allowed}. Given: ${describeValue(options.value)}`,
+      options.message ?? `\`${options.parameter}\` must be ${options.allowed}. Given: ${describeValue(options.value)}`,
     );
     this.name = 'InvalidParameterError';
     this.parameter = options.parameter;
@@ -51,9 +50,7 @@ export class InvalidParameterError extends SamplingError {
 
   /** True when `error` is an {@link InvalidParameterError} from any copy of this package. */
   static override isInstance(error: unknown): error is InvalidParameterError {
-    return (
-      typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[parameterMarker] === true
-    );
+    return typeof error === 'object' && error !== null && (error as Record<symbol, unknown>)[parameterMarker] === true;
   }
 }
 

@@ -1,0 +1,53 @@
+export * from './v1/index.js';
+export {
+  AbortError,
+  BackendDisposedError,
+  BackendError,
+  BatchLimitError,
+  InvalidInputError,
+  ModelLoadError,
+  PositionLimitError,
+  SequenceError,
+  UnsupportedModelError,
+  type ModelLoadErrorReason,
+  type SequenceErrorReason,
+} from './errors.js';
+export {
+  SUPPORTED_MODEL_TYPES,
+  parseModelConfig,
+  readModelConfig,
+  type DecoderModelConfig,
+  type DecoderModelType,
+  type LayerAttentionType,
+  type RopeScaling,
+} from './model-dir/model-config.js';
+export {
+  generationDefaults,
+  parseGenerationConfig,
+  readGenerationConfig,
+  resolveEosTokenIds,
+  type GenerationConfig,
+} from './model-dir/generation-config.js';
+export { float16BitsToNumber } from './model-dir/float16.js';
+export {
+  FLOAT_DTYPES,
+  openSafetensors,
+  type ReadTensorOptions,
+  type SafetensorsFile,
+  type TensorInfo,
+} from './model-dir/safetensors.js';
+export {
+  SAFETENSORS_FILE,
+  SAFETENSORS_INDEX_FILE,
+  openModelWeights,
+  type ModelWeights,
+} from './model-dir/model-weights.js';
+export {
+  decoderTensorSpecs,
+  loadDecoderWeights,
+  type DecoderLayerWeights,
+  type DecoderTensorSpec,
+  type DecoderWeights,
+  type LinearWeights,
+} from './model-dir/decoder-weights.js';
+export { describeModel, readModelDirectory, type ModelDirectory } from './model-dir/model-directory.js';

@@ -1,0 +1,71 @@
+import type { BackendForwardOptionsV1, BackendForwardResultV1 } from './backend-v1-forward.js';
+import type { BackendCapabilitiesV1, BackendModelV1, BackendStatsV1 } from './backend-v1-model.js';
+import type { BackendWarningV1 } from './backend-v1-warning.js';
+
+/**
+ * Version 1 of the contract between the gen engine and a forward-pass backend.
+ *
+ * A backend holds a model and a set of *sequences*, each a token history with its key / value cache, addressed by
+ * caller-chosen string ids. The engine drives it with four methods whose names start with `do` (only the engine
+ * calls them):
+ *
+ * - {@link BackendV1.doForward} appends tokens to a batch of sequences (creating new ones) and returns next-token
+ *   logits for each; prefill and decode are the same call, and a batch may mix them.
+ * - {@link BackendV1.doRelease} frees sequences (on finish, cancel or disconnect).
+ * - {@link BackendV1.doFork} (optional) copies a sequence's cache to a new id, for `n` / `best_of` choices that
+ *   share a prompt.
+ * - {@link BackendV1.doDispose} frees everything.
+ *
+ * Guarantees every backend gives (checked by `@gen/testkit`'s conformance suite):
+ * - Logits depend only on a sequence's own token history: not on batching, chunking of the prompt, forking, or
+ *   what else is live (within the backend's numerical tolerance).
+ * - A rejected call changes nothing: validation errors (`InvalidInputError`, `SequenceError`,
+ *   `PositionLimitError`, `BatchLimitError`) and `AbortError` leave every sequence as it was.
+ * - Overlapping calls are allowed and behave as if run one after another in call order.
+ * - After `doDispose`, every other method rejects with `BackendDisposedError`.
+ */
+export interface BackendV1 {
+  /** Always `'v1'`; lets the engine support several versions side by side. */
+  readonly specificationVersion: 'v1';
+  /** Short id of the implementation, for example `js`, `onnx`, `tfjs`. Shown in logs and metrics. */
+  readonly backendId: string;
+  /** The model this backend serves. */
+  readonly model: BackendModelV1;
+  /** What this backend can do. */
+  readonly capabilities: BackendCapabilitiesV1;
+  /** Settings that were ignored or clamped when the backend was created; empty when none. */
+  readonly warnings: readonly BackendWarningV1[];
+
+  /**
+   * Appends `tokens` to each sequence (creating it if its id is new) and returns its next-token logits, plus
+   * prompt logits where asked.
+   *
+   * @throws {BatchLimitError} more than `capabilities.maxBatchSize` sequences.
+   * @throws {InvalidInputError} an empty batch, empty `tokens`, or a token id outside `[0, vocabSize)`.
+   * @throws {SequenceError} a duplicate id in the call, or a `startPosition` that does not match.
+   * @throws {PositionLimitError} a sequence would grow past `model.maxPositions`.
+   * @throws {AbortError} `signal` was aborted.
+   */
+  doForward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1>;
+
+  /**
+   * Frees the sequences and their caches. Every known id in `ids` is released even when the call rejects.
+   *
+   * @throws {SequenceError} an id that is not live (never created or already released), or appears twice.
+   */
+  doRelease(ids: readonly string[]): Promise<void>;
+
+  /**
+   * Makes `toId` a copy of `fromId` (same tokens, same cache); afterwards the two evolve independently. Present
+   * exactly when `capabilities.fork` is true.
+   *
+   * @throws {SequenceError} `fromId` is not live (`unknown`) or `toId` is live (`exists`).
+   */
+  doFork?(fromId: string, toId: string): Promise<void>;
+
+  /** A snapshot of the live state. Synchronous and cheap. */
+  stats(): BackendStatsV1;
+
+  /** Releases every sequence and all resources (weights, native sessions). Idempotent. */
+  doDispose(): Promise<void>;
+}

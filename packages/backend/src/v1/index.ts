@@ -1,0 +1,14 @@
+export type { BackendV1 } from './backend-v1.js';
+export type {
+  BackendForwardOptionsV1,
+  BackendForwardResultV1,
+  BackendSequenceInputV1,
+  BackendSequenceResultV1,
+} from './backend-v1-forward.js';
+export type {
+  BackendCapabilitiesV1,
+  BackendGenerationDefaultsV1,
+  BackendModelV1,
+  BackendStatsV1,
+} from './backend-v1-model.js';
+export type { BackendWarningV1 } from './backend-v1-warning.js';

@@ -1,0 +1,83 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { WeightDtype } from './dtype.js';
+import type { PresetName } from './model-config.js';
+import { generatorRevision, modelKitVersion } from './version.js';
+import { writeModelDir, type WriteProgress } from './write-model-dir.js';
+
+/** Options of {@link ensureModelDir}. */
+export interface EnsureModelDirOptions {
+  /** Default 0. */
+  seed?: number;
+  /** Default {@link defaultModelCacheDir}. */
+  cacheDir?: string;
+  /** Default float32. */
+  dtype?: WeightDtype;
+  onProgress?: (progress: WriteProgress) => void;
+}
+
+/**
+ * The cache directory for generated models: `$GEN_MODEL_CACHE_DIR` when set, else `<repo>/.gen-cache/models` when
+ * this package sits inside the gen workspace (found by its `pnpm-workspace.yaml`), else
+ * `<os tmpdir>/gen-model-kit/models`.
+ */
+export function defaultModelCacheDir(): string {
+  const fromEnv = process.env['GEN_MODEL_CACHE_DIR'];
+  if (fromEnv) return fromEnv;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'pnpm-workspace.yaml'))) return join(dir, '.gen-cache', 'models');
+    const parent = dirname(dir);
+    if (parent === dir) return join(tmpdir(), 'gen-model-kit', 'models');
+    dir = parent;
+  }
+}
+
+const inFlight = new Map<string, Promise<string>>();
+
+/**
+ * Returns the directory of `preset` generated with `seed` (safetensors and ONNX), generating it into the cache the
+ * first time. The name `<preset>-<seed>-<version>` includes this package's version and generator revision, so a
+ * change of generator never serves stale files. Safe under concurrency: each writer fills a private temporary
+ * directory and renames it into place (atomic); a writer that loses the race discards its copy.
+ */
+export async function ensureModelDir(preset: PresetName, options: EnsureModelDirOptions = {}): Promise<string> {
+  const seed = options.seed ?? 0;
+  const dtype = options.dtype ?? 'float32';
+  const cacheDir = options.cacheDir ?? defaultModelCacheDir();
+  const name = `${preset}-${seed}-${modelKitVersion}r${generatorRevision}${dtype === 'float32' ? '' : `-${dtype}`}`;
+  const finalDir = join(cacheDir, name);
+  const pending = inFlight.get(finalDir);
+  if (pending !== undefined) return pending;
+  const promise = (async () => {
+    if (existsSync(finalDir)) return finalDir;
+    await mkdir(cacheDir, { recursive: true });
+    const temporary = join(cacheDir, `.tmp-${name}-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    try {
+      await writeModelDir({
+        preset,
+        seed,
+        dtype,
+        outDir: temporary,
+        ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+      });
+      await rename(temporary, finalDir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // Another process renamed its copy first: use that one.
+      if (!((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(finalDir))) throw error;
+    } finally {
+      await rm(temporary, { recursive: true, force: true });
+    }
+    return finalDir;
+  })();
+  inFlight.set(finalDir, promise);
+  try {
+    return await promise;
+  } finally {
+    inFlight.delete(finalDir);
+  }
+}

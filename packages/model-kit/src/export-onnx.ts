@@ -1,0 +1,111 @@
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { ModelDirectoryError } from './errors.js';
+import { parseHfConfig, type DecoderSpec } from './hf-config.js';
+import type { ExternalDataMode } from './onnx/write-onnx.js';
+import { openSafetensorsCheckpoint } from './safetensors.js';
+import { decoderTensors } from './weights.js';
+import { writeOnnxDecoder, type WriteProgress } from './write-model-dir.js';
+
+/** Options of {@link exportOnnx}. */
+export interface ExportOnnxOptions {
+  /** Where to write; default the model directory itself. A different directory also gets the model's config and
+   * tokenizer files, so it is a complete ONNX model directory. */
+  outDir?: string;
+  /** `auto` (default): `onnx/model.onnx_data` only above 2 GiB; `always` forces it, `never` forbids it. */
+  externalData?: ExternalDataMode;
+  onProgress?: (progress: WriteProgress) => void;
+}
+
+/** What {@link exportOnnx} wrote. */
+export interface ExportOnnxResult {
+  dir: string;
+  /** Files written, relative to `dir`. */
+  files: string[];
+  /** `model_type` of the exported model. */
+  architecture: DecoderSpec['architecture'];
+  /** Storage type of the checkpoint that was read (`mixed` when its tensors differ). */
+  sourceDtype: string;
+}
+
+/** Files besides the weights that make a model directory usable (copied when exporting to another directory). */
+const companionFiles = [
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'tokenizer.model',
+  'chat_template.jinja',
+  'chat_template.json',
+];
+
+/** Checkpoint tensors that carry nothing the forward pass needs (old Llama checkpoints saved rotary buffers). */
+const ignorable = /\.rotary_emb\.inv_freq$/;
+
+/**
+ * Converts a safetensors Llama-family model directory (llama, mistral or qwen2; float32, float16 or bfloat16;
+ * `model.safetensors` or shards with `model.safetensors.index.json`) to `onnx/model.onnx` in the Optimum layout,
+ * with float32 weights, so it can be served by an ONNX backend without Python. Reads one tensor at a time.
+ *
+ * Throws {@link InvalidModelConfigError} for configurations the graph cannot express and
+ * {@link ModelDirectoryError} for missing files, missing or misshapen tensors, and tensors the config does not
+ * account for (for example biases when `attention_bias` is false).
+ */
+export async function exportOnnx(dir: string, options: ExportOnnxOptions = {}): Promise<ExportOnnxResult> {
+  const configPath = join(dir, 'config.json');
+  const text = await readFile(configPath, 'utf8').catch((cause: unknown) => {
+    throw new ModelDirectoryError({ path: configPath, message: 'Cannot read config.json', cause });
+  });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ModelDirectoryError({ path: configPath, message: 'config.json is not valid JSON', cause });
+  }
+  const spec = parseHfConfig(json);
+  const checkpoint = await openSafetensorsCheckpoint(dir);
+  const expected = decoderTensors(spec);
+  const expectedNames = new Set(expected.map((t) => t.name));
+  for (const { name, shape } of expected) {
+    const found = checkpoint.tensors.get(name);
+    if (found === undefined) {
+      throw new ModelDirectoryError({ path: dir, message: `Tensor ${name} is missing from the checkpoint` });
+    }
+    if (found.shape.join() !== shape.join()) {
+      throw new ModelDirectoryError({
+        path: found.file,
+        message: `Tensor ${name} has shape [${found.shape.join(', ')}]; config.json implies [${shape.join(', ')}]`,
+      });
+    }
+  }
+  for (const name of checkpoint.tensors.keys()) {
+    const tiedHead = name === 'lm_head.weight' && spec.tieWordEmbeddings;
+    if (!expectedNames.has(name) && !tiedHead && !ignorable.test(name)) {
+      throw new ModelDirectoryError({
+        path: dir,
+        message: `Tensor ${name} is not part of a ${spec.architecture} model as config.json describes it`,
+      });
+    }
+  }
+  const outDir = options.outDir ?? dir;
+  await mkdir(outDir, { recursive: true });
+  if (resolve(outDir) !== resolve(dir)) {
+    for (const name of companionFiles) {
+      await copyFile(join(dir, name), join(outDir, name)).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+    }
+  }
+  const files = await writeOnnxDecoder(
+    outDir,
+    spec,
+    { read: (name) => checkpoint.readFloat32(name) },
+    options.externalData,
+    options.onProgress,
+  );
+  return { dir: outDir, files, architecture: spec.architecture, sourceDtype: checkpoint.dtype };
+}

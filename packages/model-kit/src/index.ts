@@ -1,0 +1,11 @@
+export { writeModelDir, planModelDir } from './write-model-dir.js';
+export type { ModelDirInfo, ModelFormat, WriteModelDirOptions, WriteProgress } from './write-model-dir.js';
+export { ensureModelDir, defaultModelCacheDir } from './ensure-model-dir.js';
+export type { EnsureModelDirOptions } from './ensure-model-dir.js';
+export { exportOnnx } from './export-onnx.js';
+export type { ExportOnnxOptions, ExportOnnxResult } from './export-onnx.js';
+export { presets, resolveModelConfig } from './model-config.js';
+export type { Architecture, ChatFormat, ModelConfig, PresetName } from './model-config.js';
+export type { WeightDtype } from './dtype.js';
+export type { ExternalDataMode } from './onnx/write-onnx.js';
+export { InvalidModelConfigError, ModelDirectoryError, ModelKitError } from './errors.js';

@@ -1,0 +1,203 @@
+import { ropeInverseFrequencies, type DecoderSpec } from '../hf-config.js';
+import { decoderTensors, elementCount, type WeightSource } from '../weights.js';
+import { attr, GraphBuilder } from './graph-builder.js';
+import { DataType, type GraphSpec, type ValueInfoSpec } from './onnx-proto.js';
+
+/** ONNX opset of the decoder graph (standard domain only). */
+export const decoderOpsetVersion = 17;
+
+/** Largest finite float32: masked attention scores are set to its negative, as transformers does. */
+const float32Lowest = -3.4028234663852886e38;
+
+/**
+ * Builds the decoder in the Optimum / onnx-community layout, from standard opset-17 operators only:
+ *
+ * - inputs `input_ids` [batch, seq] int64, `attention_mask` [batch, past+seq] int64, `position_ids` [batch, seq]
+ *   int64, `past_key_values.{i}.key|value` [batch, kv_heads, past, head_dim] float32;
+ * - outputs `logits` [batch, seq, vocab] and `present.{i}.key|value` [batch, kv_heads, past+seq, head_dim].
+ *
+ * Attention follows transformers' Llama: RMSNorm, rotary embeddings in the `rotate_half` layout with cos/sin
+ * computed from `position_ids` (so any position works, and rope scaling is folded into the inverse frequencies),
+ * a mask that is causal over cache positions AND `attention_mask` (so left and right padding both work; masked
+ * scores become the lowest float32, so fully padded rows stay finite), and grouped-query attention in which query
+ * head h reads key/value head floor(h / (heads / kv_heads)) — computed by broadcasting the query groups against
+ * each key/value head, which equals repeating the key/value heads. Linear weights are stored transposed
+ * (`[in, out]`) for MatMul, as the PyTorch exporter does; a tied `lm_head` is a Transpose of the embedding.
+ */
+export function buildDecoderGraph(spec: DecoderSpec, weights: WeightSource): GraphSpec {
+  const g = new GraphBuilder();
+  const { numHeads, numKvHeads: kvHeads, headDim: d } = spec;
+  const groups = numHeads / kvHeads;
+  const shapes = new Map(decoderTensors(spec).map((t) => [t.name, t.shape]));
+
+  const plain = (name: string): string => {
+    const shape = shapes.get(name)!;
+    return g.weight(name, shape, {
+      byteLength: elementCount(shape) * 4,
+      produce: async () => bytesOf(await weights.read(name)),
+    });
+  };
+  // A projection weight [out, in] is stored as [in, out] under a name that says so.
+  const transposed = (name: string): string => {
+    const [rows, cols] = shapes.get(name)! as [number, number];
+    return g.weight(`${name}.transposed`, [cols, rows], {
+      byteLength: rows * cols * 4,
+      produce: async () => bytesOf(transpose(await weights.read(name), rows, cols)),
+    });
+  };
+  const linear = (scope: string, input: string, name: string, bias: boolean): string => {
+    const product = g.op1(scope, 'MatMul', [input, transposed(`${name}.weight`)]);
+    return bias ? g.op1(scope, 'Add', [product, plain(`${name}.bias`)]) : product;
+  };
+  const eps = g.float32([spec.rmsNormEps], []);
+  const two = g.float32([2], []);
+  const rmsNorm = (scope: string, input: string, weightName: string): string => {
+    const squared = g.op1(scope, 'Pow', [input, two]);
+    const mean = g.op1(scope, 'ReduceMean', [squared], { axes: attr.ints([-1]), keepdims: attr.int(1) });
+    const root = g.op1(scope, 'Sqrt', [g.op1(scope, 'Add', [mean, eps])]);
+    const normed = g.op1(scope, 'Div', [input, root]);
+    return g.op1(scope, 'Mul', [plain(weightName), normed]);
+  };
+  const halfSplit = g.int64([d / 2, d / 2]);
+  const rotate = (scope: string, x: string, cos: string, sin: string): string => {
+    const [x1, x2] = g.op(scope, 'Split', [x, halfSplit], { axis: attr.int(-1) }, 2) as [string, string];
+    const rotated = g.op1(scope, 'Concat', [g.op1(scope, 'Neg', [x2]), x1], { axis: attr.int(-1) });
+    return g.op1(scope, 'Add', [g.op1(scope, 'Mul', [x, cos]), g.op1(scope, 'Mul', [rotated, sin])]);
+  };
+
+  // Embedding.
+  let hidden = g.op1('/model/embed_tokens', 'Gather', [plain('model.embed_tokens.weight'), 'input_ids'], {
+    axis: attr.int(0),
+  });
+
+  // Rotary tables from position_ids: [batch, seq, head_dim] -> broadcastable shapes for keys and query groups.
+  const rotary = '/model/rotary_emb';
+  const positions = g.op1(rotary, 'Cast', ['position_ids'], { to: attr.int(DataType.FLOAT) });
+  const positionColumn = g.op1(rotary, 'Unsqueeze', [positions, g.int64([-1])]);
+  const freqs = g.op1(rotary, 'Mul', [positionColumn, g.float32(ropeInverseFrequencies(spec))]);
+  const angles = g.op1(rotary, 'Concat', [freqs, freqs], { axis: attr.int(-1) });
+  const cos = g.op1(rotary, 'Cos', [angles]);
+  const sin = g.op1(rotary, 'Sin', [angles]);
+  const cosKeys = g.op1(rotary, 'Unsqueeze', [cos, g.int64([1])]);
+  const sinKeys = g.op1(rotary, 'Unsqueeze', [sin, g.int64([1])]);
+  const cosQueries = g.op1(rotary, 'Unsqueeze', [cos, g.int64([1, 2])]);
+  const sinQueries = g.op1(rotary, 'Unsqueeze', [sin, g.int64([1, 2])]);
+
+  // Mask [batch, 1, 1, seq, total]: key j is visible to query i (at cache position past + i) when
+  // j <= past + i (and past + i - j < window, with a sliding window) and attention_mask[b, j] = 1.
+  const m = '/model/mask';
+  const seqLength = g.op1(m, 'Shape', ['input_ids'], { start: attr.int(1), end: attr.int(2) });
+  const totalLength = g.op1(m, 'Shape', ['attention_mask'], { start: attr.int(1), end: attr.int(2) });
+  const pastLength = g.op1(m, 'Sub', [totalLength, seqLength]);
+  const scalarAxis = g.int64([0]);
+  const total = g.op1(m, 'Squeeze', [totalLength, scalarAxis]);
+  const past = g.op1(m, 'Squeeze', [pastLength, scalarAxis]);
+  const zero = g.int64([0], []);
+  const one = g.int64([1], []);
+  const keyPositions = g.op1(m, 'Range', [zero, total, one]);
+  const queryPositions = g.op1(m, 'Unsqueeze', [g.op1(m, 'Range', [past, total, one]), g.int64([1])]);
+  let visible = g.op1(m, 'LessOrEqual', [keyPositions, queryPositions]);
+  if (spec.slidingWindow !== null) {
+    const distance = g.op1(m, 'Sub', [queryPositions, keyPositions]);
+    const inWindow = g.op1(m, 'Less', [distance, g.int64([spec.slidingWindow], [])]);
+    visible = g.op1(m, 'And', [visible, inWindow]);
+  }
+  const keep = g.op1(m, 'Cast', ['attention_mask'], { to: attr.int(DataType.BOOL) });
+  const keepRows = g.op1(m, 'Unsqueeze', [keep, g.int64([1, 2, 3])]);
+  const mask = g.op1(m, 'And', [visible, keepRows]);
+  const lowest = g.float32([float32Lowest], []);
+  const scale = g.float32([1 / Math.sqrt(d)], []);
+  const querySplit = g.int64([0, 0, kvHeads, groups, d]);
+  const kvSplit = g.int64([0, 0, kvHeads, d]);
+  const merged = g.int64([0, 0, numHeads * d]);
+
+  for (let i = 0; i < spec.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    const s = `/model/layers.${i}`;
+    const a = `${s}/self_attn`;
+    const normed = rmsNorm(`${s}/input_layernorm`, hidden, `${p}.input_layernorm.weight`);
+    const q = linear(`${a}/q_proj`, normed, `${p}.self_attn.q_proj`, spec.qkvBias);
+    const k = linear(`${a}/k_proj`, normed, `${p}.self_attn.k_proj`, spec.qkvBias);
+    const v = linear(`${a}/v_proj`, normed, `${p}.self_attn.v_proj`, spec.qkvBias);
+    // Queries as [batch, kv_heads, groups, seq, head_dim]; keys and values as [batch, kv_heads, seq, head_dim].
+    const queries = g.op1(a, 'Transpose', [g.op1(a, 'Reshape', [q, querySplit])], { perm: attr.ints([0, 2, 3, 1, 4]) });
+    const keys = g.op1(a, 'Transpose', [g.op1(a, 'Reshape', [k, kvSplit])], { perm: attr.ints([0, 2, 1, 3]) });
+    const values = g.op1(a, 'Transpose', [g.op1(a, 'Reshape', [v, kvSplit])], { perm: attr.ints([0, 2, 1, 3]) });
+    const rotatedQueries = rotate(a, queries, cosQueries, sinQueries);
+    const rotatedKeys = rotate(a, keys, cosKeys, sinKeys);
+    const presentKey = `present.${i}.key`;
+    const presentValue = `present.${i}.value`;
+    g.opNamed(a, 'Concat', [`past_key_values.${i}.key`, rotatedKeys], [presentKey], { axis: attr.int(2) });
+    g.opNamed(a, 'Concat', [`past_key_values.${i}.value`, values], [presentValue], { axis: attr.int(2) });
+    const keysT = g.op1(a, 'Transpose', [presentKey], { perm: attr.ints([0, 1, 3, 2]) });
+    const scores = g.op1(a, 'MatMul', [rotatedQueries, g.op1(a, 'Unsqueeze', [keysT, g.int64([2])])]);
+    const scaled = g.op1(a, 'Mul', [scores, scale]);
+    const masked = g.op1(a, 'Where', [mask, scaled, lowest]);
+    const probabilities = g.op1(a, 'Softmax', [masked], { axis: attr.int(-1) });
+    const context = g.op1(a, 'MatMul', [probabilities, g.op1(a, 'Unsqueeze', [presentValue, g.int64([2])])]);
+    const contextRows = g.op1(a, 'Transpose', [context], { perm: attr.ints([0, 3, 1, 2, 4]) });
+    const attended = g.op1(a, 'Reshape', [contextRows, merged]);
+    const output = linear(`${a}/o_proj`, attended, `${p}.self_attn.o_proj`, spec.outputBias);
+    hidden = g.op1(s, 'Add', [hidden, output]);
+
+    const mlp = `${s}/mlp`;
+    const normed2 = rmsNorm(`${s}/post_attention_layernorm`, hidden, `${p}.post_attention_layernorm.weight`);
+    const gate = linear(`${mlp}/gate_proj`, normed2, `${p}.mlp.gate_proj`, spec.mlpBias);
+    const up = linear(`${mlp}/up_proj`, normed2, `${p}.mlp.up_proj`, spec.mlpBias);
+    const activated = g.op1(`${mlp}/act_fn`, 'Mul', [gate, g.op1(`${mlp}/act_fn`, 'Sigmoid', [gate])]);
+    const down = linear(`${mlp}/down_proj`, g.op1(mlp, 'Mul', [activated, up]), `${p}.mlp.down_proj`, spec.mlpBias);
+    hidden = g.op1(s, 'Add', [hidden, down]);
+  }
+
+  const final = rmsNorm('/model/norm', hidden, 'model.norm.weight');
+  const head = spec.tieWordEmbeddings
+    ? g.op1('/lm_head', 'Transpose', ['model.embed_tokens.weight'], { perm: attr.ints([1, 0]) })
+    : transposed('lm_head.weight');
+  g.opNamed('/lm_head', 'MatMul', [final, head], ['logits']);
+
+  const kvDims = (length: string) => ['batch_size', kvHeads, length, d];
+  const inputs: ValueInfoSpec[] = [
+    { name: 'input_ids', elemType: DataType.INT64, dims: ['batch_size', 'sequence_length'] },
+    { name: 'attention_mask', elemType: DataType.INT64, dims: ['batch_size', 'past_sequence_length + 1'] },
+    { name: 'position_ids', elemType: DataType.INT64, dims: ['batch_size', 'sequence_length'] },
+  ];
+  const outputs: ValueInfoSpec[] = [
+    { name: 'logits', elemType: DataType.FLOAT, dims: ['batch_size', 'sequence_length', spec.vocabSize] },
+  ];
+  for (let i = 0; i < spec.numLayers; i++) {
+    for (const kind of ['key', 'value']) {
+      inputs.push({
+        name: `past_key_values.${i}.${kind}`,
+        elemType: DataType.FLOAT,
+        dims: kvDims('past_sequence_length'),
+      });
+      outputs.push({
+        name: `present.${i}.${kind}`,
+        elemType: DataType.FLOAT,
+        dims: kvDims('past_sequence_length + sequence_length'),
+      });
+    }
+  }
+  return { name: 'main_graph', nodes: g.nodes, initializers: g.initializers, inputs, outputs };
+}
+
+function bytesOf(values: Float32Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/** `[rows, cols]` row-major -> `[cols, rows]`, in cache-friendly tiles. */
+export function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  const tile = 32;
+  for (let r0 = 0; r0 < rows; r0 += tile) {
+    const r1 = Math.min(rows, r0 + tile);
+    for (let c0 = 0; c0 < cols; c0 += tile) {
+      const c1 = Math.min(cols, c0 + tile);
+      for (let r = r0; r < r1; r++) {
+        const rowOffset = r * cols;
+        for (let c = c0; c < c1; c++) out[c * rows + r] = values[rowOffset + c]!;
+      }
+    }
+  }
+  return out;
+}

@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WeightDtype } from './dtype.js';
 import type { PresetName } from './model-config.js';
-import { generatorRevision, modelKitVersion } from './version.js';
+import { generatorFingerprint, modelKitVersion } from './version.js';
 import { writeModelDir, type WriteProgress } from './write-model-dir.js';
 
 /** Options of {@link ensureModelDir}. */
@@ -14,7 +14,7 @@ export interface EnsureModelDirOptions {
   seed?: number;
   /** Default {@link defaultModelCacheDir}. */
   cacheDir?: string;
-  /** Default float32. */
+  /** Storage type of `model.safetensors`; default float32. */
   dtype?: WeightDtype;
   onProgress?: (progress: WriteProgress) => void;
 }
@@ -39,16 +39,21 @@ export function defaultModelCacheDir(): string {
 const inFlight = new Map<string, Promise<string>>();
 
 /**
- * Returns the directory of `preset` generated with `seed` (safetensors and ONNX), generating it into the cache the
- * first time. The name `<preset>-<seed>-<version>` includes this package's version and generator revision, so a
- * change of generator never serves stale files. Safe under concurrency: each writer fills a private temporary
- * directory and renames it into place (atomic); a writer that loses the race discards its copy.
+ * Returns the directory of `preset` generated with `seed` (safetensors and ONNX, plus config and tokenizer),
+ * generating it into the cache the first time: `<cacheDir>/<preset>-<seed>-<version>-<fingerprint>[-<dtype>]`,
+ * where the fingerprint hashes this package's code, so a changed generator never serves stale files (older
+ * copies of the same preset and seed are removed when a new one is made).
+ *
+ * Safe under concurrency, within a process and across processes: each writer fills a private temporary directory
+ * and renames it into place (atomic); a writer that loses the race discards its copy and returns the winner's.
  */
 export async function ensureModelDir(preset: PresetName, options: EnsureModelDirOptions = {}): Promise<string> {
   const seed = options.seed ?? 0;
   const dtype = options.dtype ?? 'float32';
   const cacheDir = options.cacheDir ?? defaultModelCacheDir();
-  const name = `${preset}-${seed}-${modelKitVersion}r${generatorRevision}${dtype === 'float32' ? '' : `-${dtype}`}`;
+  const prefix = `${preset}-${seed}-`;
+  const suffix = dtype === 'float32' ? '' : `-${dtype}`;
+  const name = `${prefix}${modelKitVersion}-${generatorFingerprint()}${suffix}`;
   const finalDir = join(cacheDir, name);
   const pending = inFlight.get(finalDir);
   if (pending !== undefined) return pending;
@@ -72,6 +77,7 @@ export async function ensureModelDir(preset: PresetName, options: EnsureModelDir
     } finally {
       await rm(temporary, { recursive: true, force: true });
     }
+    await removeOlderCopies(cacheDir, prefix, suffix, name);
     return finalDir;
   })();
   inFlight.set(finalDir, promise);
@@ -79,5 +85,17 @@ export async function ensureModelDir(preset: PresetName, options: EnsureModelDir
     return await promise;
   } finally {
     inFlight.delete(finalDir);
+  }
+}
+
+/** Removes copies of the same preset, seed and dtype made by other versions of the generator. */
+async function removeOlderCopies(cacheDir: string, prefix: string, suffix: string, keep: string): Promise<void> {
+  const pattern = /^[^-]+-[0-9a-f]{12}(-[a-z0-9]+)?$/;
+  for (const entry of await readdir(cacheDir)) {
+    if (entry === keep || !entry.startsWith(prefix)) continue;
+    const rest = entry.slice(prefix.length);
+    const match = pattern.exec(rest);
+    if (match === null || (match[1] ?? '') !== suffix) continue;
+    await rm(join(cacheDir, entry), { recursive: true, force: true }).catch(() => undefined);
   }
 }

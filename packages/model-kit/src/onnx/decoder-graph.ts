@@ -84,7 +84,7 @@ export function buildDecoderGraph(spec: DecoderSpec, weights: WeightSource): Gra
   const sinQueries = g.op1(rotary, 'Unsqueeze', [sin, g.int64([1, 2])]);
 
   // Mask [batch, 1, 1, seq, total]: key j is visible to query i (at cache position past + i) when
-  // j <= past + i (and past + i - j < window, with a sliding window) and attention_mask[b, j] = 1.
+  // j <= past + i and attention_mask[b, j] = 1 (and, with a sliding window, j is fewer than window tokens back).
   const m = '/model/mask';
   const seqLength = g.op1(m, 'Shape', ['input_ids'], { start: attr.int(1), end: attr.int(2) });
   const totalLength = g.op1(m, 'Shape', ['attention_mask'], { start: attr.int(1), end: attr.int(2) });
@@ -96,15 +96,22 @@ export function buildDecoderGraph(spec: DecoderSpec, weights: WeightSource): Gra
   const one = g.int64([1], []);
   const keyPositions = g.op1(m, 'Range', [zero, total, one]);
   const queryPositions = g.op1(m, 'Unsqueeze', [g.op1(m, 'Range', [past, total, one]), g.int64([1])]);
-  let visible = g.op1(m, 'LessOrEqual', [keyPositions, queryPositions]);
-  if (spec.slidingWindow !== null) {
-    const distance = g.op1(m, 'Sub', [queryPositions, keyPositions]);
-    const inWindow = g.op1(m, 'Less', [distance, g.int64([spec.slidingWindow], [])]);
-    visible = g.op1(m, 'And', [visible, inWindow]);
-  }
+  const visible = g.op1(m, 'LessOrEqual', [keyPositions, queryPositions]);
   const keep = g.op1(m, 'Cast', ['attention_mask'], { to: attr.int(DataType.BOOL) });
   const keepRows = g.op1(m, 'Unsqueeze', [keep, g.int64([1, 2, 3])]);
-  const mask = g.op1(m, 'And', [visible, keepRows]);
+  let mask = g.op1(m, 'And', [visible, keepRows]);
+  if (spec.slidingWindow !== null) {
+    // The window counts real tokens (running sum of attention_mask), not cache slots, so padding anywhere in the
+    // cache does not shrink it; without padding this is transformers' cache-position window.
+    const tokenIndex = g.op1(m, 'CumSum', ['attention_mask', g.int64([1], [])]);
+    const queryIndex = g.op1(m, 'Slice', [tokenIndex, pastLength, totalLength, g.int64([1])]);
+    const distance = g.op1(m, 'Sub', [
+      g.op1(m, 'Unsqueeze', [queryIndex, g.int64([2])]),
+      g.op1(m, 'Unsqueeze', [tokenIndex, g.int64([1])]),
+    ]);
+    const inWindow = g.op1(m, 'Less', [distance, g.int64([spec.slidingWindow], [])]);
+    mask = g.op1(m, 'And', [mask, g.op1(m, 'Unsqueeze', [inWindow, g.int64([1, 2])])]);
+  }
   const lowest = g.float32([float32Lowest], []);
   const scale = g.float32([1 / Math.sqrt(d)], []);
   const querySplit = g.int64([0, 0, kvHeads, groups, d]);

@@ -78,6 +78,7 @@ export function loadReferenceModel(dir: string): ReferenceModel {
     rope_theta?: number;
     sliding_window?: number | null;
     rope_scaling?: Record<string, number | string> | null;
+    tie_word_embeddings?: boolean;
   };
   const tensors = readTensors(dir);
   const get = (name: string): Matrix | undefined => {
@@ -98,7 +99,7 @@ export function loadReferenceModel(dir: string): ReferenceModel {
   const eps = config.rms_norm_eps;
   const theta = config.rope_theta ?? 10000;
   const window = config.model_type === 'mistral' ? (config.sliding_window ?? null) : null;
-  const lmHead = get('lm_head.weight') ?? need('model.embed_tokens.weight');
+  const lmHead = config.tie_word_embeddings ? need('model.embed_tokens.weight') : need('lm_head.weight');
 
   // Inverse frequencies in float64, with rope_scaling (linear or llama3) applied as transformers does.
   const invFreq = Array.from({ length: headDim / 2 }, (_, i) => 1 / theta ** ((2 * i) / headDim));

@@ -121,7 +121,7 @@ describe.each(['llama3', 'chatml'] as const)('%s tokenizer files', (format) => {
     const ids = tokenizer.encode(text, { add_special_tokens: false }).ids;
     expect(tokenizer.decode(ids)).toBe(text);
     const eos = built.tokenIds.eos[format === 'llama3' ? 1 : 0]!; // <|eot_id|> / <|im_end|>
-    expect(ids.filter((id) => id === eos)).toHaveLength(format === 'llama3' ? 3 : 4);
+    expect(ids.filter((id: number) => id === eos)).toHaveLength(format === 'llama3' ? 3 : 4);
   });
 });
 

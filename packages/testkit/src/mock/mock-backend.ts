@@ -1,0 +1,320 @@
+import {
+  AbortError,
+  BackendDisposedError,
+  BatchLimitError,
+  InvalidInputError,
+  PositionLimitError,
+  SequenceError,
+  type BackendCapabilitiesV1,
+  type BackendForwardOptionsV1,
+  type BackendForwardResultV1,
+  type BackendModelV1,
+  type BackendSequenceResultV1,
+  type BackendStatsV1,
+  type BackendV1,
+  type BackendWarningV1,
+} from '@gen/backend';
+
+/** One validated `doForward` call as the mock saw it (for assertions in engine tests). */
+export interface MockForwardCall {
+  /** 0 for the first call of this backend. */
+  readonly index: number;
+  /** The batch: ids, appended tokens, and the length each sequence had before the call. */
+  readonly sequences: readonly {
+    readonly id: string;
+    readonly tokens: readonly number[];
+    readonly startPosition: number;
+  }[];
+}
+
+/** Settings of {@link createMockBackend}. */
+export interface MockBackendSettings {
+  /** Default 64. */
+  vocabSize?: number;
+  /** Default 256. */
+  maxPositions?: number;
+  /** Default 16. */
+  maxBatchSize?: number;
+  /** Default `[1]`. */
+  eosTokenIds?: readonly number[];
+  /** Default 0. */
+  bosTokenId?: number;
+  /** Changes the default logits function. Default 0. */
+  seed?: number;
+  /** Whether prompt logits are supported (else requests get an `unsupported-option` warning). Default true. */
+  promptLogits?: boolean;
+  /** Whether `doFork` exists. Default true. */
+  fork?: boolean;
+  /** Delay of every `doForward`, in milliseconds, abortable. A function gets the call. Default 0. */
+  latencyMs?: number | ((call: MockForwardCall) => number);
+  /**
+   * Replaces the default logits: fills `out` (`[vocabSize]`, zeroed) with the logits after `history` (the whole
+   * token history of the sequence up to and including the position). Must be deterministic.
+   */
+  logits?: (history: readonly number[], out: Float32Array) => void;
+  /** Return an error to make that call reject with it (after validation and latency; nothing changes). */
+  failure?: (call: MockForwardCall) => Error | undefined;
+  /** Default `mock`. */
+  backendId?: string;
+}
+
+/** The mock backend: a {@link BackendV1} plus what engine tests want to inspect. */
+export interface MockBackend extends BackendV1 {
+  /** Every validated `doForward` call, in order. */
+  readonly calls: readonly MockForwardCall[];
+  /** The token history of a live sequence, or `undefined`. */
+  history(id: string): readonly number[] | undefined;
+}
+
+interface MockSequence {
+  tokens: number[];
+  state: number;
+}
+
+/** murmur3 finalizer: a good 32-bit mix. */
+function mix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+const nextState = (state: number, token: number): number => mix((state ^ Math.imul(token + 1, 0x9e3779b1)) >>> 0);
+
+function hashedLogits(state: number, out: Float32Array): void {
+  for (let v = 0; v < out.length; v++) out[v] = (mix((state + Math.imul(v + 1, 0x27d4eb2f)) >>> 0) / 2 ** 32) * 8 - 4;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new AbortError({ cause: signal?.reason }));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Creates a deterministic mock backend for engine and server tests. Its logits are a pure function of each
+ * sequence's token history (a hash by default, or `settings.logits`), so prefill, decode, batching and fork agree
+ * exactly; it validates inputs and reports errors exactly like a real backend, supports abort, overlapping
+ * calls, configurable latency and injected failures, and passes the structural parts of the conformance suite.
+ */
+export function createMockBackend(settings: MockBackendSettings = {}): MockBackend {
+  const backend = new Mock(settings);
+  if (settings.fork === false) Object.defineProperty(backend, 'doFork', { value: undefined });
+  return backend;
+}
+
+class Mock implements MockBackend {
+  readonly specificationVersion = 'v1';
+  readonly backendId: string;
+  readonly model: BackendModelV1;
+  readonly capabilities: BackendCapabilitiesV1;
+  readonly warnings: readonly BackendWarningV1[] = [];
+  readonly calls: MockForwardCall[] = [];
+  private readonly settings: MockBackendSettings;
+  private readonly sequences = new Map<string, MockSequence>();
+  private readonly seedState: number;
+  private tail: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  constructor(settings: MockBackendSettings) {
+    this.settings = settings;
+    const vocabSize = settings.vocabSize ?? 64;
+    this.backendId = settings.backendId ?? 'mock';
+    this.seedState = mix((settings.seed ?? 0) + 0x51ed27);
+    this.model = {
+      architecture: 'MockForCausalLM',
+      modelType: 'mock',
+      vocabSize,
+      maxPositions: settings.maxPositions ?? 256,
+      eosTokenIds: settings.eosTokenIds ?? [1],
+      bosTokenId: settings.bosTokenId ?? 0,
+      dtype: 'float32',
+    };
+    this.capabilities = {
+      maxBatchSize: settings.maxBatchSize ?? 16,
+      device: 'mock',
+      promptLogits: settings.promptLogits ?? true,
+      fork: settings.fork ?? true,
+    };
+  }
+
+  history(id: string): readonly number[] | undefined {
+    return this.sequences.get(id)?.tokens;
+  }
+
+  doForward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
+    return this.serial(() => this.forward(options));
+  }
+
+  doRelease(ids: readonly string[]): Promise<void> {
+    return this.serial(() => {
+      this.live();
+      const seen = new Set<string>();
+      let problem: SequenceError | undefined;
+      for (const id of ids) {
+        if (seen.has(id)) {
+          problem ??= new SequenceError({
+            sequenceId: id,
+            reason: 'duplicate',
+            message: `id ${JSON.stringify(id)} is listed twice`,
+          });
+          continue;
+        }
+        seen.add(id);
+        if (!this.sequences.delete(id)) {
+          problem ??= new SequenceError({
+            sequenceId: id,
+            reason: 'unknown',
+            message: `sequence ${JSON.stringify(id)} is not live`,
+          });
+        }
+      }
+      if (problem !== undefined) throw problem;
+    });
+  }
+
+  doFork(fromId: string, toId: string): Promise<void> {
+    return this.serial(() => {
+      this.live();
+      const source = this.sequences.get(fromId);
+      if (source === undefined) {
+        throw new SequenceError({
+          sequenceId: fromId,
+          reason: 'unknown',
+          message: `sequence ${JSON.stringify(fromId)} is not live`,
+        });
+      }
+      if (this.sequences.has(toId)) {
+        throw new SequenceError({
+          sequenceId: toId,
+          reason: 'exists',
+          message: `sequence ${JSON.stringify(toId)} is live`,
+        });
+      }
+      this.sequences.set(toId, { tokens: [...source.tokens], state: source.state });
+    });
+  }
+
+  stats(): BackendStatsV1 {
+    let cachedTokens = 0;
+    for (const sequence of this.sequences.values()) cachedTokens += sequence.tokens.length;
+    return { sequences: this.sequences.size, cachedTokens, kvCacheBytes: cachedTokens * 8 };
+  }
+
+  doDispose(): Promise<void> {
+    return this.serial(() => {
+      this.disposed = true;
+      this.sequences.clear();
+    });
+  }
+
+  private serial<T>(task: () => Promise<T> | T): Promise<T> {
+    const result = this.tail.then(task);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private live(): void {
+    if (this.disposed) throw new BackendDisposedError(this.backendId);
+  }
+
+  private async forward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
+    this.live();
+    AbortError.throwIfAborted(options.signal);
+    const { vocabSize, maxPositions } = this.model;
+    const inputs = options.sequences;
+    if (inputs.length === 0) throw new InvalidInputError({ message: 'doForward needs at least one sequence' });
+    if (inputs.length > this.capabilities.maxBatchSize) {
+      throw new BatchLimitError({ batchSize: inputs.length, maxBatchSize: this.capabilities.maxBatchSize });
+    }
+    const seen = new Set<string>();
+    const batch: { id: string; tokens: number[]; startPosition: number }[] = [];
+    for (const input of inputs) {
+      const { id } = input;
+      if (seen.has(id))
+        throw new SequenceError({
+          sequenceId: id,
+          reason: 'duplicate',
+          message: `id ${JSON.stringify(id)} appears twice`,
+        });
+      seen.add(id);
+      const tokens = Array.from(input.tokens);
+      if (tokens.length === 0)
+        throw new InvalidInputError({ sequenceId: id, message: `sequence ${JSON.stringify(id)} has no tokens` });
+      const bad = tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
+      if (bad !== undefined) {
+        throw new InvalidInputError({ sequenceId: id, message: `token ${bad} is not an integer in [0, ${vocabSize})` });
+      }
+      const existing = this.sequences.get(id);
+      const start = existing?.tokens.length ?? 0;
+      if (input.startPosition !== undefined && input.startPosition !== start) {
+        throw new SequenceError({
+          sequenceId: id,
+          reason: existing === undefined ? 'unknown' : 'position-mismatch',
+          message: `sequence ${JSON.stringify(id)} holds ${start} tokens, startPosition is ${input.startPosition}`,
+        });
+      }
+      if (start + tokens.length > maxPositions) {
+        throw new PositionLimitError({ sequenceId: id, requestedPositions: start + tokens.length, maxPositions });
+      }
+      batch.push({ id, tokens, startPosition: start });
+    }
+    const call: MockForwardCall = { index: this.calls.length, sequences: batch };
+    this.calls.push(call);
+    const latency =
+      typeof this.settings.latencyMs === 'function' ? this.settings.latencyMs(call) : (this.settings.latencyMs ?? 0);
+    if (latency > 0) await sleep(latency, options.signal);
+    AbortError.throwIfAborted(options.signal);
+    const failure = this.settings.failure?.(call);
+    if (failure !== undefined) throw failure;
+
+    const warnings: BackendWarningV1[] = [];
+    const logits = new Float32Array(inputs.length * vocabSize);
+    const results: BackendSequenceResultV1[] = [];
+    const updated: MockSequence[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const { id, tokens } = batch[i]!;
+      const existing = this.sequences.get(id);
+      // Work on a copy so that a throwing custom logits function leaves every sequence unchanged.
+      const sequence = { tokens: [...(existing?.tokens ?? [])], state: existing?.state ?? this.seedState };
+      const wantPrompt = inputs[i]!.wantPromptLogits === true;
+      const prompt =
+        wantPrompt && this.capabilities.promptLogits ? new Float32Array(tokens.length * vocabSize) : undefined;
+      if (wantPrompt && prompt === undefined) {
+        warnings.push({ type: 'unsupported-option', option: 'wantPromptLogits', sequenceId: id });
+      }
+      for (let j = 0; j < tokens.length; j++) {
+        sequence.tokens.push(tokens[j]!);
+        sequence.state = nextState(sequence.state, tokens[j]!);
+        const isLast = j === tokens.length - 1;
+        if (prompt === undefined && !isLast) continue;
+        const row =
+          prompt !== undefined
+            ? prompt.subarray(j * vocabSize, (j + 1) * vocabSize)
+            : logits.subarray(i * vocabSize, (i + 1) * vocabSize);
+        if (this.settings.logits !== undefined) this.settings.logits(sequence.tokens.slice(), row);
+        else hashedLogits(sequence.state, row);
+        if (isLast && prompt !== undefined) logits.set(row, i * vocabSize);
+      }
+      updated.push(sequence);
+      results.push({
+        id,
+        logits: logits.subarray(i * vocabSize, (i + 1) * vocabSize),
+        length: sequence.tokens.length,
+        ...(prompt === undefined ? {} : { promptLogits: prompt }),
+      });
+    }
+    batch.forEach(({ id }, i) => this.sequences.set(id, updated[i]!));
+    return { logits, sequences: results, warnings };
+  }
+}

@@ -1,0 +1,1 @@
+export { createJsBackend, type JsBackendSettings } from './js-backend.js';

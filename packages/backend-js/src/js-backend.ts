@@ -1,0 +1,269 @@
+import {
+  AbortError,
+  BackendDisposedError,
+  BatchLimitError,
+  describeModel,
+  InvalidInputError,
+  loadDecoderWeights,
+  PositionLimitError,
+  readModelDirectory,
+  SequenceError,
+  type BackendCapabilitiesV1,
+  type BackendForwardOptionsV1,
+  type BackendForwardResultV1,
+  type BackendModelV1,
+  type BackendSequenceResultV1,
+  type BackendStatsV1,
+  type BackendV1,
+  type BackendWarningV1,
+} from '@gen/backend';
+import { Decoder, type Segment } from './decoder.js';
+import { KvCache } from './kv-cache.js';
+import { SerialQueue } from './serial-queue.js';
+
+/** Settings of {@link createJsBackend}. */
+export interface JsBackendSettings {
+  /**
+   * A Hugging Face model directory: `config.json` (`model_type` llama, mistral or qwen2), optional
+   * `generation_config.json`, and `model.safetensors` or `model.safetensors.index.json` with its shards (F32,
+   * F16 or BF16; everything is converted to float32 in memory).
+   */
+  modelDir: string;
+  /** Most sequences per `doForward` call. Default 32. */
+  maxBatchSize?: number;
+  /**
+   * Position limit per sequence, at most the model's `max_position_embeddings` (a larger value is clamped, with
+   * an `unsupported-setting` warning). Default: `max_position_embeddings`.
+   */
+  maxPositions?: number;
+}
+
+/**
+ * Creates the pure-TypeScript backend: the Llama / Mistral / Qwen2 decoder computed in float32 on the CPU, on
+ * the main thread, with no native dependency. It is the numerical reference other backends are tested against;
+ * it is not fast (a decode step reads every weight once, about 4 bytes per parameter).
+ *
+ * Supports prompt logits, fork, abort (checked before every layer, the call yielding to the event loop there) and
+ * overlapping calls (run one after another). Every rejected call leaves the sequences unchanged.
+ *
+ * @throws {ModelLoadError} the model directory cannot be read (names the file and what was expected).
+ * @throws {UnsupportedModelError} the model is not a supported architecture.
+ */
+export async function createJsBackend(settings: JsBackendSettings): Promise<BackendV1> {
+  const maxBatchSize = settings.maxBatchSize ?? 32;
+  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
+    throw new RangeError(`maxBatchSize must be a positive integer, got ${maxBatchSize}`);
+  }
+  if (settings.maxPositions !== undefined && (!Number.isInteger(settings.maxPositions) || settings.maxPositions < 1)) {
+    throw new RangeError(`maxPositions must be a positive integer, got ${settings.maxPositions}`);
+  }
+  const directory = await readModelDirectory(settings.modelDir);
+  const { config } = directory;
+  const warnings: BackendWarningV1[] = [];
+  if (settings.maxPositions !== undefined && settings.maxPositions > config.maxPositions) {
+    warnings.push({
+      type: 'unsupported-setting',
+      setting: 'maxPositions',
+      details: `clamped to max_position_embeddings ${config.maxPositions}`,
+    });
+  }
+  const weights = await loadDecoderWeights(settings.modelDir, config);
+  const decoder = new Decoder(config, weights);
+  const model = describeModel(directory, {
+    dtype: 'float32',
+    ...(settings.maxPositions === undefined ? {} : { maxPositions: settings.maxPositions }),
+  });
+  return new JsBackend(decoder, model, maxBatchSize, warnings);
+}
+
+class JsBackend implements BackendV1 {
+  readonly specificationVersion = 'v1';
+  readonly backendId = 'js';
+  readonly model: BackendModelV1;
+  readonly capabilities: BackendCapabilitiesV1;
+  readonly warnings: readonly BackendWarningV1[];
+  private decoder: Decoder | undefined;
+  private readonly sequences = new Map<string, KvCache>();
+  private readonly queue = new SerialQueue();
+
+  constructor(decoder: Decoder, model: BackendModelV1, maxBatchSize: number, warnings: BackendWarningV1[]) {
+    this.decoder = decoder;
+    this.model = model;
+    this.warnings = warnings;
+    this.capabilities = {
+      maxBatchSize,
+      device: 'cpu',
+      promptLogits: true,
+      fork: true,
+      details: { threads: 1, weightBytes: decoder.weightBytes },
+    };
+  }
+
+  doForward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
+    return this.queue.run(() => this.forward(options));
+  }
+
+  doRelease(ids: readonly string[]): Promise<void> {
+    return this.queue.run(() => {
+      this.live();
+      const seen = new Set<string>();
+      let problem: SequenceError | undefined;
+      for (const id of ids) {
+        if (seen.has(id)) {
+          problem ??= new SequenceError({
+            sequenceId: id,
+            reason: 'duplicate',
+            message: `id ${JSON.stringify(id)} is listed twice`,
+          });
+          continue;
+        }
+        seen.add(id);
+        if (!this.sequences.delete(id)) {
+          problem ??= new SequenceError({
+            sequenceId: id,
+            reason: 'unknown',
+            message: `cannot release sequence ${JSON.stringify(id)}: it is not live (never created or already released)`,
+          });
+        }
+      }
+      if (problem !== undefined) throw problem;
+    });
+  }
+
+  doFork(fromId: string, toId: string): Promise<void> {
+    return this.queue.run(() => {
+      this.live();
+      const source = this.sequences.get(fromId);
+      if (source === undefined) {
+        throw new SequenceError({
+          sequenceId: fromId,
+          reason: 'unknown',
+          message: `cannot fork sequence ${JSON.stringify(fromId)}: it is not live (never created or already released)`,
+        });
+      }
+      if (this.sequences.has(toId)) {
+        throw new SequenceError({
+          sequenceId: toId,
+          reason: 'exists',
+          message: `cannot fork into ${JSON.stringify(toId)}: that sequence is live`,
+        });
+      }
+      this.sequences.set(toId, source.clone());
+    });
+  }
+
+  stats(): BackendStatsV1 {
+    let cachedTokens = 0;
+    let kvCacheBytes = 0;
+    for (const cache of this.sequences.values()) {
+      cachedTokens += cache.length;
+      kvCacheBytes += cache.bytes;
+    }
+    return { sequences: this.sequences.size, cachedTokens, kvCacheBytes };
+  }
+
+  doDispose(): Promise<void> {
+    return this.queue.run(() => {
+      this.decoder = undefined;
+      this.sequences.clear();
+    });
+  }
+
+  private live(): Decoder {
+    if (this.decoder === undefined) throw new BackendDisposedError(this.backendId);
+    return this.decoder;
+  }
+
+  private async forward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
+    const decoder = this.live();
+    AbortError.throwIfAborted(options.signal);
+    const { vocabSize, maxPositions } = this.model;
+    const inputs = options.sequences;
+    if (inputs.length === 0) throw new InvalidInputError({ message: 'doForward needs at least one sequence' });
+    if (inputs.length > this.capabilities.maxBatchSize) {
+      throw new BatchLimitError({ batchSize: inputs.length, maxBatchSize: this.capabilities.maxBatchSize });
+    }
+
+    const seen = new Set<string>();
+    const segments: Segment[] = [];
+    for (const input of inputs) {
+      const { id, tokens } = input;
+      if (typeof id !== 'string')
+        throw new InvalidInputError({ message: `sequence id must be a string, got ${typeof id}` });
+      if (seen.has(id)) {
+        throw new SequenceError({
+          sequenceId: id,
+          reason: 'duplicate',
+          message: `id ${JSON.stringify(id)} appears twice in one batch`,
+        });
+      }
+      seen.add(id);
+      if (tokens.length === 0) {
+        throw new InvalidInputError({
+          sequenceId: id,
+          message: `sequence ${JSON.stringify(id)} has no tokens to append`,
+        });
+      }
+      for (let i = 0; i < tokens.length; i++) {
+        const token = tokens[i]!;
+        if (!Number.isInteger(token) || token < 0 || token >= vocabSize) {
+          throw new InvalidInputError({
+            sequenceId: id,
+            message: `sequence ${JSON.stringify(id)}: token ${i} is ${token}, not an integer in [0, ${vocabSize})`,
+          });
+        }
+      }
+      const existing = this.sequences.get(id);
+      const start = existing?.length ?? 0;
+      if (input.startPosition !== undefined && input.startPosition !== start) {
+        throw existing === undefined
+          ? new SequenceError({
+              sequenceId: id,
+              reason: 'unknown',
+              message: `sequence ${JSON.stringify(id)} is not live (never created or already released), but startPosition is ${input.startPosition}`,
+            })
+          : new SequenceError({
+              sequenceId: id,
+              reason: 'position-mismatch',
+              message: `sequence ${JSON.stringify(id)} holds ${start} tokens, but startPosition is ${input.startPosition}`,
+            });
+      }
+      if (start + tokens.length > maxPositions) {
+        throw new PositionLimitError({ sequenceId: id, requestedPositions: start + tokens.length, maxPositions });
+      }
+      const config = decoder.config;
+      segments.push({
+        cache: existing ?? new KvCache(config.numLayers, config.numKeyValueHeads, config.headDim),
+        tokens: Int32Array.from(tokens),
+        start,
+        allLogits: input.wantPromptLogits === true,
+      });
+    }
+
+    const rows = await decoder.forward(segments, maxPositions, options.signal);
+    AbortError.throwIfAborted(options.signal);
+
+    // Commit: nothing above this line changed a sequence's length or the set of live sequences.
+    const logits = new Float32Array(inputs.length * vocabSize);
+    const results: BackendSequenceResultV1[] = [];
+    let row = 0;
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      const segment = segments[i]!;
+      const n = segment.tokens.length;
+      segment.cache.length = segment.start + n;
+      this.sequences.set(input.id, segment.cache);
+      const count = segment.allLogits ? n : 1;
+      const last = (row + count - 1) * vocabSize;
+      logits.set(rows.subarray(last, last + vocabSize), i * vocabSize);
+      results.push({
+        id: input.id,
+        logits: logits.subarray(i * vocabSize, (i + 1) * vocabSize),
+        length: segment.cache.length,
+        ...(segment.allLogits ? { promptLogits: rows.subarray(row * vocabSize, (row + n) * vocabSize) } : {}),
+      });
+      row += count;
+    }
+    return { logits, sequences: results, warnings: [] };
+  }
+}

@@ -1,0 +1,319 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { BackendV1 } from '@gen/backend';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createJsBackend } from './index.js';
+import { writeTinyModelDir, type TinyModel, type TinyModelOptions } from './testing/tiny-model-dir.js';
+
+/*
+ * An independent float64 decoder, written from the transformers modeling code (LlamaForCausalLM,
+ * MistralForCausalLM, Qwen2ForCausalLM) without sharing anything with the implementation: it reads the raw
+ * config.json fields and the exact stored weights returned by the writer (not through @gen/backend's loader),
+ * recomputes the whole sequence at every call (no KV cache), and keeps every intermediate in float64. The only
+ * float32 step it models is the rotary angle, which transformers computes in float32 by definition.
+ */
+
+type Matrix = { rows: number; cols: number; data: Float64Array };
+
+function tensor(model: TinyModel, name: string): Float64Array {
+  const t = model.tensors.get(name);
+  if (t === undefined) throw new Error(`reference: no tensor ${name}`);
+  return t.values;
+}
+
+function matrix(model: TinyModel, name: string): Matrix {
+  const t = model.tensors.get(name)!;
+  return { rows: t.shape[0]!, cols: t.shape[1]!, data: t.values };
+}
+
+function matVec(m: Matrix, x: number[], bias?: Float64Array): number[] {
+  const y: number[] = [];
+  for (let r = 0; r < m.rows; r++) {
+    let s = bias === undefined ? 0 : bias[r]!;
+    for (let c = 0; c < m.cols; c++) s += m.data[r * m.cols + c]! * x[c]!;
+    y.push(s);
+  }
+  return y;
+}
+
+function rmsNormRef(x: number[], weight: Float64Array, eps: number): number[] {
+  const meanSquare = x.reduce((a, v) => a + v * v, 0) / x.length;
+  return x.map((v, i) => (v / Math.sqrt(meanSquare + eps)) * weight[i]!);
+}
+
+/** `inv_freq` of transformers' ROPE_INIT_FUNCTIONS for `default`, `linear` and `llama3`. */
+function referenceInvFreq(config: Record<string, unknown>, dim: number): number[] {
+  const base = config.rope_theta as number;
+  let invFreq = Array.from({ length: dim / 2 }, (_, i) => 1 / Math.pow(base, (2 * i) / dim));
+  const scaling = config.rope_scaling as Record<string, number | string> | undefined;
+  const type = scaling?.rope_type ?? scaling?.type;
+  if (type === 'linear') invFreq = invFreq.map((f) => f / (scaling!.factor as number));
+  if (type === 'llama3') {
+    const factor = scaling!.factor as number;
+    const low = scaling!.low_freq_factor as number;
+    const high = scaling!.high_freq_factor as number;
+    const old = scaling!.original_max_position_embeddings as number;
+    const lowWavelen = old / low;
+    const highWavelen = old / high;
+    invFreq = invFreq.map((f) => {
+      const wavelen = (2 * Math.PI) / f;
+      const scaled = wavelen > lowWavelen ? f / factor : f;
+      const smooth = (old / wavelen - low) / (high - low);
+      const smoothed = ((1 - smooth) * scaled) / factor + smooth * scaled;
+      const isMedium = !(wavelen < highWavelen) && !(wavelen > lowWavelen);
+      return isMedium ? smoothed : scaled;
+    });
+  }
+  return invFreq.map((f) => Math.fround(f));
+}
+
+/** `x * cos + rotate_half(x) * sin` with `emb = cat(freqs, freqs)`. */
+function applyRope(x: number[], position: number, invFreq: number[]): number[] {
+  const half = x.length / 2;
+  const freqs = invFreq.map((f) => Math.fround(f * position));
+  const emb = [...freqs, ...freqs];
+  const rotated = [...x.slice(half).map((v) => -v), ...x.slice(0, half)];
+  return x.map((v, i) => v * Math.cos(emb[i]!) + rotated[i]! * Math.sin(emb[i]!));
+}
+
+/** Logits `[tokens.length][vocab]` for every position of `tokens`. */
+function referenceForward(model: TinyModel, tokens: readonly number[]): number[][] {
+  const c = model.config;
+  const hidden = c.hidden_size as number;
+  const heads = c.num_attention_heads as number;
+  const kvHeads = c.num_key_value_heads as number;
+  const headDim = (c.head_dim as number | undefined) ?? hidden / heads;
+  const eps = c.rms_norm_eps as number;
+  const invFreq = referenceInvFreq(c, headDim);
+  const layerCount = c.num_hidden_layers as number;
+  const has = (name: string): boolean => model.tensors.has(name);
+
+  const embed = matrix(model, 'model.embed_tokens.weight');
+  let states = tokens.map((t) => Array.from(embed.data.subarray(t * hidden, (t + 1) * hidden)));
+  for (let l = 0; l < layerCount; l++) {
+    const p = `model.layers.${l}`;
+    let window: number | null = null;
+    if (c.model_type === 'mistral') window = (c.sliding_window as number | null) ?? null;
+    if (c.model_type === 'qwen2' && c.use_sliding_window === true && l >= (c.max_window_layers as number)) {
+      window = c.sliding_window as number;
+    }
+    const bias = (name: string): Float64Array | undefined =>
+      has(`${p}.${name}.bias`) ? tensor(model, `${p}.${name}.bias`) : undefined;
+    const normed = states.map((x) => rmsNormRef(x, tensor(model, `${p}.input_layernorm.weight`), eps));
+    const qs = normed.map((x) => matVec(matrix(model, `${p}.self_attn.q_proj.weight`), x, bias('self_attn.q_proj')));
+    const ks = normed.map((x) => matVec(matrix(model, `${p}.self_attn.k_proj.weight`), x, bias('self_attn.k_proj')));
+    const vs = normed.map((x) => matVec(matrix(model, `${p}.self_attn.v_proj.weight`), x, bias('self_attn.v_proj')));
+    const headOf = (v: number[], h: number): number[] => v.slice(h * headDim, (h + 1) * headDim);
+    const ropedQ = qs.map((q, pos) => Array.from({ length: heads }, (_, h) => applyRope(headOf(q, h), pos, invFreq)));
+    const ropedK = ks.map((k, pos) => Array.from({ length: kvHeads }, (_, h) => applyRope(headOf(k, h), pos, invFreq)));
+    const attnOut = states.map((_, i) => {
+      const out: number[] = [];
+      for (let h = 0; h < heads; h++) {
+        const kvh = Math.floor(h / (heads / kvHeads)); // repeat_kv
+        const visible: number[] = [];
+        for (let j = 0; j <= i; j++) if (window === null || i - j < window) visible.push(j);
+        const scores = visible.map(
+          (j) => ropedQ[i]![h]!.reduce((a, v, d) => a + v * ropedK[j]![kvh]![d]!, 0) / Math.sqrt(headDim),
+        );
+        const max = Math.max(...scores);
+        const exps = scores.map((s) => Math.exp(s - max));
+        const total = exps.reduce((a, b) => a + b, 0);
+        for (let d = 0; d < headDim; d++) {
+          out.push(visible.reduce((a, j, n) => a + (exps[n]! / total) * headOf(vs[j]!, kvh)[d]!, 0));
+        }
+      }
+      return out;
+    });
+    states = states.map((x, i) => {
+      const o = matVec(matrix(model, `${p}.self_attn.o_proj.weight`), attnOut[i]!, bias('self_attn.o_proj'));
+      const afterAttention = x.map((v, d) => v + o[d]!);
+      const n = rmsNormRef(afterAttention, tensor(model, `${p}.post_attention_layernorm.weight`), eps);
+      const gate = matVec(matrix(model, `${p}.mlp.gate_proj.weight`), n);
+      const up = matVec(matrix(model, `${p}.mlp.up_proj.weight`), n);
+      const act = gate.map((g, k) => (g / (1 + Math.exp(-g))) * up[k]!);
+      const down = matVec(matrix(model, `${p}.mlp.down_proj.weight`), act);
+      return afterAttention.map((v, d) => v + down[d]!);
+    });
+  }
+  const head = has('lm_head.weight') && c.tie_word_embeddings !== true ? matrix(model, 'lm_head.weight') : embed;
+  return states.map((x) => matVec(head, rmsNormRef(x, tensor(model, 'model.norm.weight'), eps)));
+}
+
+let root: string;
+let counter = 0;
+let worstError = 0;
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'gen-backend-js-oracle-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+  console.info(`backend-js vs float64 reference: max abs logit error ${worstError.toExponential(2)}`);
+});
+
+async function tinyModel(options: TinyModelOptions): Promise<TinyModel> {
+  return writeTinyModelDir(path.join(root, `m${counter++}`), options);
+}
+
+function maxAbsDiff(actual: Float32Array, expected: readonly number[][]): number {
+  const flat = expected.flat();
+  expect(actual.length).toBe(flat.length);
+  let worst = 0;
+  for (let i = 0; i < flat.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - flat[i]!));
+  return worst;
+}
+
+function seededTokens(n: number, vocab: number, seed: number): number[] {
+  return Array.from({ length: n }, (_, i) => (seed * 7919 + i * 104729 + ((i * i) % 13)) % vocab);
+}
+
+describe('hand-computed one-layer model', () => {
+  // hidden 2, one head of size 2, intermediate 1, vocab 3; identity projections; eps 1e-12.
+  // embed: t0 = [1, 0], t1 = [0, 1], t2 = [1, 1]; norms all ones; gate = [1, 0], up = [0, 1], down = [1, -1]ᵀ;
+  // lm_head rows [1, 0], [0, 1], [1, -1].
+  const options: TinyModelOptions = {
+    vocabSize: 3,
+    hiddenSize: 2,
+    intermediateSize: 1,
+    numLayers: 1,
+    numAttentionHeads: 1,
+    numKeyValueHeads: 1,
+    rmsNormEps: 1e-12,
+    ropeTheta: 10000,
+    tensors: {
+      'model.embed_tokens.weight': { shape: [3, 2], values: [1, 0, 0, 1, 1, 1] },
+      'model.layers.0.input_layernorm.weight': { shape: [2], values: [1, 1] },
+      'model.layers.0.self_attn.q_proj.weight': { shape: [2, 2], values: [1, 0, 0, 1] },
+      'model.layers.0.self_attn.k_proj.weight': { shape: [2, 2], values: [1, 0, 0, 1] },
+      'model.layers.0.self_attn.v_proj.weight': { shape: [2, 2], values: [1, 0, 0, 1] },
+      'model.layers.0.self_attn.o_proj.weight': { shape: [2, 2], values: [1, 0, 0, 1] },
+      'model.layers.0.post_attention_layernorm.weight': { shape: [2], values: [1, 1] },
+      'model.layers.0.mlp.gate_proj.weight': { shape: [1, 2], values: [1, 0] },
+      'model.layers.0.mlp.up_proj.weight': { shape: [1, 2], values: [0, 1] },
+      'model.layers.0.mlp.down_proj.weight': { shape: [2, 1], values: [1, -1] },
+      'model.norm.weight': { shape: [2], values: [1, 1] },
+      'lm_head.weight': { shape: [3, 2], values: [1, 0, 0, 1, 1, -1] },
+    },
+  };
+
+  it('matches the values derived by hand', async () => {
+    const model = await tinyModel(options);
+    const backend = await createJsBackend({ modelDir: model.dir });
+    try {
+      // Token 0 alone: x = [1, 0]; norm -> [√2, 0]; attention over itself returns v = [√2, 0]; x = [1 + √2, 0];
+      // MLP: up = 0 so silu(gate) * up = 0; final norm of [1 + √2, 0] is [√2, 0]; logits = [√2, 0, √2].
+      const first = await backend.doForward({ sequences: [{ id: 'a', tokens: [0] }] });
+      expect([...first.sequences[0]!.logits].map((v) => Number(v.toFixed(6)))).toEqual([1.414214, 0, 1.414214]);
+
+      // Token 1 at position 1: norm -> [0, √2]; q = k = [0, √2] rotated by angle 1 (inv_freq = 1 for head_dim 2):
+      // √2 (-sin 1, cos 1). k0 = [√2, 0], v0 = [√2, 0], v1 = [0, √2]. Scores / √2: s0 = -√2 sin 1, s1 = √2;
+      // w0 = e^s0 / (e^s0 + e^s1) = 0.0688665; attention = [√2 w0, √2 (1 - w0)]; x = [a, b] = [0.0973919, 2.3168217];
+      // MLP with n = x / rms(x): silu(n0) * n1 = 0.0432086; x = [a + 0.0432086, b - 0.0432086];
+      // final norm -> [0.0872884, 1.4115172]; logits = [y0, y1, y0 - y1].
+      const second = await backend.doForward({ sequences: [{ id: 'a', tokens: [1] }] });
+      const logits = [...second.sequences[0]!.logits];
+      const expected = [0.0872884, 1.4115172, -1.3242288];
+      for (let i = 0; i < 3; i++) expect(Math.abs(logits[i]! - expected[i]!)).toBeLessThan(1e-6);
+    } finally {
+      await backend.doDispose();
+    }
+  });
+
+  it('agrees with the float64 reference on the same model', async () => {
+    const model = await tinyModel(options);
+    expect(referenceForward(model, [0, 1])[1]!.map((v) => Number(v.toFixed(6)))).toEqual([
+      0.087288, 1.411517, -1.324229,
+    ]);
+  });
+});
+
+const cases: { name: string; options: TinyModelOptions; length: number }[] = [
+  { name: 'llama, GQA 4:2, untied', options: { seed: 11 }, length: 24 },
+  {
+    name: 'llama 3.1 rope scaling, attention and o_proj biases, head_dim 16 != hidden/heads',
+    options: {
+      seed: 12,
+      headDim: 16,
+      attentionBias: true,
+      ropeScaling: {
+        rope_type: 'llama3',
+        factor: 8,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 64,
+      },
+      ropeTheta: 500000,
+    },
+    length: 30,
+  },
+  { name: 'mistral with sliding window 5', options: { modelType: 'mistral', slidingWindow: 5, seed: 13 }, length: 20 },
+  {
+    name: 'qwen2: q/k/v biases, tied embeddings, sliding window 7 on every layer',
+    options: { modelType: 'qwen2', slidingWindow: 7, seed: 14, numKeyValueHeads: 1 },
+    length: 20,
+  },
+  { name: 'llama stored as BF16, sharded', options: { seed: 15, dtype: 'BF16', sharded: true }, length: 16 },
+  { name: 'qwen2 stored as F16', options: { modelType: 'qwen2', seed: 16, dtype: 'F16' }, length: 16 },
+  {
+    name: 'llama with linear rope scaling',
+    options: { seed: 17, ropeScaling: { type: 'linear', factor: 4 } },
+    length: 12,
+  },
+];
+
+describe('backend-js against the float64 reference', () => {
+  for (const { name, options, length } of cases) {
+    it(`${name}: prompt logits, chunked prefill and decode within 1e-5`, async () => {
+      const model = await tinyModel(options);
+      const backend: BackendV1 = await createJsBackend({ modelDir: model.dir });
+      try {
+        const vocab = backend.model.vocabSize;
+        const tokens = seededTokens(length, vocab, counter);
+        const expected = referenceForward(model, tokens);
+        // Whole prompt with prompt logits.
+        const full = await backend.doForward({ sequences: [{ id: 'full', tokens, wantPromptLogits: true }] });
+        const fullError = maxAbsDiff(full.sequences[0]!.promptLogits!, expected);
+        // Chunks of 5, then token by token, batched with the full sequence's decode.
+        const split = Math.floor(length / 2);
+        const chunked: number[][] = [];
+        for (let i = 0; i < split; i += 5) {
+          const chunk = tokens.slice(i, Math.min(i + 5, split));
+          const r = await backend.doForward({ sequences: [{ id: 'chunked', tokens: chunk, wantPromptLogits: true }] });
+          for (let j = 0; j < chunk.length; j++)
+            chunked.push([...r.sequences[0]!.promptLogits!.subarray(j * vocab, (j + 1) * vocab)]);
+        }
+        for (let i = split; i < length; i++) {
+          const r = await backend.doForward({ sequences: [{ id: 'chunked', tokens: [tokens[i]!] }] });
+          chunked.push([...r.sequences[0]!.logits]);
+        }
+        const chunkedError = maxAbsDiff(Float32Array.from(chunked.flat()), expected);
+        const error = Math.max(fullError, chunkedError);
+        worstError = Math.max(worstError, error);
+        expect(error).toBeLessThan(1e-5);
+        // The comparison is not vacuous: logits vary across positions by far more than the tolerance.
+        const spread = Math.max(...expected.map((row) => Math.abs(row[0]! - expected[0]![0]!)));
+        expect(spread).toBeGreaterThan(1e-2);
+      } finally {
+        await backend.doDispose();
+      }
+    });
+  }
+
+  it('the sliding window changes the result (so the window test above can fail)', async () => {
+    const model = await tinyModel({ modelType: 'mistral', slidingWindow: 5, seed: 13 });
+    const tokens = seededTokens(20, 97, 3);
+    const windowed = referenceForward(model, tokens);
+    const full = referenceForward({ ...model, config: { ...model.config, sliding_window: null } }, tokens);
+    expect(Math.abs(windowed[19]![0]! - full[19]![0]!)).toBeGreaterThan(1e-3);
+    expect(Math.abs(windowed[3]![0]! - full[3]![0]!)).toBe(0);
+  });
+
+  it('llama3 rope scaling changes the result at positions past a few tokens', async () => {
+    const scaled = await tinyModel(cases[1]!.options);
+    const tokens = seededTokens(30, 97, 5);
+    const plain = referenceForward({ ...scaled, config: { ...scaled.config, rope_scaling: undefined } }, tokens);
+    const withScaling = referenceForward(scaled, tokens);
+    expect(Math.abs(plain[29]![1]! - withScaling[29]![1]!)).toBeGreaterThan(1e-4);
+  });
+});

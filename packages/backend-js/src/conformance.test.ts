@@ -1,19 +1,20 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { writeModelDir, type WriteModelDirOptions } from '@gen/model-kit';
 import { runBackendConformanceTests } from '@gen/testkit';
 import { afterAll } from 'vitest';
 import { createJsBackend } from './index.js';
-import { writeTinyModelDir, type TinyModelOptions } from './testing/tiny-model-dir.js';
 
 // backend-js is the oracle itself, so there is no `oracle` here: its numbers are checked against an independent
 // float64 decoder in oracle.test.ts.
 const root = await mkdtemp(path.join(tmpdir(), 'gen-backend-js-conformance-'));
 afterAll(() => rm(root, { recursive: true, force: true }));
 
-const tiny = (name: string, options: TinyModelOptions) => ({
+/** A model directory written by @gen/model-kit (safetensors only; the ONNX export is not needed here). */
+const modelKit = (name: string, options: Omit<WriteModelDirOptions, 'outDir' | 'formats'>) => ({
   name,
-  dir: async () => (await writeTinyModelDir(path.join(root, name), options)).dir,
+  dir: async () => (await writeModelDir({ ...options, outDir: path.join(root, name), formats: ['safetensors'] })).dir,
 });
 
 runBackendConformanceTests({
@@ -23,26 +24,13 @@ runBackendConformanceTests({
     return createJsBackend({ modelDir, maxBatchSize: 8 });
   },
   modelDirs: [
-    tiny('tiny-llama', {
-      hiddenSize: 64,
-      numLayers: 2,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      vocabSize: 256,
-      intermediateSize: 128,
-      seed: 1,
+    modelKit('tiny', { preset: 'tiny', seed: 1 }),
+    modelKit('tiny-qwen2 bf16 sharded', { preset: 'tiny-qwen2', seed: 2, dtype: 'bfloat16', maxShardSize: 64 * 1024 }),
+    modelKit('tiny mistral window 8 f16', {
+      preset: 'tiny',
+      seed: 3,
+      dtype: 'float16',
+      config: { architecture: 'mistral', slidingWindow: 8, maxPositionEmbeddings: 64 },
     }),
-    tiny('tiny-qwen2', {
-      modelType: 'qwen2',
-      hiddenSize: 64,
-      numLayers: 2,
-      numAttentionHeads: 4,
-      numKeyValueHeads: 2,
-      vocabSize: 256,
-      intermediateSize: 128,
-      seed: 2,
-      dtype: 'BF16',
-    }),
-    tiny('tiny-mistral-window', { modelType: 'mistral', slidingWindow: 8, vocabSize: 128, seed: 3, sharded: true }),
   ],
 });

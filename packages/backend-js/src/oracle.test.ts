@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { BackendV1 } from '@gen/backend';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJsBackend } from './index.js';
-import { writeTinyModelDir, type TinyModel, type TinyModelOptions } from './testing/tiny-model-dir.js';
+import { writeModelDir } from '@gen/model-kit';
+import { readStoredModel, writeTinyModelDir, type TinyModel, type TinyModelOptions } from './testing/tiny-model-dir.js';
 
 /*
  * An independent float64 decoder, written from the transformers modeling code (LlamaForCausalLM,
@@ -294,6 +295,31 @@ describe('backend-js against the float64 reference', () => {
         // The comparison is not vacuous: logits vary across positions by far more than the tolerance.
         const spread = Math.max(...expected.map((row) => Math.abs(row[0]! - expected[0]![0]!)));
         expect(spread).toBeGreaterThan(1e-2);
+      } finally {
+        await backend.doDispose();
+      }
+    });
+  }
+
+  for (const preset of ['tiny', 'tiny-qwen2'] as const) {
+    it(`a directory written by @gen/model-kit (${preset}) matches the reference within 1e-5`, async () => {
+      const { dir } = await writeModelDir({
+        preset,
+        seed: 7,
+        outDir: path.join(root, `kit-${preset}`),
+        formats: ['safetensors'],
+      });
+      const model = await readStoredModel(dir);
+      const backend = await createJsBackend({ modelDir: dir });
+      try {
+        const tokens = seededTokens(20, backend.model.vocabSize, 9);
+        const result = await backend.doForward({ sequences: [{ id: 'kit', tokens, wantPromptLogits: true }] });
+        const expected = referenceForward(model, tokens);
+        const error = maxAbsDiff(result.sequences[0]!.promptLogits!, expected);
+        worstError = Math.max(worstError, error);
+        expect(error).toBeLessThan(1e-5);
+        const spread = Math.max(...expected.flat()) - Math.min(...expected.flat());
+        expect(spread, 'logits are not vanishingly small').toBeGreaterThan(0.1);
       } finally {
         await backend.doDispose();
       }

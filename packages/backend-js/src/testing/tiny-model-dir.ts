@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -236,6 +236,32 @@ export async function writeTinyModelDir(dir: string, options: TinyModelOptions =
     );
   } else {
     await writeFile(path.join(dir, 'model.safetensors'), safetensors(entries));
+  }
+  return { dir, config, tensors };
+}
+
+/**
+ * Reads a float32 single-file model directory written by anyone (for example `@gen/model-kit`) into the
+ * {@link TinyModel} form, with a minimal safetensors parser of its own (tests only; independent of
+ * `@gen/backend`'s loader, so the reference does not inherit its bugs).
+ */
+export async function readStoredModel(dir: string): Promise<TinyModel> {
+  const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const bytes = await readFile(path.join(dir, 'model.safetensors'));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = Number(view.getBigUint64(0, true));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  const tensors = new Map<string, StoredTensor>();
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    if (entry.dtype !== 'F32') throw new Error(`readStoredModel reads F32 only, ${name} is ${entry.dtype}`);
+    const [begin, end] = entry.data_offsets;
+    const values = new Float64Array((end - begin) / 4);
+    for (let i = 0; i < values.length; i++) values[i] = view.getFloat32(8 + headerLength + begin + 4 * i, true);
+    tensors.set(name, { shape: entry.shape, values });
   }
   return { dir, config, tensors };
 }

@@ -302,7 +302,7 @@ describe('backend-js against the float64 reference', () => {
   }
 
   for (const preset of ['tiny', 'tiny-qwen2'] as const) {
-    it(`a directory written by @gen/model-kit (${preset}) matches the reference within 1e-5`, async () => {
+    it(`a directory written by @gen/model-kit (${preset}) matches the reference within 1e-5 relative`, async () => {
       const { dir } = await writeModelDir({
         preset,
         seed: 7,
@@ -317,7 +317,9 @@ describe('backend-js against the float64 reference', () => {
         const expected = referenceForward(model, tokens);
         const error = maxAbsDiff(result.sequences[0]!.promptLogits!, expected);
         worstError = Math.max(worstError, error);
-        expect(error).toBeLessThan(1e-5);
+        // Weights are model-kit's choice, so the bound scales with the logits (1e-5 absolute at magnitude 1).
+        const magnitude = Math.max(1, ...expected.flat().map(Math.abs));
+        expect(error).toBeLessThan(1e-5 * magnitude);
         const spread = Math.max(...expected.flat()) - Math.min(...expected.flat());
         expect(spread, 'logits are not vanishingly small').toBeGreaterThan(0.1);
       } finally {

@@ -56,7 +56,7 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-/** Rounds to nearest even at `bits` of the low mantissa part (bit tricks on float32). */
+/** The bfloat16 bits of a value: float32 bits rounded to nearest even on the upper 16 bits. */
 function toBfloat16Bits(value: number): number {
   const view = new DataView(new ArrayBuffer(4));
   view.setFloat32(0, value);

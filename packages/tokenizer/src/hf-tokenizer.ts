@@ -1,0 +1,256 @@
+import { Tokenizer as HfTokenizerCore } from '@huggingface/tokenizers';
+import { ChatTemplateRenderer, parseChatTemplates } from './chat-template.js';
+import { TokenizerError } from './errors.js';
+import { alignOffsets, createSurfaceFunction } from './offsets.js';
+import { createWindowStreamDecoder } from './stream-decoder.js';
+import type {
+  ChatMessage,
+  ChatTemplateOptions,
+  DecodeOptions,
+  EncodeOptions,
+  StreamDecoder,
+  StreamDecoderOptions,
+  TokenWithOffsets,
+  Tokenizer,
+} from './types.js';
+
+/** Parsed tokenizer files, as `loadTokenizer` hands them over. */
+export interface ParsedTokenizerFiles {
+  tokenizerJson: Record<string, unknown>;
+  tokenizerConfig: Record<string, unknown> | undefined;
+  generationConfig: Record<string, unknown> | undefined;
+  chatTemplate: string | undefined;
+  /** Where each file came from, for error messages. */
+  sources: { tokenizerJson: string; tokenizerConfig: string; chatTemplate: string };
+}
+
+/**
+ * The part of `@huggingface/tokenizers`' Tokenizer used here. Its bundled declarations use extensionless relative
+ * imports, which NodeNext resolution cannot follow, so the class would otherwise be typed `any`.
+ */
+interface CoreTokenizer {
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: number[]; tokens: string[] };
+  decode(ids: number[], options: { clean_up_tokenization_spaces?: boolean }): string;
+  token_to_id(token: string): number | undefined;
+  model: { vocab: (string | undefined)[] } | null;
+  decoder: unknown;
+}
+
+/** `model_max_length` values transformers writes when there is no limit (`int(1e30)`). */
+const noLimitSentinel = 1e20;
+
+/** A special-token field of tokenizer_config.json: a string, an AddedToken object `{ content }`, or null. */
+function tokenContent(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && value !== null && typeof (value as { content?: unknown }).content === 'string') {
+    return (value as { content: string }).content;
+  }
+  return undefined;
+}
+
+function idList(value: unknown): number[] {
+  if (typeof value === 'number' && Number.isInteger(value)) return [value];
+  if (Array.isArray(value)) return value.filter((id): id is number => typeof id === 'number' && Number.isInteger(id));
+  return [];
+}
+
+/** Replaces the TextDecoders of ByteFallback decoders so that a U+FEFF byte sequence is kept, as in Rust. */
+function keepByteOrderMarks(decoder: unknown): void {
+  if (typeof decoder !== 'function' && (typeof decoder !== 'object' || decoder === null)) return;
+  const record = decoder as { decoders?: unknown; config?: { type?: unknown }; text_decoder?: unknown };
+  if (Array.isArray(record.decoders)) for (const inner of record.decoders) keepByteOrderMarks(inner);
+  if (record.config?.type === 'ByteFallback' && record.text_decoder instanceof TextDecoder) {
+    record.text_decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  }
+}
+
+/** The `Tokenizer` over `@huggingface/tokenizers` (encode/decode) and `@huggingface/jinja` (chat templates). */
+export class HfTokenizer implements Tokenizer {
+  readonly vocabSize: number;
+  readonly bosToken: string | undefined;
+  readonly bosTokenId: number | undefined;
+  readonly eosToken: string | undefined;
+  readonly eosTokenId: number | undefined;
+  readonly padToken: string | undefined;
+  readonly padTokenId: number | undefined;
+  readonly unkToken: string | undefined;
+  readonly unkTokenId: number | undefined;
+  readonly modelMaxLength: number | undefined;
+  readonly chatTemplate: string | undefined;
+  readonly chatTemplateNames: readonly string[];
+
+  readonly #core: CoreTokenizer;
+  readonly #vocab: readonly (string | undefined)[];
+  readonly #special: ReadonlySet<number>;
+  readonly #added: ReadonlyMap<number, string>;
+  readonly #generationEos: readonly number[];
+  readonly #prefixIds: readonly number[];
+  readonly #suffixIds: readonly number[];
+  readonly #surface: (token: string) => Uint8Array;
+  readonly #renderer: ChatTemplateRenderer;
+
+  constructor(files: ParsedTokenizerFiles) {
+    const config = files.tokenizerConfig ?? {};
+    const json: Record<string, unknown> = {
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      added_tokens: [],
+      ...files.tokenizerJson,
+    };
+    if (typeof json['model'] !== 'object' || json['model'] === null) {
+      throw new TokenizerError(`${files.sources.tokenizerJson} has no "model" object; is it a tokenizer.json?`);
+    }
+    const additional = Array.isArray(config['additional_special_tokens'])
+      ? config['additional_special_tokens'].map(tokenContent).filter((token): token is string => token !== undefined)
+      : [];
+    try {
+      this.#core = new HfTokenizerCore(json, { ...config, additional_special_tokens: additional }) as CoreTokenizer;
+    } catch (error) {
+      throw new TokenizerError(
+        `Cannot build a tokenizer from ${files.sources.tokenizerJson}: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+    keepByteOrderMarks(this.#core.decoder);
+    const model = this.#core.model;
+    this.#vocab = model === null ? [] : model.vocab;
+    this.vocabSize = this.#vocab.length;
+
+    const added = new Map<number, string>();
+    const special = new Set<number>();
+    for (const token of json['added_tokens'] as Array<{ id: number; content: string; special?: boolean }>) {
+      added.set(token.id, token.content);
+      if (token.special === true) special.add(token.id);
+    }
+    for (const token of additional) {
+      const id = this.#core.token_to_id(token);
+      if (id !== undefined) special.add(id);
+    }
+    this.#added = added;
+    this.#special = special;
+
+    const named = (field: string): [string | undefined, number | undefined] => {
+      const content = tokenContent(config[field]);
+      return [content, content === undefined ? undefined : this.#core.token_to_id(content)];
+    };
+    [this.bosToken, this.bosTokenId] = named('bos_token');
+    [this.eosToken, this.eosTokenId] = named('eos_token');
+    [this.padToken, this.padTokenId] = named('pad_token');
+    [this.unkToken, this.unkTokenId] = named('unk_token');
+    const maxLength = config['model_max_length'];
+    this.modelMaxLength =
+      typeof maxLength === 'number' && Number.isFinite(maxLength) && maxLength > 0 && maxLength < noLimitSentinel
+        ? maxLength
+        : undefined;
+    this.#generationEos = idList(files.generationConfig?.['eos_token_id']);
+
+    [this.#prefixIds, this.#suffixIds] = this.#specialLayout(config);
+    this.#surface = createSurfaceFunction(json['decoder']);
+
+    const templates = parseChatTemplates(config['chat_template'] ?? files.chatTemplate, files.sources.chatTemplate);
+    this.chatTemplate = templates.single ?? templates.named.get('default');
+    this.chatTemplateNames = [...templates.named.keys()];
+    const variables: Record<string, unknown> = {};
+    for (const field of ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token']) {
+      const content = tokenContent(config[field]);
+      if (content !== undefined) variables[field] = content;
+    }
+    variables['additional_special_tokens'] = additional;
+    this.#renderer = new ChatTemplateRenderer(templates, variables);
+  }
+
+  /**
+   * The ids the post-processor puts before and after a text, found by encoding a probe with and without special
+   * tokens, then corrected by the config's explicit `add_bos_token` / `add_eos_token` (what transformers'
+   * LlamaTokenizerFast does when it rebuilds its post-processor from those flags).
+   */
+  #specialLayout(config: Record<string, unknown>): [number[], number[]] {
+    const probe = 'a';
+    const core = this.#core.encode(probe, { add_special_tokens: false }).ids;
+    const full = this.#core.encode(probe, { add_special_tokens: true }).ids;
+    let prefix: number[] = [];
+    let suffix: number[] = [];
+    for (let at = 0; at + core.length <= full.length; at++) {
+      if (core.every((id, k) => full[at + k] === id)) {
+        prefix = full.slice(0, at);
+        suffix = full.slice(at + core.length);
+        break;
+      }
+    }
+    const bos = this.bosTokenId;
+    if (bos !== undefined) {
+      if (config['add_bos_token'] === true && prefix[0] !== bos) prefix = [bos, ...prefix];
+      if (config['add_bos_token'] === false && prefix[0] === bos) prefix = prefix.slice(1);
+    }
+    const eos = this.eosTokenId;
+    if (eos !== undefined) {
+      if (config['add_eos_token'] === true && suffix.at(-1) !== eos) suffix = [...suffix, eos];
+      if (config['add_eos_token'] === false && suffix.at(-1) === eos) suffix = suffix.slice(0, -1);
+    }
+    return [prefix, suffix];
+  }
+
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const ids = this.#core.encode(text, { add_special_tokens: false }).ids;
+    return options.addSpecialTokens === false ? ids : [...this.#prefixIds, ...ids, ...this.#suffixIds];
+  }
+
+  encodeWithOffsets(text: string, options: EncodeOptions = {}): TokenWithOffsets[] {
+    const { ids, tokens } = this.#core.encode(text, { add_special_tokens: false });
+    const surfaces = tokens.map((token, k) => {
+      const content = this.#added.get(ids[k]!);
+      return content === undefined ? this.#surface(token) : new TextEncoder().encode(content);
+    });
+    const chars = Array.from(text);
+    const spans = alignOffsets(text, surfaces);
+    const body = ids.map((id, k) => {
+      const [start, stop] = spans[k]!;
+      return { id, text: chars.slice(start, stop).join(''), start, stop };
+    });
+    if (options.addSpecialTokens === false) return body;
+    const empty = (id: number): TokenWithOffsets => ({ id, text: '', start: 0, stop: 0 });
+    return [...this.#prefixIds.map(empty), ...body, ...this.#suffixIds.map(empty)];
+  }
+
+  decode(ids: readonly number[], options: DecodeOptions = {}): string {
+    const skipSpecial = options.skipSpecialTokens ?? false;
+    const kept = ids.filter((id) => this.#vocab[id] !== undefined && !(skipSpecial && this.#special.has(id)));
+    if (kept.length === 0) return '';
+    return this.#core.decode(kept, { clean_up_tokenization_spaces: options.cleanUpTokenizationSpaces ?? false });
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.#vocab[id];
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.#core.token_to_id(token);
+  }
+
+  isSpecial(id: number): boolean {
+    return this.#special.has(id);
+  }
+
+  eosTokenIds(extra?: number | readonly number[] | null): number[] {
+    const ids = new Set<number>();
+    if (this.eosTokenId !== undefined) ids.add(this.eosTokenId);
+    for (const id of this.#generationEos) ids.add(id);
+    for (const id of idList(extra)) ids.add(id);
+    return [...ids];
+  }
+
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string {
+    return this.#renderer.render(messages, options);
+  }
+
+  createStreamDecoder(options: StreamDecoderOptions = {}): StreamDecoder {
+    const skipSpecial = options.skipSpecialTokens ?? false;
+    return createWindowStreamDecoder(
+      (ids) => this.decode(ids),
+      (id) => this.#vocab[id] === undefined || (skipSpecial && this.#special.has(id)),
+      options.promptTokens ?? [],
+    );
+  }
+}

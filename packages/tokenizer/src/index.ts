@@ -1,0 +1,15 @@
+export { loadTokenizer } from './load-tokenizer.js';
+export { ChatTemplateError, TokenizerError, type ChatTemplateErrorKind } from './errors.js';
+export type {
+  ChatContentPart,
+  ChatMessage,
+  ChatTemplateOptions,
+  DecodeOptions,
+  EncodeOptions,
+  StreamDecoder,
+  StreamDecoderOptions,
+  TokenWithOffsets,
+  Tokenizer,
+  TokenizerFiles,
+  TokenizerSource,
+} from './types.js';

@@ -57,8 +57,16 @@ const logitStd = 4;
  * - projections reading the (RMS-normalised) stream: std 1/sqrt(fan_in);
  * - o_proj and down_proj, which write into the residual stream: additionally 1/sqrt(2 * layers), so the stream's
  *   variance stays bounded however deep the model is (as GPT-2's scaled init);
- * - the embedding: std 1, or logitStd/sqrt(hidden) when it doubles as lm_head; lm_head: logitStd/sqrt(hidden);
- * - norm weights: uniform in [0.8, 1.2]; biases: std 0.2.
+ * - embedding std 1, so the current token's direct path through the residual stream stays strong (the next
+ *   token then depends on the current one, and greedy decoding wanders instead of settling on one token);
+ * - lm_head std logitStd/sqrt(hidden);
+ * - norm weights: uniform in [0.8, 1.2]; biases: std 0.2;
+ * - tied embeddings (lm_head = embedding): the logits contain the current token's embedding e_X through the
+ *   residual stream, as sum(w_d e_X,d e_v,d) — symmetric in X and v, and for v = X always positive when the final
+ *   norm weights w are. Left alone, greedy decoding then repeats one token or bounces between two. So the final
+ *   norm's weights get random signs (magnitude logitStd/sqrt(hidden) times [0.8, 1.2]), cancelling the
+ *   self-affinity, and the last layer's down_proj writes 8 times louder, so the final state is mostly computed
+ *   from the context rather than the raw embedding.
  */
 function initialisation(spec: DecoderSpec, name: string, shape: readonly number[]): { bound: number; center: number } {
   const root3 = Math.sqrt(3);
@@ -66,12 +74,13 @@ function initialisation(spec: DecoderSpec, name: string, shape: readonly number[
   if (name.endsWith('layernorm.weight') || name === 'model.norm.weight') return { bound: 0.2, center: 1 };
   if (name.endsWith('.bias')) return { bound: 0.2 * root3, center: 0 };
   if (name === 'model.embed_tokens.weight') {
-    const std = spec.tieWordEmbeddings ? logitStd / Math.sqrt(spec.hiddenSize) : 1;
-    return { bound: std * root3, center: 0 };
+    return { bound: root3, center: 0 };
   }
   if (name === 'lm_head.weight') return { bound: (logitStd / Math.sqrt(spec.hiddenSize)) * root3, center: 0 };
   const residualScale = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight');
-  const std = 1 / Math.sqrt(fanIn) / (residualScale ? Math.sqrt(2 * spec.numLayers) : 1);
+  // Tied models: the last MLP writes 8x louder, so the final state is mostly computed rather than the raw embedding.
+  const boost = spec.tieWordEmbeddings && name === `model.layers.${spec.numLayers - 1}.mlp.down_proj.weight` ? 8 : 1;
+  const std = boost / Math.sqrt(fanIn) / (residualScale ? Math.sqrt(2 * spec.numLayers) : 1);
   return { bound: std * root3, center: 0 };
 }
 
@@ -85,8 +94,17 @@ export function seededWeights(spec: DecoderSpec, seed: number, dtype: WeightDtyp
     read(name) {
       const shape = shapes.get(name);
       if (shape === undefined) return Promise.reject(new Error(`no tensor ${name} in this model`));
-      const { bound, center } = initialisation(spec, name, shape);
-      const values = fillUniform(new Float32Array(elementCount(shape)), createRandomStream(seed, name), bound, center);
+      const random = createRandomStream(seed, name);
+      const values = new Float32Array(elementCount(shape));
+      if (name === 'model.norm.weight' && spec.tieWordEmbeddings) {
+        const scale = logitStd / Math.sqrt(spec.hiddenSize);
+        fillUniform(values, random, 1);
+        for (let i = 0; i < values.length; i++)
+          values[i] = (values[i]! < 0 ? -scale : scale) * (0.8 + 0.4 * Math.abs(values[i]!));
+      } else {
+        const { bound, center } = initialisation(spec, name, shape);
+        fillUniform(values, random, bound, center);
+      }
       return Promise.resolve(roundToDtype(values, dtype));
     },
   };

@@ -202,6 +202,33 @@ describe.each(cases)('ONNX decoder: $name', ({ dir: makeDir }) => {
   });
 });
 
+describe.each(['tiny', 'tiny-qwen2'] as const)('%s greedy decoding', (preset) => {
+  it('wanders through the vocabulary instead of settling into a one- or two-token loop', async () => {
+    for (const seed of [0, 1, 2]) {
+      const outDir = await mkdtemp(join(tmpdir(), 'mk-greedy-'));
+      await writeModelDir({ preset, seed, outDir });
+      const decoder = await loadOnnxDecoder(outDir);
+      const ids = tokens(6, seed, 500);
+      const generated = (await decodeSingle(decoder, ids, [])).map(argmax);
+      let result = await prefillLogits(decoder, ids);
+      let next = argmax(result.at(0, ids.length - 1));
+      for (let k = 0; k < 15; k++) {
+        result = await decoder.step({
+          inputIds: [[next]],
+          attentionMask: [range(0, ids.length + k + 1).map(() => 1)],
+          positionIds: [[ids.length + k]],
+          cache: result.cache,
+        });
+        next = argmax(result.at(0, 0));
+        generated.push(next);
+      }
+      const seen = `seed ${seed}: ${generated.join(' ')}`;
+      expect(new Set(generated).size, seen).toBeGreaterThanOrEqual(8);
+      expect(new Set(generated.slice(-8)).size, seen).toBeGreaterThanOrEqual(4); // no short cycle at the end
+    }
+  });
+});
+
 describe('ONNX external data', () => {
   it('writes onnx/model.onnx_data (Optimum naming, page-aligned) when forced, with identical outputs', async () => {
     const inline = await fresh({ preset: 'tiny' });

@@ -32,6 +32,7 @@ export {
   applyTypicalP,
   createProcessorScratch,
   logSoftmax,
+  logSumExp,
   suppressTokens,
   type ProcessorScratch,
 } from './processors.js';

@@ -4,7 +4,7 @@
  * vectors in `fixtures/` come from the real transformers code) and are the reference the fused
  * {@link createSampler} pipeline is tested against. Each is a no-op at its neutral value.
  */
-import { expNonPositive, maxOf } from './fast-math.js';
+import { expNonPositive, maxOf, sumExpShifted } from './fast-math.js';
 
 /** Reusable buffers for the processors that need them; pass one in to make a call allocation-free. */
 export interface ProcessorScratch {
@@ -233,4 +233,11 @@ export function logSoftmax(logits: Float32Array, out: Float32Array = new Float32
   const shift = max + Math.log(sum);
   for (let i = 0; i < logits.length; i++) out[i] = logits[i]! - shift;
   return out;
+}
+
+/** `log(sum(exp(s)))` of a row, computed stably (-Infinity when every entry is -Infinity). */
+export function logSumExp(logits: Float32Array): number {
+  const max = maxOf(logits);
+  if (max === -Infinity) return -Infinity;
+  return max + Math.log(sumExpShifted(logits, max, 1));
 }

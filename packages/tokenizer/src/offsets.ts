@@ -121,10 +121,24 @@ function agrees(surface: Uint8Array, x: number, input: Uint8Array, y: number): b
   return true;
 }
 
-/** Smallest (skipSurface + skipInput) after which the two byte strings agree again, or undefined. */
+function isSpace(byte: number | undefined): boolean {
+  return byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
+}
+
+/**
+ * How many bytes to skip on each side before the two byte strings agree again, or undefined. Whitespace that only one
+ * side has (a prepended `▁`, spaces an added token's `lstrip` / `rstrip` swallowed) is tried first; otherwise the
+ * smallest total skip after which `resyncRun` bytes agree.
+ */
 function resync(surface: Uint8Array, i: number, input: Uint8Array, j: number): [number, number] | undefined {
   const maxSurface = Math.min(resyncWindow, surface.length - i);
   const maxInput = Math.min(resyncWindow, input.length - j);
+  for (let skip = 1; skip <= maxInput && isSpace(input[j + skip - 1]); skip++) {
+    if (j + skip === input.length ? i === surface.length : surface[i] === input[j + skip]) return [0, skip];
+  }
+  for (let skip = 1; skip <= maxSurface && isSpace(surface[i + skip - 1]); skip++) {
+    if (i + skip === surface.length ? j === input.length : surface[i + skip] === input[j]) return [skip, 0];
+  }
   for (let total = 1; total <= maxSurface + maxInput; total++) {
     for (let skipSurface = Math.max(0, total - maxInput); skipSurface <= Math.min(total, maxSurface); skipSurface++) {
       if (agrees(surface, i + skipSurface, input, j + total - skipSurface)) return [skipSurface, total - skipSurface];

@@ -155,6 +155,22 @@ describe('encodeWithOffsets (TGI /tokenize)', () => {
     expect(tokens.at(-1)).toMatchObject({ text: '!', start: 5, stop: 6 });
   });
 
+  test('an added token with lstrip/rstrip: the swallowed spaces belong to no token', async () => {
+    const stripping = await loadFixture('qwen2', {
+      tokenizerJson: (json) => {
+        for (const token of json['added_tokens'] as Array<Record<string, unknown>>) {
+          if (token['content'] === '<tool_call>') Object.assign(token, { lstrip: true, rstrip: true });
+        }
+      },
+    });
+    const tokens = stripping.encodeWithOffsets('x  <tool_call>  y', { addSpecialTokens: false });
+    expect(tokens.map((token) => [token.text, token.start, token.stop])).toEqual([
+      ['x', 0, 1],
+      ['<tool_call>', 3, 14],
+      ['y', 16, 17],
+    ]);
+  });
+
   const names = ['llama3', 'qwen2', 'mistral'] as const;
   test.prop([fc.constantFrom(...names), fc.string({ unit: 'grapheme', maxLength: 40 })], { numRuns: 200 })(
     'spans are ordered, inside the input, match their text and cover every character',

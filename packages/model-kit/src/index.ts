@@ -1,5 +1,11 @@
 export { writeModelDir, planModelDir } from './write-model-dir.js';
-export type { ModelDirInfo, ModelFormat, WriteModelDirOptions, WriteProgress } from './write-model-dir.js';
+export type {
+  ModelDirInfo,
+  ModelDirPlan,
+  ModelFormat,
+  WriteModelDirOptions,
+  WriteProgress,
+} from './write-model-dir.js';
 export { ensureModelDir, defaultModelCacheDir } from './ensure-model-dir.js';
 export type { EnsureModelDirOptions } from './ensure-model-dir.js';
 export { exportOnnx } from './export-onnx.js';

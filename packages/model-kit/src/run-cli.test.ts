@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,6 +92,11 @@ describe('gen-model CLI', () => {
     const { io, stderr } = captureIo();
     expect(await runCli(['export-onnx', join(await temp(), 'nothing-here')], io)).toBe(1);
     expect(stderr()).toMatch(/^gen-model: Cannot read config\.json/);
+    const blocked = captureIo();
+    const file = join(await temp(), 'a-file');
+    await writeFile(file, '');
+    expect(await runCli(['make', '--preset', 'tiny', '--out', join(file, 'sub')], blocked.io)).toBe(1);
+    expect(blocked.stderr()).toMatch(/^gen-model: ENOTDIR: not a directory/);
   });
 
   it('runs as a program (the bin entry point)', async () => {

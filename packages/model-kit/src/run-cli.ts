@@ -63,8 +63,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr.write(`gen-model: ${(error as Error).message}\nRun gen-model --help for usage.\n`);
       return 2;
     }
-    if (ModelKitError.isInstance(error)) {
-      io.stderr.write(`gen-model: ${error.message}\n`);
+    // Model errors and file-system errors (ENOENT, EACCES, ENOSPC...) are the user's to fix: a message, no stack.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (ModelKitError.isInstance(error) || (typeof code === 'string' && /^E[A-Z]+$/.test(code))) {
+      io.stderr.write(`gen-model: ${(error as Error).message}\n`);
       return 1;
     }
     throw error;

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { describe, expect, it } from 'vitest';
 import { InvalidModelConfigError } from './errors.js';
+import { resolveModelConfig } from './model-config.js';
 import { openSafetensorsCheckpoint } from './safetensors.js';
+import { buildTokenizerFiles } from './tokenizer/tokenizer-files.js';
 import { planModelDir, writeModelDir } from './write-model-dir.js';
 
 const temp = () => mkdtemp(join(tmpdir(), 'mk-write-'));
@@ -227,7 +229,7 @@ describe('presets', () => {
     expect(plan.tensors.find((t) => t.name === 'lm_head.weight')!.shape).toEqual([32000, 768]);
     expect(plan.tensors.find((t) => t.name === 'model.layers.11.self_attn.k_proj.weight')!.shape).toEqual([256, 768]);
     // The tokenizer learned from the embedded corpus is much smaller than the model's vocabulary.
-    expect(plan.tokenizer.tokenizerVocabSize).toBeLessThan(2000);
+    expect(plan.tokenizerVocabSize).toBeLessThan(2000);
   });
 
   it('big-vocab has Qwen2-sized vocabulary with a small hidden size', () => {
@@ -236,16 +238,21 @@ describe('presets', () => {
     expect(plan.parameterCount).toBeLessThan(25_000_000);
   });
 
-  it('writes tokenizers that @huggingface/tokenizers loads, for every preset', async () => {
+  it('has tokenizers that @huggingface/tokenizers loads, for every preset', async () => {
     for (const preset of ['tiny', 'tiny-qwen2', 'bench', 'big-vocab'] as const) {
-      const plan = planModelDir({ preset });
+      const config = resolveModelConfig(preset);
+      const { files, tokenizerVocabSize } = buildTokenizerFiles(config.chatFormat!, {
+        modelVocabSize: config.vocabSize,
+        modelMaxLength: config.maxPositionEmbeddings,
+      });
+      expect(tokenizerVocabSize).toBe(planModelDir({ preset }).tokenizerVocabSize);
       const tokenizer = new Tokenizer(
-        JSON.parse(plan.tokenizer.files['tokenizer.json']!) as object,
-        JSON.parse(plan.tokenizer.files['tokenizer_config.json']!) as object,
+        JSON.parse(files['tokenizer.json']!) as object,
+        JSON.parse(files['tokenizer_config.json']!) as object,
       );
       const ids = tokenizer.encode('Hello 世界 👋', { add_special_tokens: false }).ids;
       expect(tokenizer.decode(ids)).toBe('Hello 世界 👋');
-      expect(Math.max(...ids)).toBeLessThan(plan.config.vocabSize);
+      expect(Math.max(...ids)).toBeLessThan(config.vocabSize);
     }
   });
 });

@@ -59,15 +59,39 @@ export interface ModelDirInfo {
   tokenIds: ConfigTokenIds;
 }
 
-/** The configuration, config.json, tokenizer and tensor list a write would produce, without writing anything. */
-export function planModelDir(options: Pick<WriteModelDirOptions, 'preset' | 'config' | 'dtype'>): {
+/** What a write would produce, without writing anything: see {@link planModelDir}. */
+export interface ModelDirPlan {
+  /** The resolved configuration. */
   config: ModelConfig;
+  /** The `config.json` object. */
   hfConfig: Record<string, unknown>;
-  spec: DecoderSpec;
-  tokenizer: ReturnType<typeof buildTokenizerFiles>;
-  tensors: ReturnType<typeof decoderTensors>;
+  /** Checkpoint tensors by Hugging Face name with their PyTorch shapes, in module order. */
+  tensors: Array<{ name: string; shape: number[] }>;
+  /** Number of weights (tied embeddings counted once). */
   parameterCount: number;
-} {
+  /** Tokens the tokenizer knows (learned plus special); can be less than `config.vocabSize`. */
+  tokenizerVocabSize: number;
+  tokenIds: ConfigTokenIds;
+}
+
+/**
+ * The configuration, `config.json`, tensor shapes and tokenizer size that {@link writeModelDir} would produce for
+ * these options, computed without writing (cheap even for large presets). Throws
+ * {@link InvalidModelConfigError} like `writeModelDir`.
+ */
+export function planModelDir(options: Pick<WriteModelDirOptions, 'preset' | 'config' | 'dtype'>): ModelDirPlan {
+  const { config, hfConfig, tensors, parameterCount, tokenizer } = plan(options);
+  return {
+    config,
+    hfConfig,
+    tensors,
+    parameterCount,
+    tokenizerVocabSize: tokenizer.tokenizerVocabSize,
+    tokenIds: tokenizer.tokenIds,
+  };
+}
+
+function plan(options: Pick<WriteModelDirOptions, 'preset' | 'config' | 'dtype'>) {
   const config = resolveModelConfig(options.preset, options.config);
   const tokenizer = buildTokenizerFiles(config.chatFormat!, {
     modelVocabSize: config.vocabSize,
@@ -106,36 +130,38 @@ export async function writeModelDir(options: WriteModelDirOptions): Promise<Mode
       throw new InvalidModelConfigError({ field: 'formats', message: `Unknown format "${String(format)}".` });
     }
   }
-  const plan = planModelDir(options);
+  const planned = plan(options);
   const dir = options.outDir;
   await mkdir(dir, { recursive: true });
   const files: string[] = [];
   const textFiles: Record<string, string> = {
-    'config.json': stringifyJson(plan.hfConfig, { sortKeys: true }),
-    'generation_config.json': stringifyJson(toGenerationConfig(plan.config, plan.tokenizer.tokenIds), {
+    'config.json': stringifyJson(planned.hfConfig, { sortKeys: true }),
+    'generation_config.json': stringifyJson(toGenerationConfig(planned.config, planned.tokenizer.tokenIds), {
       sortKeys: true,
     }),
-    ...plan.tokenizer.files,
+    ...planned.tokenizer.files,
   };
   await removeStale(dir, Object.keys(textFiles));
   for (const [name, text] of Object.entries(textFiles)) {
     await writeFile(join(dir, name), text);
     files.push(name);
   }
-  const weights = seededWeights(plan.spec, seed, dtype);
+  const weights = seededWeights(planned.spec, seed, dtype);
   if (formats.has('safetensors')) {
-    files.push(...(await writeCheckpoint(dir, plan.tensors, weights, dtype, options.maxShardSize, options.onProgress)));
+    files.push(
+      ...(await writeCheckpoint(dir, planned.tensors, weights, dtype, options.maxShardSize, options.onProgress)),
+    );
   }
   if (formats.has('onnx')) {
-    files.push(...(await writeOnnxDecoder(dir, plan.spec, weights, options.onnxExternalData, options.onProgress)));
+    files.push(...(await writeOnnxDecoder(dir, planned.spec, weights, options.onnxExternalData, options.onProgress)));
   }
   return {
     dir,
-    config: plan.config,
+    config: planned.config,
     files: files.sort(),
-    parameterCount: plan.parameterCount,
-    tokenizerVocabSize: plan.tokenizer.tokenizerVocabSize,
-    tokenIds: plan.tokenizer.tokenIds,
+    parameterCount: planned.parameterCount,
+    tokenizerVocabSize: planned.tokenizer.tokenizerVocabSize,
+    tokenIds: planned.tokenizer.tokenIds,
   };
 }
 

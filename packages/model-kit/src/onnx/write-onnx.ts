@@ -1,5 +1,6 @@
 import { mkdir, open, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { InvalidModelConfigError } from '../errors.js';
 import { writeAll } from '../files.js';
 import { encodeGraph, encodeModel, type ExternalLocation, type GraphSpec } from './onnx-proto.js';
 import type { Piece } from './protobuf.js';
@@ -50,6 +51,12 @@ export async function writeOnnxModel(options: {
   let model = encode(new Map());
   const dataName = `${modelPath.slice(dirname(modelPath).length + 1)}_data`;
   const dataPath = join(dirname(modelPath), dataName);
+  if (mode === 'never' && model.byteLength > protobufLimit) {
+    throw new InvalidModelConfigError({
+      field: 'externalData',
+      message: `The model is ${model.byteLength} bytes; ONNX files over 2 GiB need external data (not 'never').`,
+    });
+  }
   if (mode === 'never' || (mode === 'auto' && model.byteLength <= protobufLimit)) {
     await rm(dataPath, { force: true });
     const modelBytes = await writePieces(modelPath, model.finish(), options.onBytes);

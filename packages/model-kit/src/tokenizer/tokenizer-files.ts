@@ -1,5 +1,6 @@
 import type { ConfigTokenIds } from '../hf-config.js';
 import type { ChatFormat } from '../model-config.js';
+import { InvalidModelConfigError } from '../errors.js';
 import { OrderedObject, stringifyJson } from '../json.js';
 import { splitPatterns, splitRegExp } from './byte-level.js';
 import { trainingCorpus } from './corpus.js';
@@ -42,7 +43,10 @@ export function buildTokenizerFiles(
   const specials = specialTokens[format];
   const learnedTarget = options.modelVocabSize - specials.length;
   if (learnedTarget < 256) {
-    throw new RangeError(`vocab_size must be at least ${256 + specials.length} for a byte-level tokenizer`);
+    throw new InvalidModelConfigError({
+      field: 'vocabSize',
+      message: `\`vocabSize\` must be at least ${256 + specials.length} (256 bytes and ${specials.length} special tokens); got ${options.modelVocabSize}.`,
+    });
   }
   const key = `${format}:${learnedTarget}`;
   let bpe = trained.get(key);

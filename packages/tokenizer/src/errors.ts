@@ -1,7 +1,7 @@
 const marker = Symbol.for('gen.tokenizer.error');
 
 /**
- * Base class of every error thrown by `@gen/tokenizer`: unreadable or invalid tokenizer files, bad token ids, and
+ * Base class of every error thrown by `@gen/tokenizer`: unreadable or invalid tokenizer files, misused options, and
  * (through {@link ChatTemplateError}) chat-template failures.
  *
  * Use {@link TokenizerError.isInstance} rather than `instanceof`: it also recognises errors thrown by another

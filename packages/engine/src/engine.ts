@@ -357,7 +357,7 @@ class ContinuousBatchingEngine implements Engine {
         index,
         sequenceId: `${v.id}#${index}`,
         sequence: v.sampler.createSequence(v.inputIds, index),
-        decoder: this.tokenizer.createStreamDecoder({ skipSpecialTokens: true }),
+        decoder: this.tokenizer.createStreamDecoder({ skipSpecialTokens: true, promptTokens: v.inputIds }),
         matcher: v.stop.length > 0 ? new StopSequenceMatcher(v.stop) : undefined,
         pending: undefined,
         live: false,

@@ -14,7 +14,10 @@ export interface EngineTokenizer {
    * A streaming detokenizer: `push(id)` returns the new text, `flush()` whatever was held back. Concatenated, the
    * outputs equal `decode(ids, { skipSpecialTokens })`.
    */
-  createStreamDecoder(options?: { skipSpecialTokens?: boolean }): { push(id: number): string; flush(): string };
+  createStreamDecoder(options?: { skipSpecialTokens?: boolean; promptTokens?: readonly number[] }): {
+    push(id: number): string;
+    flush(): string;
+  };
 }
 
 /** Everything a request can set: TGI's `parameters`, the OpenAI extras and the sampling parameters. */

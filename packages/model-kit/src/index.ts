@@ -15,3 +15,4 @@ export type { Architecture, ChatFormat, ModelConfig, PresetName } from './model-
 export type { WeightDtype } from './dtype.js';
 export type { ExternalDataMode } from './onnx/write-onnx.js';
 export { InvalidModelConfigError, ModelDirectoryError, ModelKitError } from './errors.js';
+export { createProgressReporter, type ProgressOutput } from './progress.js';

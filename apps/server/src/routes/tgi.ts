@@ -1,0 +1,157 @@
+import type { GenerationResult, TokenEvent } from '@gen/engine';
+import { CancelledError } from '@gen/engine';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { startGeneration, timeoutError, type ServerContext } from '../context.js';
+import { errorBody, toHttpError, validationError } from '../errors.js';
+import { SseWriter } from '../sse.js';
+import { parseTgiRequest, tgiGenerateResponse, tgiToken, type TgiRequest } from '../wire/tgi.js';
+
+/** TGI's `x-*` response headers for a finished request. */
+export function timingHeaders(result: GenerationResult, inputs: string, validationMs: number): Record<string, string> {
+  const generated = result.choices.reduce((sum, choice) => sum + choice.generatedTokens, 0);
+  const { queueMs, inferenceMs, totalMs } = result.timings;
+  return {
+    'x-compute-type': 'gen',
+    'x-compute-time': (totalMs / 1000).toFixed(6),
+    'x-compute-characters': String(inputs.length),
+    'x-total-time': String(Math.round(totalMs + validationMs)),
+    'x-validation-time': String(Math.round(validationMs)),
+    'x-queue-time': String(Math.round(queueMs)),
+    'x-inference-time': String(Math.round(inferenceMs)),
+    'x-time-per-token': String(generated > 0 ? Math.round(inferenceMs / generated) : 0),
+    'x-prompt-tokens': String(result.inputTokens),
+    'x-generated-tokens': String(generated),
+  };
+}
+
+/** Runs a TGI request to completion and returns its result (or throws the mapped error). */
+async function generateOnce(
+  context: ServerContext,
+  reply: FastifyReply,
+  request: TgiRequest,
+): Promise<{ result: GenerationResult; validationMs: number }> {
+  const { limits } = context.ready();
+  const started = performance.now();
+  context.metrics.received();
+  try {
+    if (request.parameters.bestOf !== undefined && request.parameters.bestOf > limits.maxBestOf) {
+      throw validationError(
+        `\`best_of\` must be > 0 and <= ${limits.maxBestOf}. Given: ${request.parameters.bestOf}`,
+        'best_of',
+      );
+    }
+    const generation = startGeneration(context, reply, { inputs: request.inputs, parameters: request.parameters });
+    const validationMs = performance.now() - started;
+    try {
+      const result = await generation.stream.result();
+      context.metrics.succeeded(result);
+      return { result, validationMs };
+    } catch (error) {
+      if (generation.timedOut()) throw timeoutError(context.requestTimeoutMs!);
+      throw error;
+    }
+  } catch (error) {
+    context.metrics.failed(toHttpError(error).errorType);
+    throw error;
+  }
+}
+
+/**
+ * Streams a TGI request as Server-Sent Events: one event per token; the last one carries `generated_text` and the
+ * stream `details`. Validation errors are thrown before the stream starts (so they get a 4xx JSON answer); an
+ * error after the first byte is sent as TGI does, as an event `{error, error_type}`.
+ */
+async function streamTgi(context: ServerContext, reply: FastifyReply, request: TgiRequest): Promise<void> {
+  if (request.parameters.bestOf !== undefined && request.parameters.bestOf !== 1) {
+    throw validationError('`best_of` != 1 is not supported when streaming tokens', 'best_of');
+  }
+  if (request.parameters.n !== undefined && request.parameters.n !== 1) {
+    throw validationError('`n` != 1 is not supported when streaming tokens', 'n');
+  }
+  context.metrics.received();
+  let generation;
+  try {
+    generation = startGeneration(context, reply, { inputs: request.inputs, parameters: request.parameters });
+  } catch (error) {
+    context.metrics.failed(toHttpError(error).errorType);
+    throw error;
+  }
+  const { stream } = generation;
+  reply.hijack();
+  const sse = new SseWriter(reply.raw, context.keepAliveMs);
+  sse.start({
+    'x-compute-type': 'gen',
+    'x-prompt-tokens': String(stream.inputTokens),
+    'x-request-id': String(reply.request.id),
+  });
+  let index = 0;
+  let held: TokenEvent | undefined;
+  const send = (event: TokenEvent, final?: { generatedText: string; details: unknown }) =>
+    sse.send({
+      index: ++index,
+      token: tgiToken(event.token),
+      top_tokens: (event.topTokens ?? []).map(tgiToken),
+      generated_text: final?.generatedText ?? null,
+      details: final?.details ?? null,
+    });
+  try {
+    for await (const event of stream) {
+      if (event.type === 'token') {
+        if (held !== undefined) await send(held);
+        held = event;
+      } else if (event.type === 'done') {
+        const result = event.result;
+        const choice = result.choices[0]!;
+        context.metrics.succeeded(result);
+        const details =
+          request.parameters.details !== true
+            ? null
+            : {
+                finish_reason: choice.finishReason,
+                generated_tokens: choice.generatedTokens,
+                seed: result.seed ?? null,
+                input_length: result.inputTokens,
+              };
+        if (held !== undefined) await send(held, { generatedText: choice.generatedText, details });
+        held = undefined;
+      } else if (event.type === 'error') {
+        if (held !== undefined) await send(held);
+        held = undefined;
+        const error = generation.timedOut() ? timeoutError(context.requestTimeoutMs!) : toHttpError(event.error);
+        context.metrics.failed(error.errorType);
+        if (!(event.error instanceof CancelledError) || generation.timedOut()) {
+          await sse.send(errorBody('tgi', error).body);
+        }
+      }
+    }
+  } finally {
+    sse.end();
+  }
+}
+
+/** Registers TGI's generation routes: `/generate`, `/generate_stream` and `/` (array response, or a stream). */
+export function registerTgiRoutes(app: FastifyInstance, context: ServerContext): void {
+  const parse = (body: unknown) => parseTgiRequest(body, context.ready().limits.maxTopNTokensTgi);
+
+  app.post('/generate', async (request, reply) => {
+    const parsed = parse(request.body);
+    const { result, validationMs } = await generateOnce(context, reply, parsed);
+    void reply.headers(timingHeaders(result, parsed.inputs, validationMs));
+    return tgiGenerateResponse(result, parsed.parameters);
+  });
+
+  app.post('/generate_stream', async (request, reply) => {
+    await streamTgi(context, reply, parse(request.body));
+  });
+
+  app.post('/', async (request, reply) => {
+    const parsed = parse(request.body);
+    if (parsed.stream) {
+      await streamTgi(context, reply, parsed);
+      return;
+    }
+    const { result, validationMs } = await generateOnce(context, reply, parsed);
+    void reply.headers(timingHeaders(result, parsed.inputs, validationMs));
+    return [tgiGenerateResponse(result, parsed.parameters)];
+  });
+}

@@ -1,0 +1,228 @@
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import cors from '@fastify/cors';
+import { createEngine, type Engine, type EngineLimits, type SchedulerSettings } from '@gen/engine';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { LoadedModel, ServerContext, ServerLimits } from './context.js';
+import { HttpError, errorBody, familyOf, toHttpError } from './errors.js';
+import { ServerMetrics } from './metrics.js';
+import { registerMiscRoutes } from './routes/misc.js';
+import { registerOpenAiRoutes } from './routes/openai.js';
+import { registerTgiRoutes } from './routes/tgi.js';
+import { registerTogetherRoutes } from './routes/together.js';
+import { SERVER_VERSION } from './version.js';
+
+/** Settings of {@link createServer}. */
+export interface ServerOptions {
+  /** The model to serve, or a function that loads it (the server answers 503 on generation routes until it resolves). */
+  model: LoadedModel | (() => Promise<LoadedModel>);
+  /** Request limits; TGI's defaults otherwise (max_best_of 2, max_stop_sequences 4, max_top_n_tokens 5, 128 concurrent). */
+  limits?: Partial<ServerLimits>;
+  /** Engine scheduling (batch size, per-step token budget). */
+  scheduler?: Partial<SchedulerSettings>;
+  /** Require `Authorization: Bearer <apiKey>` on every route except `/health` and `/metrics`. Off by default. */
+  apiKey?: string;
+  /** Allowed CORS origins (`*` for any). Off by default. */
+  corsOrigins?: readonly string[];
+  /** Largest request body in bytes (413 above). Default 2,000,000 as TGI. */
+  bodyLimit?: number;
+  /** Cancel a generation that takes longer than this (504 / an error event). Default: none. */
+  requestTimeoutMs?: number;
+  /** Keep-alive comment interval on silent streams. Default 15 s. */
+  keepAliveMs?: number;
+  /** Fastify's logger option (pino). Default: off. */
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** A server: the Fastify app, plus its engine once the model is loaded. */
+export interface GenServer {
+  /** The Fastify instance (call `listen`, or `inject` in tests). */
+  readonly app: FastifyInstance;
+  /** Resolves when the model is loaded and the engine runs; rejects if loading failed. */
+  readonly ready: Promise<void>;
+  /** The engine, once loaded. */
+  engine(): Engine | undefined;
+  /**
+   * Graceful stop: refuses new connections and requests, lets running generations finish (at most `timeoutMs`,
+   * default 30 s), cancels what remains, then disposes the backend.
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+const DEFAULT_LIMITS = {
+  maxBestOf: 2,
+  maxStopSequences: 4,
+  maxTopNTokensTgi: 5,
+  maxConcurrentRequests: 128,
+  maxClientBatchSize: 4,
+};
+
+/** Compares a presented API key with the configured one in constant time (hashes first, so lengths do not leak). */
+function keyMatches(presented: string, expected: string): boolean {
+  const a = createHash('sha256').update(presented).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * Builds the HTTP server: TGI routes (`/generate`, `/generate_stream`, `/`, `/tokenize`, `/detokenize`, `/info`,
+ * `/health`, `/metrics`, `/docs`), OpenAI routes (`/v1/chat/completions`, `/v1/completions`, `/v1/models`),
+ * Together's `/inference`, and `/watermark/detect`. Every request is validated before anything is streamed, and
+ * every error uses its API family's envelope.
+ */
+export function createServer(options: ServerOptions): GenServer {
+  const metrics = new ServerMetrics();
+  let loaded: { model: LoadedModel; engine: Engine; limits: ServerLimits } | undefined;
+  let loadError: Error | undefined;
+  let closing = false;
+
+  const context: ServerContext = {
+    metrics,
+    keepAliveMs: options.keepAliveMs ?? 15_000,
+    requestTimeoutMs: options.requestTimeoutMs,
+    version: SERVER_VERSION,
+    ready() {
+      if (closing) throw new HttpError(503, 'Server is shutting down', 'unhealthy');
+      if (loaded !== undefined) return loaded;
+      if (loadError !== undefined) throw new HttpError(503, `Model failed to load: ${loadError.message}`, 'unhealthy');
+      throw new HttpError(503, 'Model is loading', 'unhealthy');
+    },
+    engine: () => loaded?.engine,
+    model: () => loaded?.model,
+  };
+  metrics.attach(() => loaded?.engine);
+
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 2_000_000,
+    genReqId: (request) => {
+      const header = request.headers['x-request-id'];
+      return typeof header === 'string' && header.length > 0 && header.length <= 128 ? header : randomUUID();
+    },
+    forceCloseConnections: 'idle',
+  });
+
+  // JSON bodies whatever the declared content type (curl -d sends form encoding); invalid JSON is a 400.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+    const text = body as string;
+    if (text.trim().length === 0) {
+      done(new HttpError(400, 'Request body is empty: send a JSON object', 'validation'), undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      done(
+        new HttpError(400, `Failed to parse the request body as JSON: ${(error as Error).message}`, 'validation'),
+        undefined,
+      );
+    }
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
+  });
+
+  if (options.corsOrigins !== undefined && options.corsOrigins.length > 0) {
+    const origins = options.corsOrigins.includes('*') ? true : [...options.corsOrigins];
+    void app.register(cors, {
+      origin: origins,
+      exposedHeaders: ['x-request-id', 'x-compute-time', 'x-prompt-tokens', 'x-generated-tokens'],
+    });
+  }
+
+  if (options.apiKey !== undefined && options.apiKey.length > 0) {
+    const expected = options.apiKey;
+    app.addHook('onRequest', async (request) => {
+      const path = request.url.split('?')[0]!;
+      if (path === '/health' || path === '/metrics' || request.method === 'OPTIONS') return;
+      const header = request.headers.authorization ?? '';
+      const presented = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+      if (presented.length === 0 || !keyMatches(presented, expected)) {
+        throw new HttpError(
+          401,
+          'Missing or invalid API key: send `Authorization: Bearer <key>`',
+          'authentication',
+          null,
+          'invalid_api_key',
+        );
+      }
+    });
+  }
+
+  app.setErrorHandler((error, request, reply) => {
+    const mapped = toHttpError(error);
+    if (mapped.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ status: mapped.status, error: mapped.message }, 'request rejected');
+    const { status, body } = errorBody(familyOf(request.url), mapped);
+    if (mapped.status === 503) void reply.header('retry-after', '1');
+    void reply.status(status).send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const { status, body } = errorBody(
+      familyOf(request.url),
+      new HttpError(404, `Route ${request.method} ${request.url.split('?')[0]} not found`, 'not_found'),
+    );
+    void reply.status(status).send(body);
+  });
+
+  registerTgiRoutes(app, context);
+  registerOpenAiRoutes(app, context);
+  registerTogetherRoutes(app, context);
+  registerMiscRoutes(app, context);
+
+  const ready = (async () => {
+    try {
+      const model = typeof options.model === 'function' ? await options.model() : options.model;
+      const maxPositions = model.backend.model.maxPositions;
+      const requested = options.limits ?? {};
+      const maxTotalTokens = requested.maxTotalTokens ?? maxPositions;
+      const engineLimits: Partial<EngineLimits> = {
+        ...requested,
+        maxTotalTokens,
+        maxBestOf: requested.maxBestOf ?? DEFAULT_LIMITS.maxBestOf,
+        maxStopSequences: requested.maxStopSequences ?? DEFAULT_LIMITS.maxStopSequences,
+        maxConcurrentRequests: requested.maxConcurrentRequests ?? DEFAULT_LIMITS.maxConcurrentRequests,
+        // OpenAI's top_logprobs goes up to 20; the TGI routes keep TGI's own cap.
+        maxTopNTokens: Math.max(20, requested.maxTopNTokensTgi ?? DEFAULT_LIMITS.maxTopNTokensTgi),
+      };
+      const engine = createEngine({
+        backend: model.backend,
+        tokenizer: model.tokenizer,
+        limits: engineLimits,
+        ...(options.scheduler === undefined ? {} : { scheduler: options.scheduler }),
+        onStep: (stats) => metrics.step(stats),
+      });
+      loaded = {
+        model,
+        engine,
+        limits: {
+          ...engine.limits,
+          maxTopNTokensTgi: requested.maxTopNTokensTgi ?? DEFAULT_LIMITS.maxTopNTokensTgi,
+          maxClientBatchSize: requested.maxClientBatchSize ?? DEFAULT_LIMITS.maxClientBatchSize,
+        },
+      };
+    } catch (error) {
+      loadError = error instanceof Error ? error : new Error(String(error));
+      throw loadError;
+    }
+  })();
+  ready.catch(() => undefined);
+
+  return {
+    app,
+    ready,
+    engine: () => loaded?.engine,
+    async close(closeOptions = {}) {
+      if (closing) return;
+      const timeoutMs = closeOptions.timeoutMs ?? 30_000;
+      const drained = loaded?.engine.close({ timeoutMs });
+      closing = true;
+      // Stop listening first; open streams end as their generations finish (or are cancelled at the timeout).
+      const closed = app.close();
+      await drained;
+      await closed;
+      await loaded?.model.backend.doDispose();
+    },
+  };
+}

@@ -1,3 +1,5 @@
+import { applyNoRepeatNgram } from './processors.js';
+
 /**
  * Per-choice history the processors need: the tokens so far (prompt + generated), the distinct tokens (repetition
  * penalty), counts of generated tokens (frequency / presence penalties), kept up to date incrementally.
@@ -71,23 +73,7 @@ export class SequenceState {
    * Sets to -Infinity every token x such that (last n-1 tokens, x) already occurred (no_repeat_ngram_size).
    */
   banRepeatedNgrams(logits: Float32Array, n: number): void {
-    const tokens = this.buffer;
-    const length = this.size;
-    if (length + 1 < n) return;
-    const prefixStart = length - (n - 1);
-    for (let start = 0; start + n <= length; start++) {
-      let match = true;
-      for (let j = 0; j < n - 1; j++) {
-        if (tokens[start + j] !== tokens[prefixStart + j]) {
-          match = false;
-          break;
-        }
-      }
-      if (match) {
-        const banned = tokens[start + n - 1]!;
-        if (banned >= 0 && banned < logits.length) logits[banned] = -Infinity;
-      }
-    }
+    applyNoRepeatNgram(logits, this.tokens, n);
   }
 
   private push(token: number): void {

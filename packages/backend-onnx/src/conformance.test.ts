@@ -1,0 +1,20 @@
+import { createJsBackend } from '@gen/backend-js';
+import { ensureModelDir } from '@gen/model-kit';
+import { runBackendConformanceTests } from '@gen/testkit';
+import { createOnnxBackend } from './index.js';
+
+// model-kit writes onnx/model.onnx (Optimum layout) next to model.safetensors, so the oracle (backend-js) and the
+// backend under test read the same weights. The directories are cached under .gen-cache/models.
+runBackendConformanceTests({
+  name: 'onnx',
+  createBackend: ({ modelDir }) => {
+    if (modelDir === undefined) throw new Error('backend-onnx needs a model directory');
+    return createOnnxBackend({ modelDir, maxBatchSize: 8, intraOpThreads: 1 });
+  },
+  modelDirs: [
+    { name: 'tiny', dir: () => ensureModelDir('tiny', { seed: 1 }) },
+    { name: 'tiny-qwen2', dir: () => ensureModelDir('tiny-qwen2', { seed: 2 }) },
+  ],
+  oracle: ({ modelDir }) => createJsBackend({ modelDir }),
+  tolerance: 1e-4,
+});

@@ -1,0 +1,60 @@
+/**
+ * Which weight file of an onnx-community / Optimum model directory to load:
+ *
+ * | dtype   | file (under `onnx/`, or the directory root)     | weights                                        |
+ * | ------- | ----------------------------------------------- | ---------------------------------------------- |
+ * | `fp32`  | `model.onnx`                                    | float32                                        |
+ * | `fp16`  | `model_fp16.onnx`                               | float16 (usually float16 KV caches and logits) |
+ * | `int8`  | `model_quantized.onnx`, else `model_int8.onnx`  | 8-bit integer                                  |
+ * | `q4`    | `model_q4.onnx`                                 | 4-bit blocks (`MatMulNBits`), float32 compute  |
+ * | `q4f16` | `model_q4f16.onnx`                              | 4-bit blocks, float16 compute                  |
+ */
+export type OnnxModelDtype = 'fp32' | 'fp16' | 'int8' | 'q4' | 'q4f16';
+
+/** An onnxruntime execution provider by name. */
+export type OnnxExecutionProviderName = 'cpu' | 'cuda' | 'webgpu';
+
+/**
+ * An execution provider: a name, or `{ name, deviceId }` to pick a GPU. `cuda` needs the CUDA build of
+ * onnxruntime-node's provider libraries (see `docs/backends/onnx.md`); a provider that cannot be loaded is skipped
+ * with an `unsupported-setting` warning when a later one in the list can run.
+ */
+export type OnnxExecutionProvider =
+  OnnxExecutionProviderName | { readonly name: OnnxExecutionProviderName; readonly deviceId?: number };
+
+/** Settings of `createOnnxBackend`. */
+export interface OnnxBackendSettings {
+  /**
+   * A Hugging Face model directory with an ONNX export: `config.json` (llama, mistral or qwen2), optional
+   * `generation_config.json`, and `onnx/model*.onnx` (+ `*.onnx_data` external weights) in the Optimum /
+   * onnx-community layout. Directories written by other tools are fine: graph inputs and outputs are read from
+   * the model itself.
+   */
+  modelDir: string;
+  /** Which file variant to load; see {@link OnnxModelDtype}. Default `fp32` (`onnx/model.onnx`). */
+  dtype?: OnnxModelDtype;
+  /**
+   * An explicit `.onnx` file instead of the one `dtype` names: absolute, or relative to `modelDir` (for example
+   * `onnx/decoder_model_merged.onnx`). `model.dtype` then reports the type of the graph's logits.
+   */
+  modelFile?: string;
+  /** Threads of one operator (`intraOpNumThreads`). Default: onnxruntime's choice (one per physical core). */
+  intraOpThreads?: number;
+  /** Execution providers in order of preference. Default `['cpu']`. */
+  executionProviders?: readonly OnnxExecutionProvider[];
+  /** onnxruntime graph optimizations applied when the session is created. Default `all`. */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * Where `present.*` outputs (the KV cache) should stay: `gpu-buffer` keeps them on the device between steps
+   * with the WebGPU provider (onnxruntime-node honours it for WebGPU only; the CPU and CUDA providers always return
+   * CPU tensors, and the setting is then reported as a warning). Logits are always read back. Default `cpu`.
+   */
+  preferredOutputLocation?: 'cpu' | 'gpu-buffer';
+  /** Most sequences per `doForward` call. Default 32. */
+  maxBatchSize?: number;
+  /**
+   * Position limit per sequence, at most the model's `max_position_embeddings` (a larger value is clamped, with
+   * an `unsupported-setting` warning). Default: `max_position_embeddings`.
+   */
+  maxPositions?: number;
+}

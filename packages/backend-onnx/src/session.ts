@@ -1,0 +1,109 @@
+import { BackendError, ModelLoadError, type BackendWarningV1 } from '@gen/backend';
+import * as ort from 'onnxruntime-node';
+import type { OnnxBackendSettings, OnnxExecutionProvider } from './onnx-backend-settings.js';
+
+/** A created session and what it runs on. */
+export interface OpenedSession {
+  readonly session: ort.InferenceSession;
+  /** The execution provider that loaded (the first of the list that could). */
+  readonly executionProvider: string;
+  /** `cpu`, `cuda:0`, `webgpu`. */
+  readonly device: string;
+}
+
+function providerName(provider: OnnxExecutionProvider): string {
+  return typeof provider === 'string' ? provider : provider.name;
+}
+
+function providerConfig(provider: OnnxExecutionProvider): ort.InferenceSession.ExecutionProviderConfig {
+  if (typeof provider === 'string') return provider;
+  return provider.deviceId === undefined
+    ? provider.name
+    : ({ name: provider.name, deviceId: provider.deviceId } as never);
+}
+
+function deviceOf(provider: OnnxExecutionProvider): string {
+  const name = providerName(provider);
+  if (name === 'cpu') return 'cpu';
+  const deviceId = typeof provider === 'string' ? 0 : (provider.deviceId ?? 0);
+  return `${name}:${deviceId}`;
+}
+
+/** True for errors that say a provider's library is not installed, rather than that the model is bad. */
+function isProviderUnavailable(message: string): boolean {
+  return /shared library|backend not found|no available backend|Failed to get a WebGPU adapter|providers_shared|provider.*not (?:available|supported)/i.test(
+    message,
+  );
+}
+
+/**
+ * Creates the onnxruntime session for `file`, trying the execution providers in order: a provider whose library is
+ * missing (for example `cuda` without the CUDA binaries) is skipped with a warning while later ones remain.
+ *
+ * @throws {ModelLoadError} the file cannot be loaded (corrupt protobuf, missing external data, unknown operator);
+ *   `invalid-header` or `missing-file`, with onnxruntime's message.
+ * @throws {BackendError} no listed provider can be loaded.
+ */
+export async function openSession(
+  file: string,
+  settings: OnnxBackendSettings,
+  warnings: BackendWarningV1[],
+): Promise<OpenedSession> {
+  const providers = [...(settings.executionProviders ?? ['cpu'])];
+  if (providers.length === 0) throw new RangeError('executionProviders must name at least one provider');
+  const unavailable: string[] = [];
+  for (let i = 0; i < providers.length; i++) {
+    const provider = providers[i]!;
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: [providerConfig(provider)],
+      graphOptimizationLevel: settings.graphOptimizationLevel ?? 'all',
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      logSeverityLevel: 3,
+      ...(settings.intraOpThreads === undefined ? {} : { intraOpNumThreads: settings.intraOpThreads }),
+      ...(settings.preferredOutputLocation === undefined || settings.preferredOutputLocation === 'cpu'
+        ? {}
+        : { preferredOutputLocation: settings.preferredOutputLocation }),
+    };
+    try {
+      const session = await ort.InferenceSession.create(file, options);
+      if (unavailable.length > 0) {
+        warnings.push({
+          type: 'unsupported-setting',
+          setting: 'executionProviders',
+          details: `${unavailable.join('; ')}; running on ${providerName(provider)}`,
+        });
+      }
+      return { session, executionProvider: providerName(provider), device: deviceOf(provider) };
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      if (isProviderUnavailable(message)) {
+        unavailable.push(`${providerName(provider)} is not available (${firstLine(message)})`);
+        continue;
+      }
+      throw loadError(file, message, error);
+    }
+  }
+  throw new BackendError(
+    `no execution provider could be loaded for ${file}: ${unavailable.join('; ')}. ` +
+      'See docs/backends/onnx.md for installing the CUDA provider, or include "cpu" in executionProviders.',
+  );
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.slice(0, 300);
+}
+
+/** Wraps an onnxruntime load failure in a {@link ModelLoadError} that names the file and what was expected. */
+function loadError(file: string, message: string, cause: unknown): ModelLoadError {
+  const missingData = /external data|onnx_data|No such file|doesn't exist|does not exist/i.test(message);
+  return new ModelLoadError({
+    file,
+    reason: missingData ? 'missing-file' : 'invalid-header',
+    expected: missingData
+      ? 'the ONNX graph and every external data file it references (for example model.onnx_data) beside it'
+      : 'a valid ONNX model (protobuf) that onnxruntime can load',
+    message: `onnxruntime could not load it: ${firstLine(message)}`,
+    cause,
+  });
+}

@@ -207,9 +207,9 @@ describe('Client.generateStream', () => {
   });
 
   it('skips keep-alive comments, which also keep the idle timeout from firing', async () => {
-    const slow = await startFakeTgiServer({ tokenDelayMs: 120, keepAliveMs: 20 });
+    const slow = await startFakeTgiServer({ tokenDelayMs: 250, keepAliveMs: 20 });
     try {
-      const events = await collect(new Client(slow.url, { timeout: 80 }).generateStream('x', { maxNewTokens: 3 }));
+      const events = await collect(new Client(slow.url, { timeout: 150 }).generateStream('x', { maxNewTokens: 3 }));
       expect(events.map((event) => event.token.text)).toEqual([' Ray', 'leigh', ' scattering']);
       expect(events.at(-1)?.generatedText).toBe(' Rayleigh scattering');
     } finally {

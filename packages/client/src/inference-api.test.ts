@@ -62,6 +62,17 @@ describe('InferenceAPIClient', () => {
     expect(response.details?.finishReason).toBe('length');
   });
 
+  it('sends the token rather than an Authorization header given in headers, once', async () => {
+    const both = new InferenceAPIClient('bigscience/bloomz', {
+      baseUrl: `${fake.url}/models/`,
+      token: 'hf_secret',
+      headers: { Authorization: 'Bearer other', 'X-Use-Cache': 'false' },
+    });
+    await both.generate('x', { maxNewTokens: 1 });
+    expect(fake.requests.at(-1)!.headers['authorization']).toBe('Bearer hf_secret');
+    expect(fake.requests.at(-1)!.headers['x-use-cache']).toBe('false');
+  });
+
   it('also accepts a plain object answer', async () => {
     fake.override('/models/bigscience/bloomz', (_request, response) => {
       response.writeHead(200, { 'content-type': 'application/json' });

@@ -96,7 +96,11 @@ export class Transport {
   private readonly fetchImpl: typeof globalThis.fetch | undefined;
 
   constructor(options: ClientOptions = {}, extraHeaders: Record<string, string> = {}) {
-    this.headers = { ...(options.headers ?? {}), ...extraHeaders };
+    // Lower-cased so that `Authorization` and `authorization` do not both get sent (fetch would join them).
+    this.headers = {};
+    for (const [name, value] of [...Object.entries(options.headers ?? {}), ...Object.entries(extraHeaders)]) {
+      this.headers[name.toLowerCase()] = value;
+    }
     this.timeout = options.timeout ?? DEFAULT_TIMEOUT;
     this.fetchImpl = options.fetch;
   }

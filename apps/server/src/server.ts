@@ -63,6 +63,34 @@ function keyMatches(presented: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/** Content types a JSON body may come with: JSON itself, and what curl -d and simple clients send. */
+const JSON_CARRIERS = /^(application\/(json|[\w.+-]+\+json|x-www-form-urlencoded)|text\/plain)$/i;
+
+/**
+ * A 415 error when the request declares a body that cannot be JSON (another media type, or a content encoding the
+ * server does not decode); undefined otherwise. Only used once the body failed to parse, so lenient clients that
+ * mislabel JSON keep working.
+ */
+function unsupportedMediaType(
+  contentType: string | undefined,
+  contentEncoding: string | undefined,
+): HttpError | undefined {
+  if (contentEncoding !== undefined && contentEncoding.trim().toLowerCase() !== 'identity') {
+    return new HttpError(
+      415,
+      `Unsupported content encoding ${JSON.stringify(contentEncoding)}: send an uncompressed JSON body`,
+      'validation',
+    );
+  }
+  const mediaType = contentType?.split(';')[0]!.trim() ?? '';
+  if (mediaType === '' || JSON_CARRIERS.test(mediaType)) return undefined;
+  return new HttpError(
+    415,
+    `Unsupported content type ${JSON.stringify(mediaType)}: send a JSON body with content-type application/json`,
+    'validation',
+  );
+}
+
 /**
  * Builds the HTTP server: TGI routes (`/generate`, `/generate_stream`, `/`, `/tokenize`, `/detokenize`, `/info`,
  * `/health`, `/metrics`, `/docs`), OpenAI routes (`/v1/chat/completions`, `/v1/completions`, `/v1/models`),
@@ -103,8 +131,10 @@ export function createServer(options: ServerOptions): GenServer {
 
   // JSON bodies whatever the declared content type (curl -d sends form encoding); invalid JSON is a 400.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
+  // A body that is not JSON and says so (multipart, octet-stream, gzip...) is refused with 415, as TGI does.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string;
+    const unsupported = unsupportedMediaType(request.headers['content-type'], request.headers['content-encoding']);
     if (text.trim().length === 0) {
       done(new HttpError(400, 'Request body is empty: send a JSON object', 'validation'), undefined);
       return;
@@ -113,7 +143,8 @@ export function createServer(options: ServerOptions): GenServer {
       done(null, JSON.parse(text));
     } catch (error) {
       done(
-        new HttpError(400, `Failed to parse the request body as JSON: ${(error as Error).message}`, 'validation'),
+        unsupported ??
+          new HttpError(400, `Failed to parse the request body as JSON: ${(error as Error).message}`, 'validation'),
         undefined,
       );
     }
@@ -136,8 +167,9 @@ export function createServer(options: ServerOptions): GenServer {
     app.addHook('onRequest', async (request) => {
       const path = request.url.split('?')[0]!;
       if (path === '/health' || path === '/metrics' || request.method === 'OPTIONS') return;
-      const header = request.headers.authorization ?? '';
-      const presented = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+      // The auth scheme is case-insensitive (RFC 9110): "bearer <key>" works too.
+      const match = /^bearer\s+(.+)$/i.exec(request.headers.authorization ?? '');
+      const presented = match === null ? '' : match[1]!.trim();
       if (presented.length === 0 || !keyMatches(presented, expected)) {
         throw new HttpError(
           401,

@@ -17,9 +17,34 @@ import {
 /** OpenAI's `top_logprobs` maximum. */
 const MAX_TOP_LOGPROBS = 20;
 
-/** Tool-call arguments arrive as JSON strings; chat templates expect objects. */
+/**
+ * Content parts (`[{type: 'text', text}]`, what the OpenAI SDKs send for structured content) are joined into one
+ * string, as TGI does: text-only chat templates apply string filters (`| trim`) to the content. Other part types
+ * (images, audio) are refused, since the served models read text only.
+ */
+function flattenContent(message: ChatMessage, index: number): ChatMessage {
+  const content = message.content;
+  if (!Array.isArray(content)) return message;
+  const texts = content.map((part: unknown) => {
+    const { type, text } = (typeof part === 'object' && part !== null ? part : {}) as {
+      type?: unknown;
+      text?: unknown;
+    };
+    if (type === 'text' && typeof text === 'string') return text;
+    throw validationError(
+      type === 'text'
+        ? `\`messages[${index}].content\` text parts must have a string \`text\``
+        : `\`messages[${index}].content\` parts of type ${JSON.stringify(type)} are not supported by this server (text only)`,
+      'messages',
+    );
+  });
+  return { ...message, content: texts.join('') };
+}
+
+/** Tool-call arguments arrive as JSON strings; chat templates expect objects. Content parts become strings. */
 function normalizeMessages(messages: ChatMessage[]): ChatMessage[] {
-  return messages.map((message) => {
+  return messages.map((original, index) => {
+    const message = flattenContent(original, index);
     const calls = message['tool_calls'];
     if (!Array.isArray(calls)) return message;
     return {

@@ -37,7 +37,12 @@ export function parseTogetherRequest(body: unknown): TogetherRequest {
     if (topK !== undefined && topK !== 0) parameters.topK = topK;
   }
   const maxTokens = number('max_tokens');
-  if (maxTokens !== undefined) parameters.maxNewTokens = maxTokens;
+  if (maxTokens !== undefined) {
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+      throw validationError(`\`max_tokens\` must be an integer >= 1. Given: ${maxTokens}`, 'max_tokens');
+    }
+    parameters.maxNewTokens = maxTokens;
+  }
   const repetition = number('repetition_penalty');
   if (repetition !== undefined) parameters.repetitionPenalty = repetition;
   const stop = object['stop'];

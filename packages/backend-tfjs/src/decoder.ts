@@ -1,0 +1,256 @@
+import { AbortError, type DecoderModelConfig } from '@gen/backend';
+import * as tf from '@tensorflow/tfjs-core';
+import type { KvCache, LayerKv } from './kv-cache.js';
+import { inverseFrequencies, rotaryMultipliers, rotateHalfMatrix } from './rope.js';
+import type { LayerTensors, ModelTensors } from './weights.js';
+
+/** Part of a batch: tokens appended to one sequence's cache from position `start` (= `cache.length`) on. */
+export interface Segment {
+  readonly cache: KvCache;
+  readonly tokens: ArrayLike<number>;
+  readonly start: number;
+  /** Whether logits are needed for every appended token (prompt logits) or only the last. */
+  readonly allLogits: boolean;
+}
+
+/** How attention is computed; chosen per tfjs backend. */
+export interface AttentionStrategy {
+  /**
+   * Segments with at least this many new tokens compute attention one key/value head at a time with plain 2-D
+   * products on exactly sized slices (on wasm those take XNNPACK's SIMD path; the batched 3-D product is a scalar
+   * loop there). `Infinity` keeps every segment on the batched path.
+   */
+  readonly perHeadFromTokens: number;
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * The Llama / Mistral / Qwen2 decoder stack in tfjs ops (float32). Stateless apart from its weights: sequence state
+ * lives in the {@link KvCache}s of the segments it is handed.
+ */
+export class TfjsDecoder {
+  readonly config: DecoderModelConfig;
+  private readonly weights: ModelTensors;
+  private readonly strategy: AttentionStrategy;
+  private readonly inverse: Float32Array;
+  private readonly rotateHalf: tf.Tensor2D;
+
+  constructor(config: DecoderModelConfig, weights: ModelTensors, strategy: AttentionStrategy) {
+    this.config = config;
+    this.weights = weights;
+    this.strategy = strategy;
+    this.inverse = inverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+    this.rotateHalf = tf.tensor2d(rotateHalfMatrix(config.headDim), [config.headDim, config.headDim]);
+  }
+
+  /** Bytes of the weight tensors on the tfjs backend. */
+  get weightBytes(): number {
+    return this.weights.bytes + this.rotateHalf.size * 4;
+  }
+
+  dispose(): void {
+    this.weights.dispose();
+    this.rotateHalf.dispose();
+  }
+
+  /**
+   * Runs the segments through the decoder, appending their keys and values to the caches (uncommitted: the caller
+   * commits or rolls back). Returns the logits of the requested rows in segment order: every token's row for
+   * `allLogits` segments, else the last token's. Yields to the event loop before each layer and throws
+   * {@link AbortError} there when `signal` is aborted. Every tensor it creates is disposed before it returns.
+   */
+  async forward(segments: readonly Segment[], signal?: AbortSignal): Promise<Float32Array> {
+    const config = this.config;
+    const { hiddenSize: hidden, headDim, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = config;
+    let rows = 0;
+    for (const segment of segments) rows += segment.tokens.length;
+
+    const embedded = new Float32Array(rows * hidden);
+    const positions = new Int32Array(rows);
+    const wanted: number[] = [];
+    let t = 0;
+    for (const segment of segments) {
+      const n = segment.tokens.length;
+      for (let j = 0; j < n; j++, t++) {
+        const token = segment.tokens[j]!;
+        embedded.set(this.weights.embedTokens.subarray(token * hidden, (token + 1) * hidden), t * hidden);
+        positions[t] = segment.start + j;
+        if (segment.allLogits || j === n - 1) wanted.push(t);
+      }
+    }
+    const multipliers = rotaryMultipliers(positions, this.inverse, heads, kvHeads, 1 / Math.sqrt(headDim));
+    const width = heads + 2 * kvHeads;
+
+    const stepTensors: tf.Tensor[] = [];
+    const track = <T extends tf.Tensor>(tensor: T): T => {
+      stepTensors.push(tensor);
+      return tensor;
+    };
+    let x = tf.tensor2d(embedded, [rows, hidden]);
+    try {
+      const cos = track(tf.tensor3d(multipliers.cos, [rows, width, headDim]));
+      const sin = track(tf.tensor3d(multipliers.sin, [rows, width, headDim]));
+      const masks = new MaskCache(track);
+      for (let l = 0; l < config.numLayers; l++) {
+        await yieldToEventLoop();
+        AbortError.throwIfAborted(signal);
+        const window = config.layerTypes[l] === 'sliding_attention' ? config.slidingWindow : null;
+        const previous = x;
+        x = tf.tidy(() => this.layer(l, previous, segments, cos, sin, window, masks));
+        previous.dispose();
+      }
+      AbortError.throwIfAborted(signal);
+      const logits = tf.tidy(() => {
+        const last = wanted.length === rows ? x : tf.gather(x, tf.tensor1d(wanted, 'int32'));
+        return tf.matMul(this.rmsNorm(last, this.weights.finalNorm), this.weights.lmHead);
+      });
+      try {
+        return (await logits.data()) as Float32Array;
+      } finally {
+        logits.dispose();
+      }
+    } finally {
+      x.dispose();
+      for (const tensor of stepTensors) tensor.dispose();
+    }
+  }
+
+  private layer(
+    index: number,
+    x: tf.Tensor2D,
+    segments: readonly Segment[],
+    cos: tf.Tensor3D,
+    sin: tf.Tensor3D,
+    window: number | null,
+    masks: MaskCache,
+  ): tf.Tensor2D {
+    const { headDim, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = this.config;
+    const weights: LayerTensors = this.weights.layers[index]!;
+    const rows = x.shape[0];
+    const width = heads + 2 * kvHeads;
+
+    const normed = this.rmsNorm(x, weights.inputNorm);
+    const qkv = linear(normed, weights.qkv, weights.qkvBias);
+    const rotated = tf.matMul(tf.reshape(qkv, [rows * width, headDim]), this.rotateHalf);
+    const embedded = tf.add(
+      tf.mul(tf.reshape(qkv, [rows, width, headDim]), cos),
+      tf.mul(tf.reshape(rotated, [rows, width, headDim]), sin),
+    ) as tf.Tensor3D;
+
+    const outputs: tf.Tensor2D[] = [];
+    let row = 0;
+    for (const segment of segments) {
+      const n = segment.tokens.length;
+      const kv = segment.cache.append(index, embedded, row, n);
+      const query = tf.slice(embedded, [row, 0, 0], [n, heads, headDim]);
+      outputs.push(
+        n >= this.strategy.perHeadFromTokens
+          ? this.attendPerHead(query, kv, segment.start, n, window, masks)
+          : this.attendBatched(query, kv, segment.start, n, window, masks),
+      );
+      row += n;
+    }
+    const attention = outputs.length === 1 ? outputs[0]! : tf.concat(outputs, 0);
+    const residual: tf.Tensor2D = tf.add(x, linear(attention, weights.output, weights.outputBias));
+    const gateUp = linear(this.rmsNorm(residual, weights.postAttentionNorm), weights.gateUp, weights.gateUpBias);
+    const [gate, up] = tf.split(gateUp, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
+    const activated: tf.Tensor2D = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
+    return tf.add(residual, linear(activated, weights.down, weights.downBias));
+  }
+
+  /** All heads of one segment in two batched products over the kv heads; the cache may be longer than needed. */
+  private attendBatched(
+    query: tf.Tensor3D,
+    kv: LayerKv,
+    start: number,
+    n: number,
+    window: number | null,
+    masks: MaskCache,
+  ): tf.Tensor2D {
+    const { headDim, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = this.config;
+    const group = heads / kvHeads;
+    const length = kv.positions;
+    // [n, heads, d] -> [kvHeads, group * n, d] (query head h = g * group + i serves kv head g).
+    const q = tf.reshape(
+      n === 1 ? query : tf.transpose(tf.reshape(query, [n, kvHeads, group, headDim]), [1, 2, 0, 3]),
+      [kvHeads, group * n, headDim],
+    );
+    let scores: tf.Tensor = tf.matMul(q, kv.keys, false, true);
+    const mask = masks.get(start, n, length, window);
+    if (mask !== undefined) scores = tf.add(tf.reshape(scores, [kvHeads, group, n, length]), mask);
+    const probabilities = tf.reshape(tf.softmax(scores), [kvHeads, group * n, length]);
+    const out = tf.matMul(probabilities, kv.values, false, true);
+    const ordered = n === 1 ? out : tf.transpose(tf.reshape(out, [kvHeads, group, n, headDim]), [2, 0, 1, 3]);
+    return tf.reshape(ordered, [n, heads * headDim]);
+  }
+
+  /** One kv head at a time, with 2-D products on exactly sized slices of the cache (a prefill's many tokens). */
+  private attendPerHead(
+    query: tf.Tensor3D,
+    kv: LayerKv,
+    start: number,
+    n: number,
+    window: number | null,
+    masks: MaskCache,
+  ): tf.Tensor2D {
+    const { headDim, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = this.config;
+    const group = heads / kvHeads;
+    const length = start + n;
+    const cached = masks.get(start, n, length, window);
+    const mask = cached === undefined ? undefined : tf.reshape(cached, [n, 1, length]);
+    const outputs: tf.Tensor2D[] = [];
+    for (let g = 0; g < kvHeads; g++) {
+      const q = tf.reshape(tf.slice(query, [0, g * group, 0], [n, group, headDim]), [n * group, headDim]);
+      const keys = tf.transpose(tf.reshape(tf.slice(kv.keys, [g, 0, 0], [1, length, headDim]), [length, headDim]));
+      const values = tf.transpose(tf.reshape(tf.slice(kv.values, [g, 0, 0], [1, headDim, length]), [headDim, length]));
+      let scores: tf.Tensor = tf.reshape(tf.matMul(q, keys), [n, group, length]);
+      if (mask !== undefined) scores = tf.add(scores, mask);
+      const probabilities = tf.reshape(tf.softmax(scores), [n * group, length]);
+      outputs.push(tf.reshape(tf.matMul(probabilities, values), [n, group * headDim]));
+    }
+    return outputs.length === 1 ? outputs[0]! : tf.concat(outputs, 1);
+  }
+
+  private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
+    const variance = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight);
+  }
+}
+
+function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D | undefined): tf.Tensor2D {
+  return bias === undefined ? tf.matMul(x, weight) : (tf.fused.matMul({ a: x, b: weight, bias }) as tf.Tensor2D);
+}
+
+/**
+ * Additive attention masks (`0` visible, `-Infinity` hidden) of shape `[n, length]` for the current call, built on
+ * the host once per (segment, window, length) and reused by every layer. Query `t` (absolute position
+ * `start + t`) sees key position `p` when `p <= start + t` and, in a sliding-window layer, `p > start + t - window`;
+ * that also hides the scratch positions of a preallocated cache. `undefined` when nothing is hidden.
+ */
+class MaskCache {
+  private readonly masks = new Map<string, tf.Tensor2D | undefined>();
+
+  constructor(private readonly track: <T extends tf.Tensor>(tensor: T) => T) {}
+
+  get(start: number, n: number, length: number, window: number | null): tf.Tensor2D | undefined {
+    const key = `${start}:${n}:${length}:${window}`;
+    if (this.masks.has(key)) return this.masks.get(key);
+    const values = new Float32Array(n * length);
+    let hidden = false;
+    for (let t = 0; t < n; t++) {
+      const position = start + t;
+      const first = window === null ? 0 : Math.max(0, position - window + 1);
+      for (let p = 0; p < length; p++) {
+        if (p < first || p > position) {
+          values[t * length + p] = -Infinity;
+          hidden = true;
+        }
+      }
+    }
+    // Created inside a layer's tidy but shared by every layer: keep it and dispose it with the call.
+    const mask = hidden ? this.track(tf.keep(tf.tensor2d(values, [n, length]))) : undefined;
+    this.masks.set(key, mask);
+    return mask;
+  }
+}

@@ -1,0 +1,372 @@
+import {
+  AbortError,
+  BackendDisposedError,
+  BackendError,
+  BatchLimitError,
+  describeModel,
+  InvalidInputError,
+  PositionLimitError,
+  readModelDirectory,
+  SequenceError,
+  type BackendCapabilitiesV1,
+  type BackendForwardOptionsV1,
+  type BackendForwardResultV1,
+  type BackendModelV1,
+  type BackendSequenceResultV1,
+  type BackendStatsV1,
+  type BackendV1,
+  type BackendWarningV1,
+} from '@gen/backend';
+import { TfjsDecoder, type Segment } from './decoder.js';
+import { createKvCache, type KvCache, type KvShape } from './kv-cache.js';
+import { activate, DEFAULT_BACKEND_ORDER, selectBackend, type TfjsBackendKind } from './select-backend.js';
+import { SerialQueue } from './serial-queue.js';
+import { tensorMemory, type TensorMemory } from './tensor-memory.js';
+import { loadModelTensors } from './weights.js';
+
+/** Settings of {@link createTfjsBackend}. */
+export interface TfjsBackendSettings {
+  /**
+   * A Hugging Face model directory: `config.json` (`model_type` llama, mistral or qwen2), optional
+   * `generation_config.json`, and `model.safetensors` or `model.safetensors.index.json` with its shards (F32,
+   * F16 or BF16; converted to float32 on load).
+   */
+  modelDir: string;
+  /**
+   * Which TensorFlow.js backend to run on. `auto` (default) takes the first that initialises of `node-gpu`
+   * (`@tensorflow/tfjs-node-gpu`, CUDA), `node` (`@tensorflow/tfjs-node`), `wasm` (`@tensorflow/tfjs-backend-wasm`)
+   * and `cpu` (plain JavaScript). Naming one forces it: creation then fails when it does not initialise.
+   */
+  tfjsBackend?: 'auto' | TfjsBackendKind;
+  /**
+   * Where the `tfjs-backend-wasm*.wasm` files are (a directory path or URL prefix). Default: the `dist/` folder of
+   * the installed `@tensorflow/tfjs-backend-wasm`. Only the first wasm initialisation in a process uses it.
+   */
+  wasmPaths?: string;
+  /** Receives one line per tfjs backend that was passed over, with the reason. Default: none (see `capabilities`). */
+  log?: (message: string) => void;
+  /** Most sequences per `doForward` call. Default 32. */
+  maxBatchSize?: number;
+  /**
+   * Position limit per sequence, at most the model's `max_position_embeddings` (a larger value is clamped, with
+   * an `unsupported-setting` warning). Default: `max_position_embeddings`.
+   */
+  maxPositions?: number;
+}
+
+/**
+ * One queue for every tfjs backend in the process: tfjs has a single engine (one active backend, one tidy scope
+ * stack), so the steps of two instances, possibly on different tfjs backends, must not interleave.
+ */
+const engineQueue = new SerialQueue();
+
+/** Segments of at least this many tokens use per-head 2-D attention products on wasm (see `AttentionStrategy`). */
+const WASM_PER_HEAD_FROM_TOKENS = 16;
+
+/**
+ * Creates a backend that runs Llama / Mistral / Qwen2 decoders with TensorFlow.js ops in float32, on the best tfjs
+ * backend that loads here (see {@link TfjsBackendSettings.tfjsBackend}): RMSNorm, rotary embeddings (Llama 3.1
+ * scaling, rotate_half layout), grouped-query attention over per-sequence KV caches (written in place on wasm and
+ * cpu), SwiGLU MLP, qwen2 biases, sliding windows, tied or untied head. Batches may mix prefills and decode steps
+ * of any lengths; prompt logits, fork, release and abort (checked before every layer) are supported. Every tensor
+ * a call creates is disposed before it returns; a sequence's cache tensors are disposed on release.
+ *
+ * @throws {ModelLoadError} the model directory cannot be read (names the file and what was expected).
+ * @throws {UnsupportedModelError} the model is not a supported architecture.
+ * @throws {BackendError} no tfjs backend could be initialised (the message lists why each one failed).
+ */
+export async function createTfjsBackend(settings: TfjsBackendSettings): Promise<BackendV1> {
+  const maxBatchSize = settings.maxBatchSize ?? 32;
+  if (!Number.isInteger(maxBatchSize) || maxBatchSize < 1) {
+    throw new RangeError(`maxBatchSize must be a positive integer, got ${maxBatchSize}`);
+  }
+  if (settings.maxPositions !== undefined && (!Number.isInteger(settings.maxPositions) || settings.maxPositions < 1)) {
+    throw new RangeError(`maxPositions must be a positive integer, got ${settings.maxPositions}`);
+  }
+  const requested = settings.tfjsBackend ?? 'auto';
+  if (requested !== 'auto' && !DEFAULT_BACKEND_ORDER.includes(requested)) {
+    throw new RangeError(`tfjsBackend must be auto, ${DEFAULT_BACKEND_ORDER.join(', ')}; got ${String(requested)}`);
+  }
+  const directory = await readModelDirectory(settings.modelDir);
+  const { config } = directory;
+  const warnings: BackendWarningV1[] = [];
+  if (settings.maxPositions !== undefined && settings.maxPositions > config.maxPositions) {
+    warnings.push({
+      type: 'unsupported-setting',
+      setting: 'maxPositions',
+      details: `clamped to max_position_embeddings ${config.maxPositions}`,
+    });
+  }
+
+  return engineQueue.run(async () => {
+    let selected;
+    try {
+      selected = await selectBackend({
+        order: requested === 'auto' ? DEFAULT_BACKEND_ORDER : [requested],
+        wasmPaths: settings.wasmPaths,
+        log: settings.log,
+      });
+    } catch (error) {
+      throw new BackendError((error as Error).message, { cause: error });
+    }
+    for (const attempt of selected.attempts) {
+      if (attempt.outcome === 'failed') {
+        warnings.push({
+          type: 'other',
+          message: `tfjs backend ${attempt.kind} failed to initialise: ${attempt.reason}`,
+        });
+      }
+    }
+    const weights = await loadModelTensors(settings.modelDir, config);
+    const memory = tensorMemory(selected.tfjsBackend);
+    const decoder = new TfjsDecoder(config, weights, {
+      perHeadFromTokens: selected.tfjsBackend === 'wasm' ? WASM_PER_HEAD_FROM_TOKENS : Infinity,
+    });
+    const model = describeModel(directory, {
+      dtype: 'float32',
+      ...(settings.maxPositions === undefined ? {} : { maxPositions: settings.maxPositions }),
+      details: { tfjsBackend: selected.tfjsBackend, device: selected.device },
+    });
+    const capabilities: BackendCapabilitiesV1 = {
+      maxBatchSize,
+      device: selected.device,
+      promptLogits: true,
+      fork: true,
+      details: {
+        tfjsBackend: selected.tfjsBackend,
+        tfjsBackendKind: selected.kind,
+        ...selected.details,
+        kvCache: memory === undefined ? 'concat' : 'in-place',
+        weightBytes: decoder.weightBytes,
+        fallbacks: selected.attempts.map((a) => `${a.kind}: ${a.reason}`),
+      },
+    };
+    return new TfjsBackend(decoder, selected.tfjsBackend, memory, model, capabilities, warnings);
+  });
+}
+
+class TfjsBackend implements BackendV1 {
+  readonly specificationVersion = 'v1';
+  readonly backendId = 'tfjs';
+  readonly model: BackendModelV1;
+  readonly capabilities: BackendCapabilitiesV1;
+  readonly warnings: readonly BackendWarningV1[];
+  private decoder: TfjsDecoder | undefined;
+  private readonly tfjsBackend: string;
+  private readonly memory: TensorMemory | undefined;
+  private readonly shape: KvShape;
+  private readonly sequences = new Map<string, KvCache>();
+
+  constructor(
+    decoder: TfjsDecoder,
+    tfjsBackend: string,
+    memory: TensorMemory | undefined,
+    model: BackendModelV1,
+    capabilities: BackendCapabilitiesV1,
+    warnings: BackendWarningV1[],
+  ) {
+    this.decoder = decoder;
+    this.tfjsBackend = tfjsBackend;
+    this.memory = memory;
+    this.model = model;
+    this.capabilities = capabilities;
+    this.warnings = warnings;
+    const config = decoder.config;
+    this.shape = {
+      numLayers: config.numLayers,
+      numHeads: config.numAttentionHeads,
+      numKeyValueHeads: config.numKeyValueHeads,
+      headDim: config.headDim,
+    };
+  }
+
+  doForward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
+    return this.run((decoder) => this.forward(decoder, options));
+  }
+
+  doRelease(ids: readonly string[]): Promise<void> {
+    return this.run(() => {
+      const seen = new Set<string>();
+      let problem: SequenceError | undefined;
+      for (const id of ids) {
+        if (seen.has(id)) {
+          problem ??= new SequenceError({
+            sequenceId: id,
+            reason: 'duplicate',
+            message: `id ${JSON.stringify(id)} is listed twice`,
+          });
+          continue;
+        }
+        seen.add(id);
+        const cache = this.sequences.get(id);
+        if (cache === undefined) {
+          problem ??= new SequenceError({
+            sequenceId: id,
+            reason: 'unknown',
+            message: `cannot release sequence ${JSON.stringify(id)}: it is not live (never created or already released)`,
+          });
+          continue;
+        }
+        cache.dispose();
+        this.sequences.delete(id);
+      }
+      if (problem !== undefined) throw problem;
+    });
+  }
+
+  doFork(fromId: string, toId: string): Promise<void> {
+    return this.run(() => {
+      const source = this.sequences.get(fromId);
+      if (source === undefined) {
+        throw new SequenceError({
+          sequenceId: fromId,
+          reason: 'unknown',
+          message: `cannot fork sequence ${JSON.stringify(fromId)}: it is not live (never created or already released)`,
+        });
+      }
+      if (this.sequences.has(toId)) {
+        throw new SequenceError({
+          sequenceId: toId,
+          reason: 'exists',
+          message: `cannot fork into ${JSON.stringify(toId)}: that sequence is live`,
+        });
+      }
+      this.sequences.set(toId, source.clone());
+    });
+  }
+
+  stats(): BackendStatsV1 {
+    let cachedTokens = 0;
+    let kvCacheBytes = 0;
+    for (const cache of this.sequences.values()) {
+      cachedTokens += cache.length;
+      kvCacheBytes += cache.bytes;
+    }
+    return { sequences: this.sequences.size, cachedTokens, kvCacheBytes };
+  }
+
+  doDispose(): Promise<void> {
+    return engineQueue.run(async () => {
+      const decoder = this.decoder;
+      if (decoder === undefined) return;
+      this.decoder = undefined;
+      await activate(this.tfjsBackend);
+      for (const cache of this.sequences.values()) cache.dispose();
+      this.sequences.clear();
+      decoder.dispose();
+    });
+  }
+
+  /** Runs `task` in the engine queue with this instance's tfjs backend active. */
+  private run<T>(task: (decoder: TfjsDecoder) => Promise<T> | T): Promise<T> {
+    return engineQueue.run(async () => {
+      const decoder = this.decoder;
+      if (decoder === undefined) throw new BackendDisposedError(this.backendId);
+      await activate(this.tfjsBackend);
+      return task(decoder);
+    });
+  }
+
+  private async forward(decoder: TfjsDecoder, options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
+    AbortError.throwIfAborted(options.signal);
+    const { vocabSize, maxPositions } = this.model;
+    const inputs = options.sequences;
+    if (inputs.length === 0) throw new InvalidInputError({ message: 'doForward needs at least one sequence' });
+    if (inputs.length > this.capabilities.maxBatchSize) {
+      throw new BatchLimitError({ batchSize: inputs.length, maxBatchSize: this.capabilities.maxBatchSize });
+    }
+
+    const seen = new Set<string>();
+    const segments: (Segment & { fresh: boolean })[] = [];
+    for (const input of inputs) {
+      const { id, tokens } = input;
+      if (typeof id !== 'string') {
+        throw new InvalidInputError({ message: `sequence id must be a string, got ${typeof id}` });
+      }
+      if (seen.has(id)) {
+        throw new SequenceError({
+          sequenceId: id,
+          reason: 'duplicate',
+          message: `id ${JSON.stringify(id)} appears twice in one batch`,
+        });
+      }
+      seen.add(id);
+      if (tokens.length === 0) {
+        throw new InvalidInputError({
+          sequenceId: id,
+          message: `sequence ${JSON.stringify(id)} has no tokens to append`,
+        });
+      }
+      for (let i = 0; i < tokens.length; i++) {
+        const token = tokens[i]!;
+        if (!Number.isInteger(token) || token < 0 || token >= vocabSize) {
+          throw new InvalidInputError({
+            sequenceId: id,
+            message: `sequence ${JSON.stringify(id)}: token ${i} is ${token}, not an integer in [0, ${vocabSize})`,
+          });
+        }
+      }
+      const existing = this.sequences.get(id);
+      const start = existing?.length ?? 0;
+      if (input.startPosition !== undefined && input.startPosition !== start) {
+        throw existing === undefined
+          ? new SequenceError({
+              sequenceId: id,
+              reason: 'unknown',
+              message: `sequence ${JSON.stringify(id)} is not live (never created or already released), but startPosition is ${input.startPosition}`,
+            })
+          : new SequenceError({
+              sequenceId: id,
+              reason: 'position-mismatch',
+              message: `sequence ${JSON.stringify(id)} holds ${start} tokens, but startPosition is ${input.startPosition}`,
+            });
+      }
+      if (start + tokens.length > maxPositions) {
+        throw new PositionLimitError({ sequenceId: id, requestedPositions: start + tokens.length, maxPositions });
+      }
+      segments.push({
+        cache: existing ?? createKvCache(this.shape, this.memory),
+        fresh: existing === undefined,
+        tokens: Int32Array.from(tokens),
+        start,
+        allLogits: input.wantPromptLogits === true,
+      });
+    }
+
+    let rows: Float32Array;
+    try {
+      for (const segment of segments) segment.cache.reserve(segment.start + segment.tokens.length, maxPositions);
+      rows = await decoder.forward(segments, options.signal);
+      AbortError.throwIfAborted(options.signal);
+    } catch (error) {
+      for (const segment of segments) {
+        if (segment.fresh) segment.cache.dispose();
+        else segment.cache.rollback();
+      }
+      throw error;
+    }
+
+    // Commit: nothing above changed a sequence's length or the set of live sequences.
+    const logits = new Float32Array(inputs.length * vocabSize);
+    const results: BackendSequenceResultV1[] = [];
+    let row = 0;
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      const segment = segments[i]!;
+      const n = segment.tokens.length;
+      segment.cache.commit(n);
+      this.sequences.set(input.id, segment.cache);
+      const count = segment.allLogits ? n : 1;
+      const last = (row + count - 1) * vocabSize;
+      logits.set(rows.subarray(last, last + vocabSize), i * vocabSize);
+      results.push({
+        id: input.id,
+        logits: logits.subarray(i * vocabSize, (i + 1) * vocabSize),
+        length: segment.cache.length,
+        ...(segment.allLogits ? { promptLogits: rows.slice(row * vocabSize, (row + n) * vocabSize) } : {}),
+      });
+      row += count;
+    }
+    return { logits, sequences: results, warnings: [] };
+  }
+}

@@ -159,6 +159,13 @@ describe('TGI routes: 400, 413, 415', () => {
     }
   });
 
+  it('a body nested deeper than 64 levels is 400 (it would overflow the stack of chat templates)', async () => {
+    const deep = `{"inputs":"x","parameters":{"logit_bias":${'['.repeat(70)}${']'.repeat(70)}}}`;
+    expectTgiError(await postJson(server.url, '/generate', deep), 400, 'Request body is nested too deeply');
+    const shallow = `{"inputs":"x","parameters":{"max_new_tokens":1,"x":${'['.repeat(60)}${']'.repeat(60)}}}`;
+    expect((await postJson(server.url, '/generate', shallow)).status).toBe(200);
+  });
+
   it('a body over the payload limit is 413, in each family', async () => {
     const huge = JSON.stringify({ inputs: 'x'.repeat(60_000) });
     expectTgiError(await postJson(server.url, '/generate', huge), 413, 'Request body is too large');
@@ -227,6 +234,25 @@ const BAD_OPENAI: [string, Record<string, unknown>, string | RegExp, string | nu
     { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] },
     'not supported by this server (text only)',
     'messages',
+  ],
+  [
+    'chat',
+    { messages: [{ role: 'user', content: 'x', tool_calls: [null] }] },
+    '`messages[0].tool_calls[0]` must be an object',
+    'messages',
+  ],
+  [
+    'chat',
+    {
+      messages: [
+        {
+          role: 'assistant',
+          tool_calls: [{ function: { name: 'f', arguments: `${'['.repeat(100)}${']'.repeat(100)}` } }],
+        },
+      ],
+    },
+    '`tool_calls[].function.arguments` is nested too deeply',
+    null,
   ],
   ['chat', { response_format: { type: 'json_object' } }, '`response_format`', 'response_format'],
   [

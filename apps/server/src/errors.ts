@@ -100,6 +100,26 @@ export function errorBody(family: ApiFamily, error: HttpError): { status: number
   };
 }
 
+/** Deepest JSON nesting a request may have (serde_json, behind TGI, stops at 128). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * A 400 error when `value` nests arrays / objects deeper than `maxDepth` (checked without recursion). Deep values
+ * would otherwise overflow the stack of whatever walks them later (chat templates, cloning).
+ */
+export function nestingError(value: unknown, what: string, maxDepth = MAX_JSON_DEPTH): HttpError | undefined {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth >= maxDepth) {
+      return new HttpError(400, `${what} is nested too deeply (more than ${maxDepth} levels)`, 'validation');
+    }
+    for (const child of Array.isArray(item) ? item : Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return undefined;
+}
+
 /** The family of a URL path: `/v1/...` and Together's `/inference` speak OpenAI's envelope, the rest TGI's. */
 export function familyOf(url: string): ApiFamily {
   return url.startsWith('/v1/') || url === '/v1' || url.startsWith('/inference') ? 'openai' : 'tgi';

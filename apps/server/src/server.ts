@@ -3,7 +3,7 @@ import cors from '@fastify/cors';
 import { createEngine, type Engine, type EngineLimits, type SchedulerSettings } from '@gen/engine';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { LoadedModel, ServerContext, ServerLimits } from './context.js';
-import { HttpError, errorBody, familyOf, toHttpError } from './errors.js';
+import { HttpError, errorBody, familyOf, nestingError, toHttpError } from './errors.js';
 import { ServerMetrics } from './metrics.js';
 import { registerMiscRoutes } from './routes/misc.js';
 import { registerOpenAiRoutes } from './routes/openai.js';
@@ -139,15 +139,20 @@ export function createServer(options: ServerOptions): GenServer {
       done(new HttpError(400, 'Request body is empty: send a JSON object', 'validation'), undefined);
       return;
     }
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(text));
+      parsed = JSON.parse(text);
     } catch (error) {
       done(
         unsupported ??
           new HttpError(400, `Failed to parse the request body as JSON: ${(error as Error).message}`, 'validation'),
         undefined,
       );
+      return;
     }
+    const tooDeep = nestingError(parsed, 'Request body');
+    if (tooDeep !== undefined) done(tooDeep, undefined);
+    else done(null, parsed);
   });
 
   app.addHook('onSend', async (request, reply) => {

@@ -3,7 +3,7 @@ import { CancelledError, type GenerationEvent, type GenerationResult, type Gener
 import type { ChatMessage } from '@gen/tokenizer';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { startGeneration, timeoutError, type ServerContext } from '../context.js';
-import { errorBody, toHttpError, validationError } from '../errors.js';
+import { errorBody, nestingError, toHttpError, validationError } from '../errors.js';
 import { SseWriter } from '../sse.js';
 import {
   chatLogprobs,
@@ -49,14 +49,22 @@ function normalizeMessages(messages: ChatMessage[]): ChatMessage[] {
     if (!Array.isArray(calls)) return message;
     return {
       ...message,
-      tool_calls: calls.map((call: unknown) => {
-        const fn = (call as { function?: { arguments?: unknown } }).function;
-        if (fn === undefined || typeof fn.arguments !== 'string') return call;
+      tool_calls: calls.map((call: unknown, position) => {
+        if (typeof call !== 'object' || call === null || Array.isArray(call)) {
+          throw validationError(`\`messages[${index}].tool_calls[${position}]\` must be an object`, 'messages');
+        }
+        const fn = (call as { function?: unknown }).function;
+        if (typeof fn !== 'object' || fn === null) return call;
+        if (!('arguments' in fn) || typeof fn.arguments !== 'string') return call;
+        let parsed: unknown;
         try {
-          return { ...(call as object), function: { ...fn, arguments: JSON.parse(fn.arguments) as unknown } };
+          parsed = JSON.parse(fn.arguments);
         } catch {
           throw validationError('`tool_calls[].function.arguments` must be a JSON string', 'messages');
         }
+        const tooDeep = nestingError(parsed, '`tool_calls[].function.arguments`');
+        if (tooDeep !== undefined) throw tooDeep;
+        return { ...(call as object), function: { ...fn, arguments: parsed } };
       }),
     };
   });

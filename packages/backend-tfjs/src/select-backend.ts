@@ -153,7 +153,15 @@ async function initialiseWasm(wasmPaths: string | undefined): Promise<SelectedBa
   }
   // In Node.js the .wasm files are read from disk: point tfjs at the ones the npm package ships.
   const prefix = wasmPaths ?? path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), path.sep);
-  wasm.setWasmPaths(prefix.endsWith('/') || prefix.endsWith(path.sep) ? prefix : `${prefix}/`);
+  try {
+    wasm.setWasmPaths(prefix.endsWith('/') || prefix.endsWith(path.sep) ? prefix : `${prefix}/`);
+  } catch (error) {
+    // tfjs-backend-wasm refuses new paths (and never retries) once a start has failed in this process.
+    throw new Error(
+      `an earlier initialisation of the wasm backend in this process failed, and tfjs-backend-wasm does not retry ` +
+        `(${(error as Error).message})`,
+    );
+  }
   await activateCapturing('wasm');
   await smokeTest();
   const [simd, threads] = await Promise.all([

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ModelLoadError } from '@gen/backend';
+import { ModelLoadError, type BackendForwardResultV1 } from '@gen/backend';
 import { writeModelDir } from '@gen/model-kit';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,10 +46,11 @@ describe('createTfjsBackend', () => {
         b.doForward({ sequences: [{ id: 's', tokens: i < 2 ? [5, 6, 7, 8] : [9] }] }),
       );
       const [a, b, c, d] = await Promise.all(calls);
-      for (const [x, y] of [
+      const pairs: [BackendForwardResultV1, BackendForwardResultV1][] = [
         [a!, b!],
         [c!, d!],
-      ]) {
+      ];
+      for (const [x, y] of pairs) {
         let worst = 0;
         for (let i = 0; i < x.logits.length; i++) worst = Math.max(worst, Math.abs(x.logits[i]! - y.logits[i]!));
         expect(worst).toBeLessThan(1e-4);

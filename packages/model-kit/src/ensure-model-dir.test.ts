@@ -76,6 +76,19 @@ describe('ensureModelDir', () => {
     const dir = await ensureModelDir('tiny', { seed: 4, cacheDir });
     expect((await readdir(cacheDir)).sort()).toEqual([...keep, dir.slice(cacheDir.length + 1)].sort());
   });
+
+  it('caches each set of ONNX variants under its own name, replacing only older copies of that set', async () => {
+    const cacheDir = await temp();
+    const keep = ['tiny-4-0.0.0-aaaaaaaaaaaa-onnxfp32', 'tiny-4-0.0.0-aaaaaaaaaaaa-bfloat16-onnxfp32q4'];
+    for (const name of [...keep, 'tiny-4-0.0.0-aaaaaaaaaaaa-onnxfp32q4']) await mkdir(join(cacheDir, name));
+    const plain = await ensureModelDir('tiny', { seed: 4, cacheDir });
+    const dir = await ensureModelDir('tiny', { seed: 4, cacheDir, onnxVariants: ['q4', 'fp32', 'q4'] });
+    expect(dir).toBe(join(cacheDir, `tiny-4-0.0.0-${generatorFingerprint()}-onnxfp32q4`));
+    expect((await readdir(join(dir, 'onnx'))).sort()).toEqual(['model.onnx', 'model_q4.onnx']);
+    expect((await readdir(join(plain, 'onnx'))).sort()).toEqual(['model.onnx']);
+    const names = [plain, dir].map((d) => d.slice(cacheDir.length + 1));
+    expect((await readdir(cacheDir)).sort()).toEqual([...keep, ...names].sort());
+  });
 });
 
 describe('defaultModelCacheDir', () => {

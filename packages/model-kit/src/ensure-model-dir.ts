@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WeightDtype } from './dtype.js';
 import type { PresetName } from './model-config.js';
+import type { OnnxVariant } from './onnx/decoder-graph.js';
 import { generatorFingerprint, modelKitVersion } from './version.js';
 import { writeModelDir, type WriteProgress } from './write-model-dir.js';
 
@@ -16,6 +17,11 @@ export interface EnsureModelDirOptions {
   cacheDir?: string;
   /** Storage type of `model.safetensors`; default float32. */
   dtype?: WeightDtype;
+  /**
+   * ONNX files to write besides `onnx/model.onnx` (see `WriteModelDirOptions.onnxVariants`), for example
+   * `['fp32', 'int8', 'q4']`. Default `['fp32']`. Each set of variants is cached under its own name.
+   */
+  onnxVariants?: readonly OnnxVariant[];
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -52,7 +58,9 @@ export async function ensureModelDir(preset: PresetName, options: EnsureModelDir
   const dtype = options.dtype ?? 'float32';
   const cacheDir = options.cacheDir ?? defaultModelCacheDir();
   const prefix = `${preset}-${seed}-`;
-  const suffix = dtype === 'float32' ? '' : `-${dtype}`;
+  const variants = [...new Set<OnnxVariant>(options.onnxVariants ?? ['fp32'])].sort();
+  const variantSuffix = variants.length === 1 && variants[0] === 'fp32' ? '' : `-onnx${variants.join('')}`;
+  const suffix = `${dtype === 'float32' ? '' : `-${dtype}`}${variantSuffix}`;
   const name = `${prefix}${modelKitVersion}-${generatorFingerprint()}${suffix}`;
   const finalDir = join(cacheDir, name);
   const pending = inFlight.get(finalDir);
@@ -67,6 +75,7 @@ export async function ensureModelDir(preset: PresetName, options: EnsureModelDir
         seed,
         dtype,
         outDir: temporary,
+        onnxVariants: variants,
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
       });
       await rename(temporary, finalDir);
@@ -90,7 +99,7 @@ export async function ensureModelDir(preset: PresetName, options: EnsureModelDir
 
 /** Removes copies of the same preset, seed and dtype made by other versions of the generator. */
 async function removeOlderCopies(cacheDir: string, prefix: string, suffix: string, keep: string): Promise<void> {
-  const pattern = /^[^-]+-[0-9a-f]{12}(-[a-z0-9]+)?$/;
+  const pattern = /^[^-]+-[0-9a-f]{12}((?:-[a-z0-9]+)*)$/;
   for (const entry of await readdir(cacheDir)) {
     if (entry === keep || !entry.startsWith(prefix)) continue;
     const rest = entry.slice(prefix.length);

@@ -2,6 +2,7 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ModelDirectoryError } from './errors.js';
 import { parseHfConfig, type DecoderSpec } from './hf-config.js';
+import type { OnnxVariant } from './onnx/decoder-graph.js';
 import type { ExternalDataMode } from './onnx/write-onnx.js';
 import { openSafetensorsCheckpoint } from './safetensors.js';
 import { decoderTensors } from './weights.js';
@@ -14,6 +15,12 @@ export interface ExportOnnxOptions {
   outDir?: string;
   /** `auto` (default): `onnx/model.onnx_data` only above 2 GiB; `always` forces it, `never` forbids it. */
   externalData?: ExternalDataMode;
+  /**
+   * Files to write, named as onnx-community does: `fp32` (`onnx/model.onnx`), `fp16` (`model_fp16.onnx`),
+   * `int8` (`model_quantized.onnx`), `q4` (`model_q4.onnx`). Quantization is done here, from the float weights.
+   * Default `['fp32']`.
+   */
+  variants?: readonly OnnxVariant[];
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -106,6 +113,7 @@ export async function exportOnnx(dir: string, options: ExportOnnxOptions = {}): 
     { read: (name) => checkpoint.readFloat32(name) },
     options.externalData,
     options.onProgress,
+    { variants: options.variants },
   );
   return { dir: outDir, files, architecture: spec.architecture, sourceDtype: checkpoint.dtype };
 }

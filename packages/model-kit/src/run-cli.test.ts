@@ -61,6 +61,20 @@ describe('gen-model CLI', () => {
     expect(existsSync(join(out, 'tokenizer.json'))).toBe(true);
   });
 
+  it('export-onnx --onnx-variants quantizes the checkpoint into the onnx-community file names', async () => {
+    const source = await temp();
+    await runCli(
+      ['make', '--preset', 'tiny', '--out', source, '--formats', 'safetensors', '--layers', '1'],
+      captureIo().io,
+    );
+    const { io, stdout } = captureIo();
+    expect(await runCli(['export-onnx', source, '--onnx-variants', 'fp32,int8,q4'], io)).toBe(0);
+    expect(stdout()).toMatch(/\n {2}onnx\/model\.onnx\n {2}onnx\/model_quantized\.onnx\n {2}onnx\/model_q4\.onnx\n$/);
+    for (const file of ['model.onnx', 'model_quantized.onnx', 'model_q4.onnx']) {
+      expect(existsSync(join(source, 'onnx', file))).toBe(true);
+    }
+  });
+
   it('answers --help and rejects bad usage with exit code 2 and a pointer to --help', async () => {
     const help = captureIo();
     expect(await runCli(['--help'], help.io)).toBe(0);
@@ -75,6 +89,7 @@ describe('gen-model CLI', () => {
       ['make', '--preset', 'tiny', '--out', '/tmp/x', '--seed', '-1'],
       ['make', '--preset', 'tiny', '--out', '/tmp/x', '--formats', 'gguf'],
       ['make', '--preset', 'tiny', '--out', '/tmp/x', '--layers', '0'],
+      ['make', '--preset', 'tiny', '--out', '/tmp/x', '--onnx-variants', 'fp32,q3'],
       ['make', '--preset', 'tiny', '--out', '/tmp/x', '--bogus'],
       ['export-onnx'],
       ['export-onnx', 'a', 'b'],

@@ -3,6 +3,7 @@ import type { WeightDtype } from './dtype.js';
 import { ModelKitError } from './errors.js';
 import { exportOnnx } from './export-onnx.js';
 import { isPresetName, presets } from './model-config.js';
+import { onnxVariantFiles, type OnnxVariant } from './onnx/decoder-graph.js';
 import type { ExternalDataMode } from './onnx/write-onnx.js';
 import { createProgressReporter, type ProgressOutput } from './progress.js';
 import { writeModelDir, type ModelFormat } from './write-model-dir.js';
@@ -13,8 +14,9 @@ export const helpText = `gen-model: make Hugging Face model directories from see
 Usage:
   gen-model make --preset NAME --out DIR [--seed N] [--dtype f32|f16|bf16]
                  [--formats safetensors,onnx] [--layers N] [--shard-size BYTES]
-                 [--external-data auto|always|never]
+                 [--external-data auto|always|never] [--onnx-variants fp32,fp16,int8,q4]
   gen-model export-onnx DIR [--out DIR] [--external-data auto|always|never]
+                 [--onnx-variants fp32,fp16,int8,q4]
   gen-model --help
 
 Presets: ${Object.keys(presets).join(', ')}
@@ -23,6 +25,9 @@ make         writes config.json, generation_config.json, tokenizer files, model.
              onnx/model.onnx (Optimum layout). Same preset, seed and options: byte-identical files.
 export-onnx  converts a safetensors llama / mistral / qwen2 model directory (F32, F16 or BF16,
              single file or sharded) to onnx/model.onnx, in DIR or in --out.
+
+--onnx-variants  ONNX files to write (default fp32): fp32 onnx/model.onnx, fp16 model_fp16.onnx,
+             int8 model_quantized.onnx (8-bit MatMulNBits), q4 model_q4.onnx (4-bit MatMulNBits).
 
 Progress goes to stderr (a bar on a terminal, plain lines otherwise); a summary to stdout.
 `;
@@ -78,6 +83,17 @@ function externalDataOption(value: string | undefined): ExternalDataMode | undef
   throw new UsageError(`--external-data must be auto, always or never; got "${value}"`);
 }
 
+function variantsOption(value: string | undefined): OnnxVariant[] | undefined {
+  if (value === undefined) return undefined;
+  const variants = value.split(',').map((v) => v.trim());
+  for (const variant of variants) {
+    if (!Object.hasOwn(onnxVariantFiles, variant)) {
+      throw new UsageError(`--onnx-variants takes ${Object.keys(onnxVariantFiles).join(', ')}; got "${variant}"`);
+    }
+  }
+  return variants as OnnxVariant[];
+}
+
 function integerOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
@@ -98,6 +114,7 @@ async function make(args: readonly string[], io: CliIo): Promise<number> {
       layers: { type: 'string' },
       'shard-size': { type: 'string' },
       'external-data': { type: 'string' },
+      'onnx-variants': { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -118,6 +135,7 @@ async function make(args: readonly string[], io: CliIo): Promise<number> {
   if (layers === 0) throw new UsageError('--layers must be at least 1');
   const shardSize = integerOption('shard-size', values['shard-size']);
   const externalData = externalDataOption(values['external-data']);
+  const variants = variantsOption(values['onnx-variants']);
   const progress = createProgressReporter(io.stderr);
   const started = performance.now();
   const info = await writeModelDir({
@@ -129,6 +147,7 @@ async function make(args: readonly string[], io: CliIo): Promise<number> {
     formats: formats as ModelFormat[],
     ...(shardSize === undefined ? {} : { maxShardSize: shardSize }),
     ...(externalData === undefined ? {} : { onnxExternalData: externalData }),
+    ...(variants === undefined ? {} : { onnxVariants: variants }),
     onProgress: progress.report,
   });
   progress.finish();
@@ -143,16 +162,18 @@ async function make(args: readonly string[], io: CliIo): Promise<number> {
 async function exportCommand(args: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...args],
-    options: { out: { type: 'string' }, 'external-data': { type: 'string' } },
+    options: { out: { type: 'string' }, 'external-data': { type: 'string' }, 'onnx-variants': { type: 'string' } },
     allowPositionals: true,
   });
   if (positionals.length !== 1) throw new UsageError('export-onnx takes exactly one model directory');
   const externalData = externalDataOption(values['external-data']);
+  const variants = variantsOption(values['onnx-variants']);
   const progress = createProgressReporter(io.stderr);
   const started = performance.now();
   const result = await exportOnnx(positionals[0]!, {
     ...(values.out === undefined ? {} : { outDir: values.out }),
     ...(externalData === undefined ? {} : { externalData }),
+    ...(variants === undefined ? {} : { variants }),
     onProgress: progress.report,
   });
   progress.finish();

@@ -5,7 +5,13 @@ import { InvalidModelConfigError } from './errors.js';
 import { parseHfConfig, toGenerationConfig, toHfConfig, type ConfigTokenIds, type DecoderSpec } from './hf-config.js';
 import { stringifyJson } from './json.js';
 import { resolveModelConfig, type ModelConfig, type PresetName } from './model-config.js';
-import { buildDecoderGraph, decoderOpsetVersion } from './onnx/decoder-graph.js';
+import {
+  buildDecoderGraph,
+  contribOpsets,
+  decoderOpsetVersion,
+  onnxVariantFiles,
+  type OnnxVariant,
+} from './onnx/decoder-graph.js';
 import { writeOnnxModel, type ExternalDataMode } from './onnx/write-onnx.js';
 import { writeSafetensors, type SafetensorsEntry } from './safetensors.js';
 import { buildTokenizerFiles } from './tokenizer/tokenizer-files.js';
@@ -42,6 +48,17 @@ export interface WriteModelDirOptions {
   maxShardSize?: number;
   /** `auto` (default): `onnx/model.onnx_data` only above 2 GiB; `always` forces it, `never` forbids it. */
   onnxExternalData?: ExternalDataMode;
+  /**
+   * ONNX files to write (with the `onnx` format), named as onnx-community publishes them: `fp32`
+   * (`onnx/model.onnx`), `fp16` (`model_fp16.onnx`), `int8` (`model_quantized.onnx`), `q4`
+   * (`model_q4.onnx`); see {@link OnnxVariant}. Default `['fp32']`.
+   */
+  onnxVariants?: readonly OnnxVariant[];
+  /**
+   * Whether the ONNX graphs take a `position_ids` input (default true). Without it positions are counted from
+   * `attention_mask`, like exports of models that have no position input; for testing loaders.
+   */
+  onnxPositionIds?: boolean;
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -153,7 +170,12 @@ export async function writeModelDir(options: WriteModelDirOptions): Promise<Mode
     );
   }
   if (formats.has('onnx')) {
-    files.push(...(await writeOnnxDecoder(dir, planned.spec, weights, options.onnxExternalData, options.onProgress)));
+    files.push(
+      ...(await writeOnnxDecoder(dir, planned.spec, weights, options.onnxExternalData, options.onProgress, {
+        variants: options.onnxVariants,
+        positionIds: options.onnxPositionIds,
+      })),
+    );
   }
   return {
     dir,
@@ -165,24 +187,45 @@ export async function writeModelDir(options: WriteModelDirOptions): Promise<Mode
   };
 }
 
-/** Writes `onnx/model.onnx` (+ `onnx/model.onnx_data`) for `spec` under `dir`; returns the relative paths. */
+/**
+ * Writes `onnx/model.onnx` (+ `onnx/model.onnx_data`) and the other requested variants for `spec` under `dir`;
+ * returns the relative paths.
+ */
 export async function writeOnnxDecoder(
   dir: string,
   spec: DecoderSpec,
   weights: WeightSource,
   externalData: ExternalDataMode | undefined,
   onProgress: ((progress: WriteProgress) => void) | undefined,
+  graphOptions: { variants?: readonly OnnxVariant[] | undefined; positionIds?: boolean | undefined } = {},
 ): Promise<string[]> {
-  const written = await writeOnnxModel({
-    modelPath: join(dir, 'onnx', 'model.onnx'),
-    graph: buildDecoderGraph(spec, weights),
-    opsetVersion: decoderOpsetVersion,
-    producerVersion: modelKitVersion,
-    externalData: externalData ?? 'auto',
-    onBytes: (path, bytesWritten, totalBytes) =>
-      onProgress?.({ file: `onnx/${path.slice(path.lastIndexOf('/') + 1)}`, bytesWritten, totalBytes }),
-  });
-  return written.dataPath === undefined ? ['onnx/model.onnx'] : ['onnx/model.onnx', 'onnx/model.onnx_data'];
+  const variants = [...new Set<OnnxVariant>(graphOptions.variants ?? ['fp32'])];
+  const files: string[] = [];
+  for (const variant of variants) {
+    const fileName = onnxVariantFiles[variant];
+    if (fileName === undefined) {
+      throw new InvalidModelConfigError({
+        field: 'onnxVariants',
+        message: `Unknown ONNX variant "${String(variant)}"; expected one of ${Object.keys(onnxVariantFiles).join(', ')}.`,
+      });
+    }
+    const written = await writeOnnxModel({
+      modelPath: join(dir, 'onnx', fileName),
+      graph: buildDecoderGraph(spec, weights, {
+        variant,
+        ...(graphOptions.positionIds === undefined ? {} : { positionIds: graphOptions.positionIds }),
+      }),
+      opsetVersion: decoderOpsetVersion,
+      ...(variant === 'int8' || variant === 'q4' ? { extraOpsets: contribOpsets } : {}),
+      producerVersion: modelKitVersion,
+      externalData: externalData ?? 'auto',
+      onBytes: (path, bytesWritten, totalBytes) =>
+        onProgress?.({ file: `onnx/${path.slice(path.lastIndexOf('/') + 1)}`, bytesWritten, totalBytes }),
+    });
+    files.push(`onnx/${fileName}`);
+    if (written.dataPath !== undefined) files.push(`onnx/${fileName}_data`);
+  }
+  return files;
 }
 
 async function writeCheckpoint(
@@ -252,6 +295,8 @@ async function removeStale(dir: string, keep: readonly string[]): Promise<void> 
     name === 'vocab.json' ||
     name === 'merges.txt';
   for (const name of names) if (ours(name) && !keep.includes(name)) await rm(join(dir, name), { force: true });
-  await rm(join(dir, 'onnx', 'model.onnx'), { force: true });
-  await rm(join(dir, 'onnx', 'model.onnx_data'), { force: true });
+  for (const fileName of Object.values(onnxVariantFiles)) {
+    await rm(join(dir, 'onnx', fileName), { force: true });
+    await rm(join(dir, 'onnx', `${fileName}_data`), { force: true });
+  }
 }

@@ -1,10 +1,50 @@
+import { float32ToFloat16Bits } from '../dtype.js';
 import { ropeInverseFrequencies, type DecoderSpec } from '../hf-config.js';
 import { decoderTensors, elementCount, type WeightSource } from '../weights.js';
 import { attr, GraphBuilder } from './graph-builder.js';
-import { DataType, type GraphSpec, type ValueInfoSpec } from './onnx-proto.js';
+import { DataType, type GraphSpec, type OpsetImport, type ValueInfoSpec } from './onnx-proto.js';
+import { quantizeBlockwise, quantizePerChannelInt8 } from './quantize.js';
 
-/** ONNX opset of the decoder graph (standard domain only). */
+/** ONNX opset of the decoder graph (standard domain). */
 export const decoderOpsetVersion = 17;
+
+/** The contrib operator domain of `MatMulNBits` (used by the quantized variants). */
+export const contribOpsets: readonly OpsetImport[] = [{ domain: 'com.microsoft', version: 1 }];
+
+/**
+ * How the weights of a decoder graph are stored (the onnx-community file variants):
+ *
+ * - `fp32` (`model.onnx`): float32 weights, `MatMul`.
+ * - `fp16` (`model_fp16.onnx`): float16 weights, KV-cache inputs / outputs and logits (half the file and cache
+ *   size); each weight is cast to float32 for the arithmetic, which onnxruntime folds at load time.
+ * - `int8` (`model_quantized.onnx`): every projection and `lm_head` as 8-bit block-wise `MatMulNBits` (block 32,
+ *   symmetric, `accuracy_level` 4: int8 x int8 dot products), the embedding as int8 with a scale per row.
+ * - `q4` (`model_q4.onnx`): projections and `lm_head` as 4-bit block-wise `MatMulNBits` (block 32, symmetric,
+ *   `accuracy_level` 4); the embedding stays float32, as in onnx-community's q4 files.
+ */
+export type OnnxVariant = 'fp32' | 'fp16' | 'int8' | 'q4';
+
+/** The file name of each variant under `onnx/` (transformers.js / onnx-community naming). */
+export const onnxVariantFiles: Readonly<Record<OnnxVariant, string>> = {
+  fp32: 'model.onnx',
+  fp16: 'model_fp16.onnx',
+  int8: 'model_quantized.onnx',
+  q4: 'model_q4.onnx',
+};
+
+/** Options of {@link buildDecoderGraph}. */
+export interface DecoderGraphOptions {
+  /** Default `fp32`. */
+  variant?: OnnxVariant;
+  /**
+   * Whether the graph takes `position_ids` (default true). Without it, positions are counted from
+   * `attention_mask` (running sum minus one), as exports of models without a position input do.
+   */
+  positionIds?: boolean;
+}
+
+/** Block size of the `MatMulNBits` variants. */
+const quantBlockSize = 32;
 
 /** Largest finite float32: masked attention scores are set to its negative, as transformers does. */
 const float32Lowest = -3.4028234663852886e38;
@@ -24,29 +64,72 @@ const float32Lowest = -3.4028234663852886e38;
  * each key/value head, which equals repeating the key/value heads. Linear weights are stored transposed
  * (`[in, out]`) for MatMul, as the PyTorch exporter does; a tied `lm_head` is a Transpose of the embedding.
  */
-export function buildDecoderGraph(spec: DecoderSpec, weights: WeightSource): GraphSpec {
+export function buildDecoderGraph(
+  spec: DecoderSpec,
+  weights: WeightSource,
+  options: DecoderGraphOptions = {},
+): GraphSpec {
   const g = new GraphBuilder();
   const { numHeads, numKvHeads: kvHeads, headDim: d } = spec;
   const groups = numHeads / kvHeads;
   const shapes = new Map(decoderTensors(spec).map((t) => [t.name, t.shape]));
+  const variant = options.variant ?? 'fp32';
+  const half = variant === 'fp16';
+  const nbits = variant === 'q4' ? 4 : variant === 'int8' ? 8 : undefined;
+  const ioFloat = half ? DataType.FLOAT16 : DataType.FLOAT;
 
-  const plain = (name: string): string => {
-    const shape = shapes.get(name)!;
-    return g.weight(name, shape, {
-      byteLength: elementCount(shape) * 4,
-      produce: async () => bytesOf(await weights.read(name)),
+  // A float weight as stored: float32, or float16 followed by a Cast to float32 (folded by onnxruntime at load).
+  const floatWeight = (name: string, dims: readonly number[], produce: () => Promise<Float32Array>): string => {
+    const count = elementCount(dims);
+    if (!half) return g.weight(name, dims, { byteLength: count * 4, produce: async () => bytesOf(await produce()) });
+    const stored = g.tensor(name, DataType.FLOAT16, dims, {
+      byteLength: count * 2,
+      produce: async () => bytesOf(toFloat16(await produce())),
     });
+    return g.op1(`/${name}`, 'Cast', [stored], { to: attr.int(DataType.FLOAT) });
   };
+  const plain = (name: string): string => floatWeight(name, shapes.get(name)!, () => weights.read(name));
   // A projection weight [out, in] is stored as [in, out] under a name that says so.
   const transposed = (name: string): string => {
     const [rows, cols] = shapes.get(name)! as [number, number];
-    return g.weight(`${name}.transposed`, [cols, rows], {
-      byteLength: rows * cols * 4,
-      produce: async () => bytesOf(transpose(await weights.read(name), rows, cols)),
-    });
+    return floatWeight(`${name}.transposed`, [cols, rows], async () => transpose(await weights.read(name), rows, cols));
+  };
+  // A weight [N, K] as MatMulNBits operands (packed codes and scales), quantized once for both initializers.
+  const blockQuantized = (name: string, bits: 4 | 8): [string, string] => {
+    const [n, k] = shapes.get(name)! as [number, number];
+    const blocks = Math.ceil(k / quantBlockSize);
+    const blobSize = (quantBlockSize * bits) / 8;
+    const quantized = sharedOnce(
+      async () => quantizeBlockwise(await weights.read(name), n, k, { bits, blockSize: quantBlockSize }),
+      2,
+    );
+    const base = name.replace(/\.weight$/, '');
+    return [
+      g.tensor(`${base}.MatMul.weight_Q${bits}`, DataType.UINT8, [n, blocks, blobSize], {
+        byteLength: n * blocks * blobSize,
+        produce: async () => (await quantized()).packed,
+      }),
+      g.tensor(`${base}.MatMul.weight_scales`, DataType.FLOAT, [n * blocks], {
+        byteLength: n * blocks * 4,
+        produce: async () => bytesOf((await quantized()).scales),
+      }),
+    ];
+  };
+  const matMulNBits = (scope: string, input: string, name: string, bits: 4 | 8): string => {
+    const [n, k] = shapes.get(name)! as [number, number];
+    return g.opDomain(scope, 'com.microsoft', 'MatMulNBits', [input, ...blockQuantized(name, bits)], {
+      K: attr.int(k),
+      N: attr.int(n),
+      bits: attr.int(bits),
+      block_size: attr.int(quantBlockSize),
+      accuracy_level: attr.int(4),
+    })[0]!;
   };
   const linear = (scope: string, input: string, name: string, bias: boolean): string => {
-    const product = g.op1(scope, 'MatMul', [input, transposed(`${name}.weight`)]);
+    const product =
+      nbits === undefined
+        ? g.op1(scope, 'MatMul', [input, transposed(`${name}.weight`)])
+        : matMulNBits(scope, input, `${name}.weight`, nbits);
     return bias ? g.op1(scope, 'Add', [product, plain(`${name}.bias`)]) : product;
   };
   const eps = g.float32([spec.rmsNormEps], []);
@@ -65,14 +148,51 @@ export function buildDecoderGraph(spec: DecoderSpec, weights: WeightSource): Gra
     return g.op1(scope, 'Add', [g.op1(scope, 'Mul', [x, cos]), g.op1(scope, 'Mul', [rotated, sin])]);
   };
 
-  // Embedding.
-  let hidden = g.op1('/model/embed_tokens', 'Gather', [plain('model.embed_tokens.weight'), 'input_ids'], {
-    axis: attr.int(0),
-  });
+  // Embedding: float rows, or int8 rows times a per-row scale.
+  let hidden: string;
+  let embedding: string | undefined;
+  if (variant === 'int8') {
+    const e = '/model/embed_tokens';
+    const [rows, cols] = shapes.get('model.embed_tokens.weight')! as [number, number];
+    const quantized = sharedOnce(
+      async () => quantizePerChannelInt8(await weights.read('model.embed_tokens.weight'), rows, cols),
+      2,
+    );
+    const table = g.tensor('model.embed_tokens.weight_quantized', DataType.INT8, [rows, cols], {
+      byteLength: rows * cols,
+      produce: async () => bytesOf((await quantized()).values),
+    });
+    const scales = g.tensor('model.embed_tokens.weight_scale', DataType.FLOAT, [rows, 1], {
+      byteLength: rows * 4,
+      produce: async () => bytesOf((await quantized()).scales),
+    });
+    const codes = g.op1(e, 'Cast', [g.op1(e, 'Gather', [table, 'input_ids'], { axis: attr.int(0) })], {
+      to: attr.int(DataType.FLOAT),
+    });
+    hidden = g.op1(e, 'Mul', [codes, g.op1(e, 'Gather', [scales, 'input_ids'], { axis: attr.int(0) })]);
+  } else {
+    embedding = plain('model.embed_tokens.weight');
+    hidden = g.op1('/model/embed_tokens', 'Gather', [embedding, 'input_ids'], {
+      axis: attr.int(0),
+    });
+  }
+
+  // Mask inputs shared by the rotary positions (without position_ids) and the attention mask.
+  const m = '/model/mask';
+  const seqLength = g.op1(m, 'Shape', ['input_ids'], { start: attr.int(1), end: attr.int(2) });
+  const totalLength = g.op1(m, 'Shape', ['attention_mask'], { start: attr.int(1), end: attr.int(2) });
+  const pastLength = g.op1(m, 'Sub', [totalLength, seqLength]);
 
   // Rotary tables from position_ids: [batch, seq, head_dim] -> broadcastable shapes for keys and query groups.
   const rotary = '/model/rotary_emb';
-  const positions = g.op1(rotary, 'Cast', ['position_ids'], { to: attr.int(DataType.FLOAT) });
+  let positionIds = 'position_ids';
+  if (options.positionIds === false) {
+    // Positions of the new tokens: how many real tokens precede each one (running sum of attention_mask - 1).
+    const counts = g.op1(rotary, 'CumSum', ['attention_mask', g.int64([1], [])]);
+    const newCounts = g.op1(rotary, 'Slice', [counts, pastLength, totalLength, g.int64([1])]);
+    positionIds = g.op1(rotary, 'Sub', [newCounts, g.int64([1], [])]);
+  }
+  const positions = g.op1(rotary, 'Cast', [positionIds], { to: attr.int(DataType.FLOAT) });
   const positionColumn = g.op1(rotary, 'Unsqueeze', [positions, g.int64([-1])]);
   const freqs = g.op1(rotary, 'Mul', [positionColumn, g.float32(ropeInverseFrequencies(spec))]);
   const angles = g.op1(rotary, 'Concat', [freqs, freqs], { axis: attr.int(-1) });
@@ -85,10 +205,6 @@ export function buildDecoderGraph(spec: DecoderSpec, weights: WeightSource): Gra
 
   // Mask [batch, 1, 1, seq, total]: key j is visible to query i (at cache position past + i) when
   // j <= past + i and attention_mask[b, j] = 1 (and, with a sliding window, j is fewer than window tokens back).
-  const m = '/model/mask';
-  const seqLength = g.op1(m, 'Shape', ['input_ids'], { start: attr.int(1), end: attr.int(2) });
-  const totalLength = g.op1(m, 'Shape', ['attention_mask'], { start: attr.int(1), end: attr.int(2) });
-  const pastLength = g.op1(m, 'Sub', [totalLength, seqLength]);
   const scalarAxis = g.int64([0]);
   const total = g.op1(m, 'Squeeze', [totalLength, scalarAxis]);
   const past = g.op1(m, 'Squeeze', [pastLength, scalarAxis]);
@@ -132,10 +248,21 @@ export function buildDecoderGraph(spec: DecoderSpec, weights: WeightSource): Gra
     const values = g.op1(a, 'Transpose', [g.op1(a, 'Reshape', [v, kvSplit])], { perm: attr.ints([0, 2, 1, 3]) });
     const rotatedQueries = rotate(a, queries, cosQueries, sinQueries);
     const rotatedKeys = rotate(a, keys, cosKeys, sinKeys);
-    const presentKey = `present.${i}.key`;
-    const presentValue = `present.${i}.value`;
-    g.opNamed(a, 'Concat', [`past_key_values.${i}.key`, rotatedKeys], [presentKey], { axis: attr.int(2) });
-    g.opNamed(a, 'Concat', [`past_key_values.${i}.value`, values], [presentValue], { axis: attr.int(2) });
+    let presentKey = `present.${i}.key`;
+    let presentValue = `present.${i}.value`;
+    if (half) {
+      // The cache is float16 in and out; the new entries are rounded before anyone reads them, so prefill and
+      // decode see the same cached values.
+      const toHalf = (x: string) => g.op1(a, 'Cast', [x], { to: attr.int(DataType.FLOAT16) });
+      const toFloat = (x: string) => g.op1(a, 'Cast', [x], { to: attr.int(DataType.FLOAT) });
+      g.opNamed(a, 'Concat', [`past_key_values.${i}.key`, toHalf(rotatedKeys)], [presentKey], { axis: attr.int(2) });
+      g.opNamed(a, 'Concat', [`past_key_values.${i}.value`, toHalf(values)], [presentValue], { axis: attr.int(2) });
+      presentKey = toFloat(presentKey);
+      presentValue = toFloat(presentValue);
+    } else {
+      g.opNamed(a, 'Concat', [`past_key_values.${i}.key`, rotatedKeys], [presentKey], { axis: attr.int(2) });
+      g.opNamed(a, 'Concat', [`past_key_values.${i}.value`, values], [presentValue], { axis: attr.int(2) });
+    }
     const keysT = g.op1(a, 'Transpose', [presentKey], { perm: attr.ints([0, 1, 3, 2]) });
     const scores = g.op1(a, 'MatMul', [rotatedQueries, g.op1(a, 'Unsqueeze', [keysT, g.int64([2])])]);
     const scaled = g.op1(a, 'Mul', [scores, scale]);
@@ -157,30 +284,43 @@ export function buildDecoderGraph(spec: DecoderSpec, weights: WeightSource): Gra
   }
 
   const final = rmsNorm('/model/norm', hidden, 'model.norm.weight');
-  const head = spec.tieWordEmbeddings
-    ? g.op1('/lm_head', 'Transpose', ['model.embed_tokens.weight'], { perm: attr.ints([1, 0]) })
-    : transposed('lm_head.weight');
-  g.opNamed('/lm_head', 'MatMul', [final, head], ['logits']);
+  const headName = spec.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  if (nbits !== undefined) {
+    const product = matMulNBits('/lm_head', final, headName, nbits);
+    g.opNamed('/lm_head', 'Identity', [product], ['logits']);
+  } else {
+    const head = spec.tieWordEmbeddings
+      ? g.op1('/lm_head', 'Transpose', [embedding!], { perm: attr.ints([1, 0]) })
+      : transposed('lm_head.weight');
+    if (half) {
+      const product = g.op1('/lm_head', 'MatMul', [final, head]);
+      g.opNamed('/lm_head', 'Cast', [product], ['logits'], { to: attr.int(DataType.FLOAT16) });
+    } else {
+      g.opNamed('/lm_head', 'MatMul', [final, head], ['logits']);
+    }
+  }
 
   const kvDims = (length: string) => ['batch_size', kvHeads, length, d];
   const inputs: ValueInfoSpec[] = [
     { name: 'input_ids', elemType: DataType.INT64, dims: ['batch_size', 'sequence_length'] },
     { name: 'attention_mask', elemType: DataType.INT64, dims: ['batch_size', 'past_sequence_length + 1'] },
-    { name: 'position_ids', elemType: DataType.INT64, dims: ['batch_size', 'sequence_length'] },
   ];
+  if (options.positionIds !== false) {
+    inputs.push({ name: 'position_ids', elemType: DataType.INT64, dims: ['batch_size', 'sequence_length'] });
+  }
   const outputs: ValueInfoSpec[] = [
-    { name: 'logits', elemType: DataType.FLOAT, dims: ['batch_size', 'sequence_length', spec.vocabSize] },
+    { name: 'logits', elemType: ioFloat, dims: ['batch_size', 'sequence_length', spec.vocabSize] },
   ];
   for (let i = 0; i < spec.numLayers; i++) {
     for (const kind of ['key', 'value']) {
       inputs.push({
         name: `past_key_values.${i}.${kind}`,
-        elemType: DataType.FLOAT,
+        elemType: ioFloat,
         dims: kvDims('past_sequence_length'),
       });
       outputs.push({
         name: `present.${i}.${kind}`,
-        elemType: DataType.FLOAT,
+        elemType: ioFloat,
         dims: kvDims('past_sequence_length + sequence_length'),
       });
     }
@@ -188,8 +328,29 @@ export function buildDecoderGraph(spec: DecoderSpec, weights: WeightSource): Gra
   return { name: 'main_graph', nodes: g.nodes, initializers: g.initializers, inputs, outputs };
 }
 
-function bytesOf(values: Float32Array): Uint8Array {
+function bytesOf(values: ArrayBufferView): Uint8Array {
   return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+function toFloat16(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = float32ToFloat16Bits(values[i]!);
+  return out;
+}
+
+/**
+ * A lazily computed value read by `consumers` lazy initializers (a quantized weight's codes and scales): computed
+ * on the first read and dropped after the last, so only one weight is held at a time while writing.
+ */
+function sharedOnce<T>(make: () => Promise<T>, consumers: number): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  let left = consumers;
+  return async () => {
+    pending ??= make();
+    const value = await pending;
+    if (--left === 0) pending = undefined;
+    return value;
+  };
 }
 
 /** `[rows, cols]` row-major -> `[cols, rows]`, in cache-friendly tiles. */

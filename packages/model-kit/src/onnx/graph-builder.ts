@@ -56,6 +56,27 @@ export class GraphBuilder {
     return name;
   }
 
+  /** An initializer of any element type (quantized weights, scales) whose bytes may be produced lazily. */
+  tensor(name: string, dataType: number, dims: readonly number[], data: Uint8Array | LazyBytes): string {
+    this.initializers.push({ name, dataType, dims, data });
+    return name;
+  }
+
+  /** A node of a contrib operator domain (for example `com.microsoft`); returns its output names. */
+  opDomain(
+    scope: string,
+    domain: string,
+    opType: string,
+    inputs: readonly string[],
+    attributes: Record<string, AttributeValue>,
+    outputCount = 1,
+  ): string[] {
+    const name = this.unique(`${scope}/${opType}`);
+    const outputs = Array.from({ length: outputCount }, (_, i) => `${name}_output_${i}`);
+    this.nodes.push({ name, opType, inputs, outputs, attributes, domain });
+    return outputs;
+  }
+
   /** A small int64 constant, shared between all uses of the same value. */
   int64(values: readonly number[], dims: readonly number[] = [values.length]): string {
     return this.constant(DataType.INT64, values, dims, () => {

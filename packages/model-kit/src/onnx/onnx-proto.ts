@@ -1,7 +1,7 @@
 import { ProtoWriter, type LazyBytes } from './protobuf.js';
 
 /** `TensorProto.DataType` codes used here. */
-export const DataType = { FLOAT: 1, INT64: 7, BOOL: 9 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
 
 /** An initializer: raw little-endian data inline, or a reference into the external data file. */
 export interface InitializerSpec {
@@ -125,18 +125,29 @@ export function encodeGraph(graph: GraphSpec, external: ReadonlyMap<string, Exte
   return w;
 }
 
-/** `ModelProto` for the default ONNX domain at `opsetVersion`. */
+/** An operator set a model imports besides the default ONNX domain (for example `com.microsoft` version 1). */
+export interface OpsetImport {
+  domain: string;
+  version: number;
+}
+
+/** `ModelProto` for the default ONNX domain at `opsetVersion`, plus `extraOpsets` (contrib operator domains). */
 export function encodeModel(options: {
   graph: ProtoWriter;
   irVersion: number;
   opsetVersion: number;
   producerName: string;
   producerVersion: string;
+  extraOpsets?: readonly OpsetImport[];
 }): ProtoWriter {
-  return new ProtoWriter()
+  const w = new ProtoWriter()
     .int(1, options.irVersion)
     .string(2, options.producerName)
     .string(3, options.producerVersion)
     .message(7, options.graph)
     .message(8, new ProtoWriter().string(1, '').int(2, options.opsetVersion));
+  for (const opset of options.extraOpsets ?? []) {
+    w.message(8, new ProtoWriter().string(1, opset.domain).int(2, opset.version));
+  }
+  return w;
 }

@@ -2,7 +2,7 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { InvalidModelConfigError } from '../errors.js';
 import { writeAll } from '../files.js';
-import { encodeGraph, encodeModel, type ExternalLocation, type GraphSpec } from './onnx-proto.js';
+import { encodeGraph, encodeModel, type ExternalLocation, type GraphSpec, type OpsetImport } from './onnx-proto.js';
 import type { Piece } from './protobuf.js';
 
 /** When to put the weights in a separate `model.onnx_data` file. */
@@ -34,6 +34,8 @@ export async function writeOnnxModel(options: {
   graph: GraphSpec;
   opsetVersion: number;
   producerVersion: string;
+  /** Contrib operator domains the graph uses (for example `com.microsoft` for `MatMulNBits`). */
+  extraOpsets?: readonly OpsetImport[];
   externalData?: ExternalDataMode;
   onBytes?: (file: string, written: number, total: number) => void;
 }): Promise<WrittenOnnx> {
@@ -46,6 +48,7 @@ export async function writeOnnxModel(options: {
       opsetVersion: options.opsetVersion,
       producerName: '@gen/model-kit',
       producerVersion: options.producerVersion,
+      ...(options.extraOpsets === undefined ? {} : { extraOpsets: options.extraOpsets }),
     });
   const mode = options.externalData ?? 'auto';
   let model = encode(new Map());

@@ -120,6 +120,16 @@ export function readGraphSignature(
     notADecoder(`logits are ${logitsMeta.type}, not float32 or float16`);
   }
 
+  const vocabDim = logitsMeta.shape[logitsMeta.shape.length - 1];
+  if (typeof vocabDim === 'number' && vocabDim !== config.vocabSize) {
+    throw new ModelLoadError({
+      file,
+      reason: 'shape-mismatch',
+      expected: `logits of ${config.vocabSize} entries per position (vocab_size in ${config.file})`,
+      message: `the graph's logits have ${vocabDim} entries per position`,
+    });
+  }
+
   const layerCount = past.size / 2;
   const layers: LayerNames[] = [];
   for (let i = 0; i < layerCount; i++) {

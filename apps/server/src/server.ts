@@ -1,4 +1,5 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import cors from '@fastify/cors';
 import { createEngine, type Engine, type EngineLimits, type SchedulerSettings } from '@gen/engine';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -155,6 +156,14 @@ export function createServer(options: ServerOptions): GenServer {
     else done(null, parsed);
   });
 
+  // Responses not yet finished (streams included), so close() knows when the last bytes are out.
+  const inFlight = new Set<ServerResponse>();
+  app.addHook('onRequest', async (_request, reply) => {
+    const response = reply.raw;
+    inFlight.add(response);
+    response.once('close', () => inFlight.delete(response));
+  });
+
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
   });
@@ -258,6 +267,11 @@ export function createServer(options: ServerOptions): GenServer {
       // Stop listening first; open streams end as their generations finish (or are cancelled at the timeout).
       const closed = app.close();
       await drained;
+      // Let the last responses finish writing (bounded), then drop the connections left: idle keep-alive sockets
+      // and sockets that never sent a request would hold close() open until the client's keep-alive timeout.
+      const deadline = Date.now() + 2_000;
+      while (inFlight.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      app.server.closeAllConnections();
       await closed;
       await loaded?.model.backend.doDispose();
     },

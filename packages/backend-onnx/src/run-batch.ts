@@ -89,7 +89,11 @@ export function planRuns(rows: readonly RowInput[], context: RunContext, runBatc
  * The rows' caches can be fed as they are when they are exactly the rows of one group (the same batch as the
  * previous step, in any order) and the group holds few gaps; otherwise they are compacted into a new group.
  */
-function reusableGroup(rows: readonly RowInput[], context: RunContext, newTokens: number): CacheGroup | undefined {
+export function reusableGroup(
+  rows: readonly RowInput[],
+  context: RunContext,
+  newTokens: number,
+): CacheGroup | undefined {
   const group = rows[0]?.state?.group;
   if (group === undefined || group.rows !== rows.length) return undefined;
   const seen = new Set<number>();

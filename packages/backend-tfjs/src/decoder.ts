@@ -80,7 +80,7 @@ export class TfjsDecoder {
       }
     }
     const multipliers = rotaryMultipliers(positions, this.inverse, heads, kvHeads, 1 / Math.sqrt(headDim));
-    const width = heads + 2 * kvHeads;
+    const width = (heads + 2 * kvHeads) * headDim;
 
     const stepTensors: tf.Tensor[] = [];
     const track = <T extends tf.Tensor>(tensor: T): T => {
@@ -89,8 +89,8 @@ export class TfjsDecoder {
     };
     let x = tf.tensor2d(embedded, [rows, hidden]);
     try {
-      const cos = track(tf.tensor3d(multipliers.cos, [rows, width, headDim]));
-      const sin = track(tf.tensor3d(multipliers.sin, [rows, width, headDim]));
+      const cos = track(tf.tensor2d(multipliers.cos, [rows, width]));
+      const sin = track(tf.tensor2d(multipliers.sin, [rows, width]));
       const masks = new MaskCache(track);
       for (let l = 0; l < config.numLayers; l++) {
         await yieldToEventLoop();
@@ -103,7 +103,7 @@ export class TfjsDecoder {
       AbortError.throwIfAborted(signal);
       const logits = tf.tidy(() => {
         const last = wanted.length === rows ? x : tf.gather(x, tf.tensor1d(wanted, 'int32'));
-        return tf.matMul(this.rmsNorm(last, this.weights.finalNorm), this.weights.lmHead);
+        return tf.matMul(this.rmsNorm(last), this.weights.lmHead);
       });
       try {
         return (await logits.data()) as Float32Array;
@@ -120,30 +120,31 @@ export class TfjsDecoder {
     index: number,
     x: tf.Tensor2D,
     segments: readonly Segment[],
-    cos: tf.Tensor3D,
-    sin: tf.Tensor3D,
+    cos: tf.Tensor2D,
+    sin: tf.Tensor2D,
     window: number | null,
     masks: MaskCache,
   ): tf.Tensor2D {
     const { headDim, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = this.config;
     const weights: LayerTensors = this.weights.layers[index]!;
     const rows = x.shape[0];
-    const width = heads + 2 * kvHeads;
+    const width = (heads + 2 * kvHeads) * headDim;
 
-    const normed = this.rmsNorm(x, weights.inputNorm);
-    const qkv = linear(normed, weights.qkv, weights.qkvBias);
-    const rotated = tf.matMul(tf.reshape(qkv, [rows * width, headDim]), this.rotateHalf);
-    const embedded = tf.add(
-      tf.mul(tf.reshape(qkv, [rows, width, headDim]), cos),
-      tf.mul(tf.reshape(rotated, [rows, width, headDim]), sin),
-    ) as tf.Tensor3D;
+    // Rotary embeddings on the whole [rows, (heads + 2 kvHeads) * headDim] block: x * cos + rotateHalf(x) * sin,
+    // with rotateHalf as a product with a signed permutation (value heads get cos 1, sin 0).
+    const qkv = linear(this.rmsNorm(x), weights.qkv, weights.qkvBias);
+    const rotated = tf.reshape(tf.matMul(tf.reshape(qkv, [(rows * width) / headDim, headDim]), this.rotateHalf), [
+      rows,
+      width,
+    ]);
+    const embedded: tf.Tensor2D = tf.add(tf.mul(qkv, cos), tf.mul(rotated, sin));
 
     const outputs: tf.Tensor2D[] = [];
     let row = 0;
     for (const segment of segments) {
       const n = segment.tokens.length;
       const kv = segment.cache.append(index, embedded, row, n);
-      const query = tf.slice(embedded, [row, 0, 0], [n, heads, headDim]);
+      const query = tf.slice(embedded, [row, 0], [n, heads * headDim]);
       outputs.push(
         n >= this.strategy.perHeadFromTokens
           ? this.attendPerHead(query, kv, segment.start, n, window, masks)
@@ -153,15 +154,15 @@ export class TfjsDecoder {
     }
     const attention = outputs.length === 1 ? outputs[0]! : tf.concat(outputs, 0);
     const residual: tf.Tensor2D = tf.add(x, linear(attention, weights.output, weights.outputBias));
-    const gateUp = linear(this.rmsNorm(residual, weights.postAttentionNorm), weights.gateUp, weights.gateUpBias);
-    const [gate, up] = tf.split(gateUp, 2, 1) as [tf.Tensor2D, tf.Tensor2D];
-    const activated: tf.Tensor2D = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up);
+    const normed = this.rmsNorm(residual);
+    const gate = linear(normed, weights.gate, weights.gateBias);
+    const activated: tf.Tensor2D = tf.mul(tf.mul(gate, tf.sigmoid(gate)), linear(normed, weights.up, weights.upBias));
     return tf.add(residual, linear(activated, weights.down, weights.downBias));
   }
 
   /** All heads of one segment in two batched products over the kv heads; the cache may be longer than needed. */
   private attendBatched(
-    query: tf.Tensor3D,
+    query: tf.Tensor2D,
     kv: LayerKv,
     start: number,
     n: number,
@@ -176,18 +177,23 @@ export class TfjsDecoder {
       n === 1 ? query : tf.transpose(tf.reshape(query, [n, kvHeads, group, headDim]), [1, 2, 0, 3]),
       [kvHeads, group * n, headDim],
     );
-    let scores: tf.Tensor = tf.matMul(q, kv.keys, false, true);
+    let scores: tf.Tensor3D = tf.matMul(q, kv.keys, false, true);
     const mask = masks.get(start, n, length, window);
-    if (mask !== undefined) scores = tf.add(tf.reshape(scores, [kvHeads, group, n, length]), mask);
-    const probabilities = tf.reshape(tf.softmax(scores), [kvHeads, group * n, length]);
-    const out = tf.matMul(probabilities, kv.values, false, true);
+    if (mask !== undefined) {
+      // A decode step's [kvHeads, group, length] scores take the [1, length] mask as they are.
+      scores =
+        n === 1
+          ? tf.add(scores, mask)
+          : tf.reshape(tf.add(tf.reshape(scores, [kvHeads, group, n, length]), mask), scores.shape);
+    }
+    const out = tf.matMul(tf.softmax(scores), kv.values, false, true);
     const ordered = n === 1 ? out : tf.transpose(tf.reshape(out, [kvHeads, group, n, headDim]), [2, 0, 1, 3]);
     return tf.reshape(ordered, [n, heads * headDim]);
   }
 
   /** One kv head at a time, with 2-D products on exactly sized slices of the cache (a prefill's many tokens). */
   private attendPerHead(
-    query: tf.Tensor3D,
+    query: tf.Tensor2D,
     kv: LayerKv,
     start: number,
     n: number,
@@ -201,7 +207,7 @@ export class TfjsDecoder {
     const mask = cached === undefined ? undefined : tf.reshape(cached, [n, 1, length]);
     const outputs: tf.Tensor2D[] = [];
     for (let g = 0; g < kvHeads; g++) {
-      const q = tf.reshape(tf.slice(query, [0, g * group, 0], [n, group, headDim]), [n * group, headDim]);
+      const q = tf.reshape(tf.slice(query, [0, g * group * headDim], [n, group * headDim]), [n * group, headDim]);
       const keys = tf.transpose(tf.reshape(tf.slice(kv.keys, [g, 0, 0], [1, length, headDim]), [length, headDim]));
       const values = tf.transpose(tf.reshape(tf.slice(kv.values, [g, 0, 0], [1, headDim, length]), [headDim, length]));
       let scores: tf.Tensor = tf.reshape(tf.matMul(q, keys), [n, group, length]);
@@ -212,9 +218,10 @@ export class TfjsDecoder {
     return outputs.length === 1 ? outputs[0]! : tf.concat(outputs, 1);
   }
 
-  private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
+  /** `x / sqrt(mean(x²) + eps)`; the norm's weight is folded into the next product (see `LayerTensors`). */
+  private rmsNorm(x: tf.Tensor2D): tf.Tensor2D {
     const variance = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight);
+    return tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps)));
   }
 }
 

@@ -35,12 +35,12 @@ export interface KvCache {
   /** Makes room for `positions` positions (at most `limit`); called before a call's first `append`. */
   reserve(positions: number, limit: number): void;
   /**
-   * Stores the keys and values of rows `[row, row + n)` of `qkv` (`[rows, heads + 2 * kvHeads, headDim]`, rotary
+   * Stores the keys and values of rows `[row, row + n)` of `qkv` (`[rows, (heads + 2 * kvHeads) * headDim]`, rotary
    * embeddings applied; keys are heads `[heads, heads + kvHeads)`, values the last `kvHeads`) at positions
    * `[length, length + n)` of `layer`, and returns that layer's cache. Runs inside the caller's `tf.tidy`; what it
    * returns stays alive until commit / rollback / dispose.
    */
-  append(layer: number, qkv: tf.Tensor3D, row: number, n: number): LayerKv;
+  append(layer: number, qkv: tf.Tensor2D, row: number, n: number): LayerKv;
   commit(n: number): void;
   rollback(): void;
   /** A copy holding the committed positions, evolving independently afterwards. */
@@ -82,7 +82,7 @@ class InPlaceKvCache implements KvCache {
     this.resize(capacity);
   }
 
-  append(layer: number, qkv: tf.Tensor3D, row: number, n: number): LayerKv {
+  append(layer: number, qkv: tf.Tensor2D, row: number, n: number): LayerKv {
     const { numHeads, numKeyValueHeads: kvHeads, headDim } = this.shape;
     const keys = this.keys[layer]!;
     const values = this.values[layer]!;
@@ -209,10 +209,11 @@ class ConcatKvCache implements KvCache {
 
   reserve(): void {}
 
-  append(layer: number, qkv: tf.Tensor3D, row: number, n: number): LayerKv {
+  append(layer: number, qkv: tf.Tensor2D, row: number, n: number): LayerKv {
     const { numHeads, numKeyValueHeads: kvHeads, headDim } = this.shape;
-    const newKeys = tf.transpose(tf.slice(qkv, [row, numHeads, 0], [n, kvHeads, headDim]), [1, 0, 2]);
-    const newValues = tf.transpose(tf.slice(qkv, [row, numHeads + kvHeads, 0], [n, kvHeads, headDim]), [1, 2, 0]);
+    const rows = tf.reshape(tf.slice(qkv, [row, 0], [n, qkv.shape[1]]), [n, numHeads + 2 * kvHeads, headDim]);
+    const newKeys = tf.transpose(tf.slice(rows, [0, numHeads, 0], [n, kvHeads, headDim]), [1, 0, 2]);
+    const newValues = tf.transpose(tf.slice(rows, [0, numHeads + kvHeads, 0], [n, kvHeads, headDim]), [1, 2, 0]);
     const oldKeys = this.keys[layer];
     const oldValues = this.values[layer];
     const keys = tf.keep(oldKeys === undefined ? newKeys : tf.concat([oldKeys, newKeys], 1)) as tf.Tensor3D;

@@ -1,19 +1,26 @@
 import { openModelWeights, type DecoderModelConfig, type ModelWeights } from '@gen/backend';
 import * as tf from '@tensorflow/tfjs-core';
 
-/** One decoder layer's weights as tfjs tensors, laid out for `x · W` (inputs along rows). */
+/**
+ * One decoder layer's weights as tfjs tensors, laid out for `x · W` (inputs along rows). The RMSNorm weights are
+ * folded into the rows of the product that follows each norm (`(x̂ ⊙ w) · W = x̂ · (diag(w) W)`), which saves a
+ * kernel per norm; the products' rounding differs from transformers' by about one float32 ulp per term.
+ */
 export interface LayerTensors {
-  readonly inputNorm: tf.Tensor1D;
-  /** q, k and v projections side by side: `[hidden, (heads + 2 * kvHeads) * headDim]`. */
+  /** q, k and v projections side by side, rows scaled by `input_layernorm.weight`: `[hidden, (heads + 2 * kvHeads) * headDim]`. */
   readonly qkv: tf.Tensor2D;
   readonly qkvBias: tf.Tensor1D | undefined;
   /** `[heads * headDim, hidden]`. */
   readonly output: tf.Tensor2D;
   readonly outputBias: tf.Tensor1D | undefined;
-  readonly postAttentionNorm: tf.Tensor1D;
-  /** gate and up projections side by side: `[hidden, 2 * intermediate]`. */
-  readonly gateUp: tf.Tensor2D;
-  readonly gateUpBias: tf.Tensor1D | undefined;
+  /**
+   * gate and up projections, rows scaled by `post_attention_layernorm.weight`: `[hidden, intermediate]` each. Kept
+   * apart: splitting one fused product costs a copy (SplitV) that takes longer on wasm than the second dispatch.
+   */
+  readonly gate: tf.Tensor2D;
+  readonly gateBias: tf.Tensor1D | undefined;
+  readonly up: tf.Tensor2D;
+  readonly upBias: tf.Tensor1D | undefined;
   /** `[intermediate, hidden]`. */
   readonly down: tf.Tensor2D;
   readonly downBias: tf.Tensor1D | undefined;
@@ -27,8 +34,7 @@ export interface ModelTensors {
    */
   readonly embedTokens: Float32Array;
   readonly layers: readonly LayerTensors[];
-  readonly finalNorm: tf.Tensor1D;
-  /** `lm_head` (or the tied embedding) transposed: `[hidden, vocab]`. */
+  /** `lm_head` (or the tied embedding) transposed, rows scaled by `model.norm.weight`: `[hidden, vocab]`. */
   readonly lmHead: tf.Tensor2D;
   /** Bytes of the device tensors. */
   readonly bytes: number;
@@ -56,7 +62,6 @@ export async function loadModelTensors(modelDir: string, config: DecoderModelCon
     const queryWidth = config.numAttentionHeads * headDim;
     const kvWidth = config.numKeyValueHeads * headDim;
     const read = (name: string, shape: number[]) => weights.readFloat32(name, { shape });
-    const vector = async (name: string, size: number) => own(tf.tensor1d(await read(name, [size])));
 
     const embedTokens = await read('model.embed_tokens.weight', [vocab, hidden]);
     const layers: LayerTensors[] = [];
@@ -67,41 +72,52 @@ export async function loadModelTensors(modelDir: string, config: DecoderModelCon
         parts: readonly { name: string; out: number }[],
         inFeatures: number,
         bias: boolean,
-      ) => readLinear(weights, `${prefix}.${name}`, parts, inFeatures, bias, own);
+        norm?: Float32Array,
+      ) => readLinear(weights, `${prefix}.${name}`, parts, inFeatures, bias, norm, own);
       const attention = [
         { name: 'q_proj', out: queryWidth },
         { name: 'k_proj', out: kvWidth },
         { name: 'v_proj', out: kvWidth },
       ];
-      const mlp = [
-        { name: 'gate_proj', out: intermediate },
-        { name: 'up_proj', out: intermediate },
-      ];
-      const qkv = await linear('self_attn', attention, hidden, config.qkvBias);
+      const inputNorm = await read(`${prefix}.input_layernorm.weight`, [hidden]);
+      const postAttentionNorm = await read(`${prefix}.post_attention_layernorm.weight`, [hidden]);
+      const qkv = await linear('self_attn', attention, hidden, config.qkvBias, inputNorm);
       const output = await linear('self_attn', [{ name: 'o_proj', out: hidden }], queryWidth, config.outputBias);
-      const gateUp = await linear('mlp', mlp, hidden, config.mlpBias);
+      const gate = await linear(
+        'mlp',
+        [{ name: 'gate_proj', out: intermediate }],
+        hidden,
+        config.mlpBias,
+        postAttentionNorm,
+      );
+      const up = await linear(
+        'mlp',
+        [{ name: 'up_proj', out: intermediate }],
+        hidden,
+        config.mlpBias,
+        postAttentionNorm,
+      );
       const down = await linear('mlp', [{ name: 'down_proj', out: hidden }], intermediate, config.mlpBias);
       layers.push({
-        inputNorm: await vector(`${prefix}.input_layernorm.weight`, hidden),
         qkv: qkv.weight,
         qkvBias: qkv.bias,
         output: output.weight,
         outputBias: output.bias,
-        postAttentionNorm: await vector(`${prefix}.post_attention_layernorm.weight`, hidden),
-        gateUp: gateUp.weight,
-        gateUpBias: gateUp.bias,
+        gate: gate.weight,
+        gateBias: gate.bias,
+        up: up.weight,
+        upBias: up.bias,
         down: down.weight,
         downBias: down.bias,
       });
     }
-    const finalNorm = await vector('model.norm.weight', hidden);
+    const finalNorm = await read('model.norm.weight', [hidden]);
     const head = config.tieWordEmbeddings ? embedTokens : await read('lm_head.weight', [vocab, hidden]);
-    const lmHead = own(tf.tensor2d(transpose(head, vocab, hidden), [hidden, vocab]));
+    const lmHead = own(tf.tensor2d(scaleRows(transpose(head, vocab, hidden), finalNorm), [hidden, vocab]));
     const bytes = owned.reduce((sum, t) => sum + t.size * 4, 0);
     return {
       embedTokens,
       layers,
-      finalNorm,
       lmHead,
       bytes,
       dispose: () => {
@@ -119,7 +135,8 @@ export async function loadModelTensors(modelDir: string, config: DecoderModelCon
 
 /**
  * Reads `parts` (each `[out, inFeatures]`, and an `[out]` bias each when `hasBias`) and packs them transposed side
- * by side into one `[inFeatures, sum(out)]` tensor, with the biases concatenated likewise.
+ * by side into one `[inFeatures, sum(out)]` tensor, with the biases concatenated likewise; row `i` is multiplied by
+ * `norm[i]` when a norm weight is given.
  */
 async function readLinear(
   weights: ModelWeights,
@@ -127,6 +144,7 @@ async function readLinear(
   parts: readonly { name: string; out: number }[],
   inFeatures: number,
   hasBias: boolean,
+  norm: Float32Array | undefined,
   own: <T extends tf.Tensor>(tensor: T) => T,
 ): Promise<{ weight: tf.Tensor2D; bias: tf.Tensor1D | undefined }> {
   const width = parts.reduce((sum, p) => sum + p.out, 0);
@@ -142,10 +160,21 @@ async function readLinear(
     }
     column += part.out;
   }
+  if (norm !== undefined) scaleRows(packed, norm);
   return {
     weight: own(tf.tensor2d(packed, [inFeatures, width])),
     bias: bias === undefined ? undefined : own(tf.tensor1d(bias)),
   };
+}
+
+/** Multiplies row `i` of the row-major matrix `matrix` (`scale.length` rows) by `scale[i]`, in place. */
+function scaleRows(matrix: Float32Array, scale: Float32Array): Float32Array {
+  const width = matrix.length / scale.length;
+  for (let i = 0; i < scale.length; i++) {
+    const s = scale[i]!;
+    for (let j = i * width; j < (i + 1) * width; j++) matrix[j] = matrix[j]! * s;
+  }
+  return matrix;
 }
 
 function transpose(source: Float32Array, rows: number, columns: number): Float32Array {

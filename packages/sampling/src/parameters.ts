@@ -344,13 +344,6 @@ export function normalizeSamplingParameters(
       }
     }
   }
-  if (p.order !== undefined && p.order !== null) {
-    for (const stage of DEFAULT_WARPER_ORDER) {
-      if (active[stage] && !order.includes(stage)) {
-        fail('samplers', order, `a list that includes ${stage}`, `\`${stage}\` is set but not listed in \`samplers\``);
-      }
-    }
-  }
   const hasWarpers = Object.values(active).some(Boolean);
   return {
     doSample: doSample || hasWarpers,

@@ -95,7 +95,7 @@ async function measure(
  * The matrix products of one decode step (q/k/v, o, gate, up, down per layer, then lm_head) on the model's own
  * weight tensors, as bare `tf.matMul` calls with nothing in between: the floor a decode step is compared with.
  */
-function productsMs(weights: ModelTensors, rows: number, repeats: number): number {
+function productsMs(weights: ModelTensors, rows: number, repeats: number, headRows = rows): number {
   const run = () =>
     tf.tidy(() => {
       let last: tf.Tensor | undefined;
@@ -104,7 +104,7 @@ function productsMs(weights: ModelTensors, rows: number, repeats: number): numbe
           last = tf.matMul(tf.ones([rows, w.shape[0]]), w);
         }
       }
-      return tf.add(tf.matMul(tf.ones([rows, weights.lmHead.shape[0]]), weights.lmHead), tf.sum(last!));
+      return tf.add(tf.matMul(tf.ones([headRows, weights.lmHead.shape[0]]), weights.lmHead), tf.sum(last!));
     });
   run().dispose();
   const start = performance.now();
@@ -154,7 +154,8 @@ async function benchTfjs(kind: TfjsBackendKind, modelDir: string): Promise<Row |
   try {
     backend = await createTfjsBackend({ modelDir, tfjsBackend: kind, maxBatchSize: 16 });
   } catch (error) {
-    console.log(`tfjs ${kind}: does not load here (${(error as Error).message.split('\n').slice(1).join(' ').trim()})`);
+    const reasons = (error as Error).message.split('\n').slice(1);
+    console.log(`tfjs ${kind}: does not load here (${reasons.map((r) => r.replace(/^\s*- /, '')).join('; ')})`);
     return undefined;
   }
   const loadMs = performance.now() - loadStart;
@@ -173,6 +174,8 @@ async function benchTfjs(kind: TfjsBackendKind, modelDir: string): Promise<Row |
   const weights = await loadModelTensors(modelDir, config);
   const products1 = productsMs(weights, 1, slow ? 2 : 10);
   const products16 = slow ? undefined : productsMs(weights, 16, 4);
+  // A prefill computes logits for its last row only.
+  const productsPrefill = slow ? undefined : productsMs(weights, options.prefillTokens, 1, 1);
   weights.dispose();
   const matvec = tf.tidy(() => {
     const w = tf.ones([768, 3072]);
@@ -186,11 +189,17 @@ async function benchTfjs(kind: TfjsBackendKind, modelDir: string): Promise<Row |
   console.log(
     `  products alone: ${products1.toFixed(1)} ms at batch 1` +
       (products16 === undefined ? '' : `, ${products16.toFixed(1)} ms at batch 16`) +
+      (productsPrefill === undefined
+        ? ''
+        : `, ${productsPrefill.toFixed(0)} ms for a ${options.prefillTokens}-token prefill`) +
       `; 768x3072 matrix-vector product: ${matvec.toFixed(1)} GFLOP/s (cached weights)`,
   );
   const notes = [
     `step / products ${(result.decodeMs / products1).toFixed(2)} at batch 1`,
     products16 === undefined ? '' : `${((16 * 1000) / result.batch16 / products16).toFixed(2)} at batch 16`,
+    productsPrefill === undefined
+      ? ''
+      : `${((options.prefillTokens * 1000) / result.prefill / productsPrefill).toFixed(2)} for the prefill`,
     slow ? `reduced run (${options.decodeSteps} decode steps, ${options.batchSteps} batch step, prefill of 64)` : '',
   ].filter(Boolean);
   return {

@@ -107,6 +107,29 @@ describe('client disconnect', () => {
   });
 });
 
+describe('streaming latency', () => {
+  it('/generate_stream sends each token when its step ends, not one step later', async () => {
+    // Step 0 prefills and samples token 1, step 1 samples token 2, step 2 takes 1.5 s.
+    const model = await mockModel({ latencyMs: (call) => (call.index === 2 ? 1_500 : 1) });
+    const server = await startServer({ model });
+    try {
+      const started = Date.now();
+      const stream = await openStream(
+        server.url,
+        '/generate_stream',
+        { inputs: 'x', parameters: { max_new_tokens: 5 } },
+        2,
+      );
+      // Token 2 arrives before the slow step ends (holding it until the next event would take 1.5 s).
+      expect(Date.now() - started).toBeLessThan(1_000);
+      stream.disconnect();
+      await waitFor(() => model.backend.stats().sequences === 0, 3_000);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('overload', () => {
   let server: RunningServer;
   let backend: MockBackend;

@@ -85,20 +85,37 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
     'x-request-id': String(reply.request.id),
   });
   let index = 0;
+  // The last token's event carries generated_text and details, which come with the engine's `done` event. The engine
+  // emits a step's events together, so a token is held only until the end of the current step: if `done` follows,
+  // the token goes out as the final event; otherwise it is flushed before the next step (never a step late).
   let held: TokenEvent | undefined;
-  const send = (event: TokenEvent, final?: { generatedText: string; details: unknown }) =>
-    sse.send({
+  let writing: Promise<void> = Promise.resolve();
+  let flush: NodeJS.Immediate | undefined;
+  const send = (event: TokenEvent, final?: { generatedText: string; details: unknown }) => {
+    writing = sse.send({
       index: ++index,
       token: tgiToken(event.token),
       top_tokens: (event.topTokens ?? []).map(tgiToken),
       generated_text: final?.generatedText ?? null,
       details: final?.details ?? null,
     });
+    return writing;
+  };
+  const flushHeld = () => {
+    flush = undefined;
+    if (held === undefined) return;
+    const event = held;
+    held = undefined;
+    void send(event);
+  };
   try {
     for await (const event of stream) {
       if (event.type === 'token') {
+        // Backpressure: wait while the socket buffer is full.
+        await writing;
         if (held !== undefined) await send(held);
         held = event;
+        flush ??= setImmediate(flushHeld);
       } else if (event.type === 'done') {
         const result = event.result;
         const choice = result.choices[0]!;
@@ -125,6 +142,7 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
       }
     }
   } finally {
+    if (flush !== undefined) clearImmediate(flush);
     sse.end();
   }
 }

@@ -6,7 +6,16 @@ import { readFileSync } from 'node:fs';
 import OpenAI, { AuthenticationError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gzipSync } from 'node:zlib';
-import { mockModel, postJson, send, startServer, type HttpAnswer, type RunningServer } from './testing/harness.js';
+import {
+  mockModel,
+  postJson,
+  send,
+  sseJson,
+  startServer,
+  waitFor,
+  type HttpAnswer,
+  type RunningServer,
+} from './testing/harness.js';
 
 let server: RunningServer;
 
@@ -458,5 +467,94 @@ describe('CORS', () => {
       { origin: 'http://app.example' },
     );
     expect(answer.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
+
+describe('failures after admission: 424 generation, 504 timeout, keep-alive comments', () => {
+  it('a backend failure is a 424 {error_type: generation} before the stream, an error event after it started', async () => {
+    let failNext = false;
+    const model = await mockModel({
+      failure: () => {
+        if (!failNext) return undefined;
+        failNext = false;
+        return new Error('device lost');
+      },
+    });
+    const failing = await startServer({ model });
+    try {
+      failNext = true;
+      expectTgiError(
+        await postJson(failing.url, '/generate', { inputs: 'x', parameters: { max_new_tokens: 3 } }),
+        424,
+        /device lost/,
+        'generation',
+      );
+      failNext = true;
+      expectOpenAiError(
+        await postJson(failing.url, '/v1/completions', { prompt: 'x', max_tokens: 3 }),
+        424,
+        /device lost/,
+      );
+      failNext = true;
+      // The failure happens at the first step, after the 200 and the headers: TGI's error event ends the stream.
+      const stream = await postJson(failing.url, '/generate_stream', {
+        inputs: 'x',
+        parameters: { max_new_tokens: 3 },
+      });
+      expect(stream.status).toBe(200);
+      expect(sseJson(stream.text).at(-1)).toMatchObject({ error_type: 'generation' });
+      // The server keeps serving.
+      const ok = await postJson(failing.url, '/generate', { inputs: 'x', parameters: { max_new_tokens: 2 } });
+      expect(ok.status).toBe(200);
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it('requestTimeoutMs: 504 {error_type: timeout}; a stream ends with a timeout event; the sequence is freed', async () => {
+    const model = await mockModel({ latencyMs: 40 });
+    const slow = await startServer({ model, requestTimeoutMs: 150 });
+    try {
+      expectTgiError(
+        await postJson(slow.url, '/generate', { inputs: 'x', parameters: { max_new_tokens: 100 } }),
+        504,
+        'Request timed out after 150 ms',
+        'timeout',
+      );
+      expectOpenAiError(
+        await postJson(slow.url, '/v1/chat/completions', {
+          messages: [{ role: 'user', content: 'x' }],
+          max_tokens: 100,
+        }),
+        504,
+        'Request timed out after 150 ms',
+      );
+      const stream = await postJson(slow.url, '/generate_stream', { inputs: 'x', parameters: { max_new_tokens: 100 } });
+      expect(stream.status).toBe(200);
+      expect(sseJson(stream.text).at(-1)).toEqual({ error: 'Request timed out after 150 ms', error_type: 'timeout' });
+      const chat = await postJson(slow.url, '/v1/chat/completions', {
+        messages: [{ role: 'user', content: 'x' }],
+        max_tokens: 100,
+        stream: true,
+      });
+      const events = sseJson(chat.text);
+      expect(events).not.toContain('[DONE]');
+      expect(events.at(-1)).toMatchObject({ error: { message: 'Request timed out after 150 ms' } });
+      await waitFor(() => model.backend.stats().sequences === 0, 2_000);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a silent stream gets ": keep-alive" comments (SDKs ignore them)', async () => {
+    const model = await mockModel({ latencyMs: (call) => (call.index === 1 ? 700 : 1) });
+    const quiet = await startServer({ model, keepAliveMs: 200 });
+    try {
+      const answer = await postJson(quiet.url, '/generate_stream', { inputs: 'x', parameters: { max_new_tokens: 3 } });
+      expect(answer.text).toMatch(/^: keep-alive$/m);
+      expect(sseJson(answer.text)).toHaveLength(3);
+    } finally {
+      await quiet.close();
+    }
   });
 });

@@ -40,6 +40,13 @@ export interface OnnxBackendSettings {
   modelFile?: string;
   /** Threads of one operator (`intraOpNumThreads`). Default: onnxruntime's choice (one per physical core). */
   intraOpThreads?: number;
+  /**
+   * Whether onnxruntime's intra-op threads busy-wait for the next operator instead of sleeping
+   * (`session.intra_op.allow_spinning`). Spinning shaves microseconds per operator on idle, dedicated cores, but
+   * when the cores are shared (the Node.js event loop, other processes, several backends) spinning threads take CPU
+   * time from the ones doing work and a decode step can take twice as long. Default `false`.
+   */
+  intraOpSpinning?: boolean;
   /** Execution providers in order of preference. Default `['cpu']`. */
   executionProviders?: readonly OnnxExecutionProvider[];
   /** onnxruntime graph optimizations applied when the session is created. Default `all`. */

@@ -107,6 +107,7 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
     logitsDtype: signature.logits.type,
     executionProvider: opened.executionProvider,
     intraOpThreads: settings.intraOpThreads ?? 'auto',
+    intraOpSpinning: settings.intraOpSpinning === true,
     graphOptimizationLevel: settings.graphOptimizationLevel ?? 'all',
     preferredOutputLocation: settings.preferredOutputLocation ?? 'cpu',
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common,

@@ -60,6 +60,7 @@ export async function openSession(
       interOpNumThreads: 1,
       executionMode: 'sequential',
       logSeverityLevel: 3,
+      extra: { session: { intra_op: { allow_spinning: settings.intraOpSpinning === true ? '1' : '0' } } },
       ...(settings.intraOpThreads === undefined ? {} : { intraOpNumThreads: settings.intraOpThreads }),
       ...(settings.preferredOutputLocation === undefined || settings.preferredOutputLocation === 'cpu'
         ? {}

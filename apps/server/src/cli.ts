@@ -145,9 +145,13 @@ const GENERATE_FLAGS: Record<string, FlagSpec> = {
 
 function usage(command: string, flags: Record<string, FlagSpec>, summary: string): string {
   const lines = [`Usage: gen ${command}`, '', summary, '', 'Options:'];
+  const flag = (name: string, spec: FlagSpec) =>
+    `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ' <value>' : ''}`;
+  const width = Math.max(...Object.entries(flags).map(([name, spec]) => flag(name, spec).length));
   for (const [name, spec] of Object.entries(flags)) {
-    const flag = `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ' <value>' : ''}`;
-    lines.push(`  ${flag.padEnd(36)} ${spec.help}${spec.env === undefined ? '' : ` [env ${spec.env}]`}`);
+    lines.push(
+      `  ${flag(name, spec).padEnd(width)}  ${spec.help}${spec.env === undefined ? '' : ` [env ${spec.env}]`}`,
+    );
   }
   return lines.join('\n');
 }

@@ -42,7 +42,7 @@ const tgiParameters = object({
   samplers: nullable(array({ type: 'string', enum: ['temperature', 'top_k', 'top_p', 'min_p', 'typical_p'] })),
 });
 
-const token = object({ id: integer, text: string, logprob: number, special: boolean });
+const token = object({ id: integer, text: string, logprob: number, special: boolean, raw_logprob: number });
 const tgiError = object({ error: string, error_type: string }, ['error', 'error_type']);
 const openAiError = object({
   error: object({ message: string, type: string, param: nullable(string), code: nullable(string) }),

@@ -151,6 +151,25 @@ describe('POST /generate', () => {
     }
   });
 
+  it('raw_logprobs adds raw_logprob (the model distribution) beside logprob (after temperature / top_k)', async () => {
+    const answer = await postJson(server.url, '/generate', {
+      inputs: 'Hello',
+      parameters: { max_new_tokens: 4, details: true, raw_logprobs: true, do_sample: true, temperature: 0.5, seed: 3 },
+    });
+    const tokens = (answer.json as { details: { tokens: { logprob: number; raw_logprob: number }[] } }).details.tokens;
+    for (const token of tokens) {
+      expect(Object.keys(token).sort()).toEqual(['id', 'logprob', 'raw_logprob', 'special', 'text']);
+      expect(token.raw_logprob).toBeLessThanOrEqual(0);
+      expect(token.raw_logprob).not.toBeCloseTo(token.logprob, 6);
+    }
+    const stream = await postJson(server.url, '/generate_stream', {
+      inputs: 'Hello',
+      parameters: { max_new_tokens: 4, raw_logprobs: true, do_sample: true, temperature: 0.5, seed: 3 },
+    });
+    const streamed = (sseJson(stream.text) as { token: { raw_logprob: number } }[]).map((e) => e.token.raw_logprob);
+    expect(streamed).toEqual(tokens.map((t) => t.raw_logprob));
+  });
+
   it('return_full_text prepends the prompt', async () => {
     const plain = await postJson(server.url, '/generate', { inputs: 'Once upon', parameters: { max_new_tokens: 4 } });
     const full = await postJson(server.url, '/generate', {

@@ -87,9 +87,10 @@ export function parseTgiRequest(body: unknown, maxTopNTokens: number): TgiReques
   return { inputs, parameters: mapTgiParameters(object['parameters'], maxTopNTokens), stream };
 }
 
-/** A generated token in TGI's wire shape. */
+/** A generated token in TGI's wire shape, plus `raw_logprob` (the unprocessed distribution's) when it was asked. */
 export function tgiToken(token: GeneratedToken) {
-  return { id: token.id, text: token.text, logprob: token.logprob, special: token.special };
+  const wire = { id: token.id, text: token.text, logprob: token.logprob, special: token.special };
+  return token.rawLogprob === undefined ? wire : { ...wire, raw_logprob: token.rawLogprob };
 }
 
 function prefillTokens(prefill: PrefillToken[] | undefined) {

@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelLoadError } from '@gen/backend';
 import type { OnnxModelDtype } from './onnx-backend-settings.js';
@@ -104,4 +104,31 @@ async function modelBytes(file: string): Promise<number> {
     if (name === `${base}_data` || name.startsWith(`${base}_data_`)) bytes += (await stat(path.join(dir, name))).size;
   }
   return bytes;
+}
+
+/**
+ * Whether the graph file contains `needle` (an operator type such as `GroupQueryAttention`), scanning the bytes of
+ * the `.onnx` file in 16 MiB chunks (external weights are not read). Operator types are plain strings in the
+ * protobuf, so a hit means the graph almost surely uses it; a weight that happens to hold the same bytes would only
+ * make the backend more conservative.
+ */
+export async function graphMentions(file: string, needle: string): Promise<boolean> {
+  const pattern = Buffer.from(needle, 'utf8');
+  const handle = await open(file, 'r');
+  try {
+    const chunk = Buffer.alloc(16 * 1024 * 1024 + pattern.length);
+    let carried = 0;
+    let position = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(chunk, carried, chunk.length - carried, position);
+      if (bytesRead === 0) return false;
+      const filled = carried + bytesRead;
+      if (chunk.subarray(0, filled).indexOf(pattern) >= 0) return true;
+      position += bytesRead;
+      carried = Math.min(pattern.length - 1, filled);
+      chunk.copy(chunk, 0, filled - carried, filled);
+    }
+  } finally {
+    await handle.close();
+  }
 }

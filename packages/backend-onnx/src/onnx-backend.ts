@@ -19,7 +19,7 @@ import {
 import * as ort from 'onnxruntime-node';
 import { readGraphSignature } from './graph-signature.js';
 import type { CacheGroup, SequenceState } from './kv-group.js';
-import { resolveModelFile } from './model-file.js';
+import { graphMentions, resolveModelFile } from './model-file.js';
 import type { OnnxBackendSettings } from './onnx-backend-settings.js';
 import { executeRun, planRuns, type RowInput, type RowOutput, type RunContext } from './run-batch.js';
 import { SerialQueue } from './serial-queue.js';
@@ -83,14 +83,17 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
       details: `onnxruntime-node keeps outputs on the device only with the webgpu provider; ${opened.executionProvider} returns CPU tensors`,
     });
   }
-  if (signature.fixedBatch !== undefined || signature.attentionMask === undefined) {
-    warnings.push({
-      type: 'other',
-      message:
-        signature.attentionMask === undefined
-          ? 'the graph has no attention_mask input: sequences of a batch run one at a time'
-          : 'the graph fixes the batch dimension to 1: sequences of a batch run one at a time',
-    });
+  const groupQueryAttention = await graphMentions(file.path, 'GroupQueryAttention');
+  const alone =
+    signature.attentionMask === undefined
+      ? 'the graph has no attention_mask input'
+      : signature.fixedBatch !== undefined
+        ? 'the graph fixes the batch dimension to 1'
+        : groupQueryAttention
+          ? 'the graph uses GroupQueryAttention, which expects caches that start at slot 0 of every row'
+          : undefined;
+  if (alone !== undefined) {
+    warnings.push({ type: 'other', message: `${alone}: sequences of a batch run one at a time` });
   }
 
   const computeDtype =
@@ -113,6 +116,7 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
     graphInputs: opened.session.inputNames.length,
     positionIds: signature.positionIds !== undefined,
+    groupQueryAttention,
   };
   const model = describeModel(directory, {
     dtype: computeDtype,
@@ -137,6 +141,7 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
     },
     vocabSize: config.vocabSize,
     maxPositions: model.maxPositions,
+    paddedBatches: alone === undefined,
     file: file.path,
   };
   return new OnnxBackend(context, model, capabilities, warnings);

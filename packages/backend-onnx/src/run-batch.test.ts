@@ -4,11 +4,12 @@ import type { GraphSignature } from './graph-signature.js';
 import { CacheGroup } from './kv-group.js';
 import { planRuns, reusableGroup, type RowInput, type RunContext } from './run-batch.js';
 
-const signature = { attentionMask: { name: 'attention_mask', type: 'int64' }, fixedBatch: undefined };
+const signature = { attentionMask: { name: 'attention_mask', type: 'int64' } };
 const context = {
   signature: signature as unknown as GraphSignature,
   vocabSize: 100,
   maxPositions: 512,
+  paddedBatches: true,
 } as RunContext;
 
 function row(index: number, tokens: number, start = 0): RowInput {
@@ -34,7 +35,7 @@ describe('planRuns', () => {
   });
 
   it('runs every sequence alone when the graph cannot pad', () => {
-    const noMask = { ...context, signature: { attentionMask: undefined } as unknown as GraphSignature };
+    const noMask = { ...context, paddedBatches: false };
     expect(ids(planRuns([row(0, 1), row(1, 1)], noMask, 32))).toEqual([[0], [1]]);
   });
 });

@@ -31,6 +31,12 @@ export interface RunContext {
   readonly layout: KvLayout;
   readonly vocabSize: number;
   readonly maxPositions: number;
+  /**
+   * Whether several sequences may share a run with padding: false for graphs without `attention_mask`, with a
+   * batch dimension fixed to 1, or built on `GroupQueryAttention` (which expects each row's cache at the start of
+   * its buffer, not right-aligned): those run each sequence alone.
+   */
+  readonly paddedBatches: boolean;
   /** The model file, for error messages. */
   readonly file: string;
 }
@@ -49,12 +55,12 @@ const logitsBudgetBytes = 256 * 1024 * 1024;
 /**
  * Splits a call's rows into runs (onnxruntime calls). Rows are taken longest first; a row joins the current run
  * when it adds at most {@link paddingSlack} padded positions, the run stays within `runBatchLimit` rows and the
- * logits budget, and the padded mask stays within the position limit. Graphs that cannot pad (no
- * `attention_mask`, or a batch dimension fixed to 1) run each sequence alone.
+ * logits budget, and the padded mask stays within the position limit. Graphs that cannot pad
+ * (`context.paddedBatches` false) run each sequence alone.
  */
 export function planRuns(rows: readonly RowInput[], context: RunContext, runBatchLimit: number): RowInput[][] {
   const sorted = [...rows].sort((a, b) => b.tokens.length - a.tokens.length);
-  const canPad = context.signature.attentionMask !== undefined && context.signature.fixedBatch === undefined;
+  const canPad = context.paddedBatches;
   const runs: RowInput[][] = [];
   let current: RowInput[] = [];
   let longest = 0;

@@ -59,7 +59,6 @@ describe('README', () => {
     for (const [, flag, env] of flags) {
       expect(readme, flag).toContain(`\`--${flag}\``);
       expect(readme, env).toContain(`\`${env}\``);
-      expect(serverDoc, env).toContain(`--${flag}`);
     }
   });
 

@@ -4,6 +4,7 @@
  * the same text alone and under concurrent load; close() drains.
  */
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   mockModel,
@@ -292,6 +293,31 @@ describe('graceful close', () => {
     expect(events.at(-1)!.generated_text).not.toBeNull();
     await closing;
     expect(model.backend.stats().sequences).toBe(0);
+  });
+
+  it('a request arriving on an open connection during the drain gets 503 in its envelope', async () => {
+    const model = await mockModel({ latencyMs: 10 });
+    const server = await startServer({ model });
+    const socket = connect(server.port, '127.0.0.1');
+    let received = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+    const ended = new Promise((resolve) => socket.on('close', resolve));
+    const post = (path: string, body: string) =>
+      `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    socket.write(post('/generate_stream', JSON.stringify({ inputs: 'x', parameters: { max_new_tokens: 20 } })));
+    await waitFor(() => model.backend.stats().sequences === 1, 2_000);
+    const closing = server.gen.close({ timeoutMs: 5_000 });
+    // Pipelined behind the running stream, on the same connection, after the drain began.
+    socket.write(post('/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: 'x' }] })));
+    await closing;
+    await ended;
+    const second = received.slice(received.indexOf('HTTP/1.1', 10));
+    expect(received.startsWith('HTTP/1.1 200')).toBe(true);
+    expect(received).toContain('"generated_text":"');
+    expect(second).toMatch(/^HTTP\/1\.1 503/);
+    expect(second).toContain(
+      '{"error":{"message":"Server is shutting down","type":"server_error","param":null,"code":null}}',
+    );
   });
 
   it('close() cancels what is still running at the timeout; the stream ends', async () => {

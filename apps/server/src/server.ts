@@ -128,6 +128,9 @@ export function createServer(options: ServerOptions): GenServer {
       return typeof header === 'string' && header.length > 0 && header.length <= 128 ? header : randomUUID();
     },
     forceCloseConnections: 'idle',
+    // During the drain, requests still arriving on open connections go through the routes, which answer 503 in
+    // their family's envelope (Fastify's own 503 body has neither).
+    return503OnClosing: false,
   });
 
   // JSON bodies whatever the declared content type (curl -d sends form encoding); invalid JSON is a 400.

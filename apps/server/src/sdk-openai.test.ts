@@ -307,6 +307,28 @@ describe('completions', () => {
     for (const top of logprobs.top_logprobs!) expect(Object.keys(top).length).toBeGreaterThanOrEqual(1);
   });
 
+  it('echo with logprobs: the prompt tokens come first and text_offset indexes the returned text', async () => {
+    const completion = await client.completions.create({
+      model: 'tiny',
+      prompt: 'Hello world',
+      max_tokens: 4,
+      temperature: 0,
+      echo: true,
+      logprobs: 1,
+    });
+    const choice = completion.choices[0]!;
+    const logprobs = choice.logprobs!;
+    expect(choice.text.startsWith('Hello world')).toBe(true);
+    // The BOS the tokenizer adds is not part of the echoed text, so it is not listed.
+    const promptTokens = completion.usage!.prompt_tokens - 1;
+    expect(logprobs.tokens!.slice(0, promptTokens).join('')).toBe('Hello world');
+    expect(logprobs.token_logprobs![0]).toBeLessThan(0); // conditioned on the BOS, so it has a logprob
+    logprobs.tokens!.forEach((token, i) => {
+      if (token !== '') expect(choice.text.slice(logprobs.text_offset![i]!).startsWith(token), token).toBe(true);
+    });
+    expect(logprobs.tokens!.length).toBe(promptTokens + 4);
+  });
+
   it('stop as a string: the text ends before it, finish_reason stop', async () => {
     const free = await client.completions.create({ model: 'tiny', prompt: 'Hello', max_tokens: 30, temperature: 0 });
     const { stop, before } = stopWithin(free.choices[0]!.text);

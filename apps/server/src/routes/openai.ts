@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { CancelledError, type GenerationEvent, type GenerationResult, type GenerationStream } from '@gen/engine';
+import {
+  CancelledError,
+  type GenerationEvent,
+  type GenerationResult,
+  type GenerationStream,
+  type PrefillToken,
+} from '@gen/engine';
 import type { ChatMessage } from '@gen/tokenizer';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { startGeneration, timeoutError, type ServerContext } from '../context.js';
@@ -74,6 +80,27 @@ function usage(results: readonly GenerationResult[]) {
   const prompt = results.reduce((sum, r) => sum + r.inputTokens, 0);
   const completion = results.reduce((sum, r) => sum + r.choices.reduce((s, c) => s + c.generatedTokens, 0), 0);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+/**
+ * Prompt tokens for echoed logprobs, aligned with the echoed text: special tokens the tokenizer added in front of
+ * a text prompt (BOS) are not part of that text, so they are left out (else every `text_offset` would be off by
+ * their length).
+ */
+function echoedPrefill(
+  prefill: readonly PrefillToken[],
+  echoed: string,
+  tokenizer: { isSpecial(id: number): boolean },
+): { text: string; logprob: number | null }[] {
+  let start = 0;
+  while (
+    start < prefill.length &&
+    tokenizer.isSpecial(prefill[start]!.id) &&
+    !echoed.startsWith(prefill[start]!.text)
+  ) {
+    start++;
+  }
+  return prefill.slice(start).map((token) => ({ text: token.text, logprob: token.logprob ?? null }));
 }
 
 /** Events of several streams, interleaved as they come, each tagged with its stream's index. */
@@ -304,9 +331,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
               logprob: token.logprob,
               ...(choice.topTokens === undefined ? {} : { top: choice.topTokens[step]! }),
             }));
-            const prefill = parsed.echo
-              ? (result.prefill ?? []).map((token) => ({ text: token.text, logprob: token.logprob ?? null }))
-              : [];
+            const prefill = parsed.echo ? echoedPrefill(result.prefill ?? [], echo, model.tokenizer) : [];
             logprobs = completionLogprobs([...prefill, ...generated], 0);
           }
           return {

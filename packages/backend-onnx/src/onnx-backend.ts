@@ -326,12 +326,17 @@ class OnnxBackend implements BackendV1 {
     AbortError.throwIfAborted(options.signal);
     const rows = this.validate(options);
     const vocabSize = this.model.vocabSize;
-    const logits = new Float32Array(rows.length * vocabSize);
+    const runs = planRuns(rows, context, this.capabilities.maxBatchSize);
+    // One run: it may hand over onnxruntime's logits array as the result; several runs fill a shared one.
+    let logits: Float32Array | undefined = runs.length === 1 ? undefined : new Float32Array(rows.length * vocabSize);
     const outputs: RowOutput[] = [];
-    for (const run of planRuns(rows, context, this.capabilities.maxBatchSize)) {
+    for (const run of runs) {
       AbortError.throwIfAborted(options.signal);
-      outputs.push(...(await executeRun(run, context, logits)));
+      const result = await executeRun(run, context, logits);
+      logits = result.logits;
+      outputs.push(...result.outputs);
     }
+    if (logits === undefined) throw new Error('unreachable: a call has at least one run');
     AbortError.throwIfAborted(options.signal);
 
     // Commit: nothing above this line changed a sequence or the set of live sequences.

@@ -142,13 +142,17 @@ function copyLogitsRow(
  * `position_ids` are each row's true positions. Writes each row's next-token logits into `logits` at its
  * `index` and returns the rows' new states (not yet committed).
  *
+ * Without `logits` the run holds the whole call: when onnxruntime's float32 logits are already one row per
+ * sequence in input order (a decode step of a stable batch), that array, which onnxruntime-node allocates afresh
+ * for every run, becomes the result as it is; otherwise a new array is filled.
+ *
  * @throws {BackendError} onnxruntime failed, or returned outputs of unexpected shapes.
  */
 export async function executeRun(
   rows: readonly RowInput[],
   context: RunContext,
-  logits: Float32Array,
-): Promise<RowOutput[]> {
+  logits?: Float32Array,
+): Promise<{ outputs: RowOutput[]; logits: Float32Array }> {
   const { signature, layout, vocabSize } = context;
   const newTokens = rows.reduce((max, row) => Math.max(max, row.tokens.length), 0);
   const reused = reusableGroup(rows, context, newTokens);
@@ -204,15 +208,15 @@ export async function executeRun(
     feeds[layer.pastValue] = past.tensors[2 * i + 1]!;
   });
 
-  let outputs: ort.InferenceSession.OnnxValueMapType;
+  let results: ort.InferenceSession.OnnxValueMapType;
   try {
-    outputs = await context.session.run(feeds, signature.fetches);
+    results = await context.session.run(feeds, signature.fetches);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new BackendError(`onnxruntime failed to run ${context.file}: ${message}`, { cause: error });
   }
 
-  const logitsTensor = outputs[signature.logits.name] as ort.Tensor;
+  const logitsTensor = results[signature.logits.name] as ort.Tensor;
   const [outBatch, outPositions, outVocab] = logitsTensor.dims as number[];
   if (outBatch !== batch || outVocab !== vocabSize || outPositions === undefined || outPositions < keep) {
     throw new BackendError(
@@ -221,8 +225,8 @@ export async function executeRun(
     );
   }
   const presents = signature.layers.flatMap((layer) => [
-    outputs[layer.presentKey] as ort.Tensor,
-    outputs[layer.presentValue] as ort.Tensor,
+    results[layer.presentKey] as ort.Tensor,
+    results[layer.presentValue] as ort.Tensor,
   ]);
   for (const present of presents) {
     const [pb, ph, pt, pd] = present.dims;
@@ -238,9 +242,16 @@ export async function executeRun(
 
   const data = logitsTensor.data as Float32Array | Uint16Array;
   const skipped = newTokens - outPositions;
-  return ordered.map((row, b) => {
+  const direct =
+    logits === undefined &&
+    data instanceof Float32Array &&
+    outPositions === 1 &&
+    data.length === batch * vocabSize &&
+    ordered.every((row, b) => row.index === b);
+  const target = direct ? data : (logits ?? new Float32Array(batch * vocabSize));
+  const outputs = ordered.map((row, b) => {
     const n = row.tokens.length;
-    copyLogitsRow(data, b * outPositions + n - 1 - skipped, vocabSize, logits, row.index * vocabSize);
+    if (!direct) copyLogitsRow(data, b * outPositions + n - 1 - skipped, vocabSize, target, row.index * vocabSize);
     let promptLogits: Float32Array | undefined;
     if (row.wantPromptLogits) {
       promptLogits = new Float32Array(n * vocabSize);
@@ -248,4 +259,5 @@ export async function executeRun(
     }
     return { input: row, state: { length: row.start + n, group, row: b }, promptLogits };
   });
+  return { outputs, logits: target };
 }

@@ -450,6 +450,20 @@ describe('CORS', () => {
     expect(actual.headers['access-control-allow-origin']).toBe('http://app.example');
     expect(String(actual.headers['access-control-expose-headers'])).toContain('x-request-id');
 
+    // Streams too: the hijacked SSE responses carry the CORS headers.
+    for (const [path, body] of [
+      ['/generate_stream', { inputs: 'x', parameters: { max_new_tokens: 1 } }],
+      ['/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], max_tokens: 1, stream: true }],
+    ] as const) {
+      const stream = await postJson(withCors.url, path, body, {
+        origin: 'http://app.example',
+        authorization: 'Bearer k',
+      });
+      expect(stream.headers['content-type'], path).toMatch(/^text\/event-stream/);
+      expect(stream.headers['access-control-allow-origin'], path).toBe('http://app.example');
+      expect(String(stream.headers['access-control-expose-headers']), path).toContain('x-request-id');
+    }
+
     const foreign = await postJson(
       withCors.url,
       '/generate',

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
 /**
  * Writes Server-Sent Events to a raw response: `data:` events, keep-alive comments while the stream is silent,
@@ -17,14 +17,17 @@ export class SseWriter {
     response.on('close', () => this.stopKeepAlive());
   }
 
-  /** Sends the status line and headers (200, text/event-stream, no caching or proxy buffering). */
-  start(headers: Record<string, string> = {}): void {
+  /**
+   * Sends the status line and headers (200, text/event-stream, no caching or proxy buffering). Pass the headers
+   * already set on the Fastify reply (`reply.getHeaders()`: CORS, x-request-id...): a hijacked reply does not send
+   * them by itself.
+   */
+  start(headers: Record<string, number | string | string[] | undefined> = {}): void {
     this.response.writeHead(200, {
+      ...(headers as OutgoingHttpHeaders),
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
-      connection: 'keep-alive',
       'x-accel-buffering': 'no',
-      ...headers,
     });
     this.response.flushHeaders();
     if (this.keepAliveMs > 0) {

@@ -158,7 +158,7 @@ async function streamChunks(
 ): Promise<void> {
   reply.hijack();
   const sse = new SseWriter(reply.raw, context.keepAliveMs);
-  sse.start({ 'x-request-id': String(reply.request.id) });
+  sse.start({ ...reply.getHeaders(), 'x-request-id': String(reply.request.id) });
   const results: GenerationResult[] = [];
   let failed = false;
   try {

@@ -80,6 +80,7 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
   reply.hijack();
   const sse = new SseWriter(reply.raw, context.keepAliveMs);
   sse.start({
+    ...reply.getHeaders(),
     'x-compute-type': 'gen',
     'x-prompt-tokens': String(stream.inputTokens),
     'x-request-id': String(reply.request.id),

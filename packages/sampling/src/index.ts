@@ -55,4 +55,5 @@ export {
   type WatermarkDetection,
   type WatermarkGreenlistOptions,
 } from './watermark.js';
+export { setWasmKernelsEnabled, wasmKernelsEnabled } from './wasm/kernels.js';
 export { StopSequenceMatcher, type StopSequenceMatch, type StopSequencePushResult } from './stop-sequences.js';

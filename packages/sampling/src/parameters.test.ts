@@ -122,7 +122,11 @@ describe('parameter validation', () => {
 
   it('parses logit_bias keys and drops zero biases; accepts seeds up to 2^64 - 1 and watermark settings', () => {
     const normalized = normalizeSamplingParameters(
-      { logitBias: { '7': -100, 8: 0, 9: 2.5 }, seed: JSON.parse('18446744073709551615') as number, watermark: { gamma: 0.25 } },
+      {
+        logitBias: { '7': -100, 8: 0, 9: 2.5 },
+        seed: JSON.parse('18446744073709551615') as number,
+        watermark: { gamma: 0.25 },
+      },
       limits,
     );
     expect([...normalized.logitBias]).toEqual([

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { test, fc } from '@fast-check/vitest';
 import {
   applyMinP,
@@ -15,6 +15,7 @@ import {
 import { createSampler, sampleBatch, type SampleResult } from './sampler.js';
 import type { SamplingParameters, WarperStage } from './parameters.js';
 import { SamplingError } from './errors.js';
+import { setWasmKernelsEnabled } from './wasm/kernels.js';
 
 interface GoldenCase {
   processor: string;
@@ -61,17 +62,6 @@ const goldenParameters: Record<string, (p: Record<string, number>) => SamplingPa
   repetition_penalty: (p) => ({ repetitionPenalty: p.repetition_penalty! }),
   no_repeat_ngram: (p) => ({ noRepeatNgramSize: p.no_repeat_ngram_size! }),
 };
-
-describe('fused sampler on the transformers golden vectors', () => {
-  for (const [index, testCase] of golden.cases.entries()) {
-    it(`${testCase.processor} ${JSON.stringify(testCase.params)} V=${testCase.logits.length} #${index}`, () => {
-      const parameters = goldenParameters[testCase.processor]!(testCase.params);
-      const { logprobs } = processedDistribution(parameters, Float32Array.from(testCase.logits), testCase.input_ids);
-      const expectedRow = Float32Array.from(testCase.expected, (v) => (v === null ? -Infinity : v));
-      expectSameDistribution(logprobs, expectedRow, `case ${index}`);
-    });
-  }
-});
 
 /** Rows with ties and a spread of a few units, as float32. */
 const rowArbitrary = (minLength = 2, maxLength = 200) =>
@@ -134,267 +124,291 @@ function nearBoundary(row: Float32Array, p: SamplingParameters, order: readonly 
   return false;
 }
 
-describe('fused sampler equals the dense processor chain', () => {
-  test.prop([rowArbitrary(), stageArbitrary], { numRuns: 400, seed: 7 })('default (TGI) order', (row, stages) => {
-    const order: WarperStage[] = ['temperature', 'top_k', 'top_p', 'min_p', 'typical_p'];
-    fc.pre(!nearBoundary(row, stages, order));
-    const parameters = Object.fromEntries(Object.entries(stages).filter(([, v]) => v !== undefined));
-    const { logprobs } = processedDistribution({ ...parameters, doSample: true }, row);
-    expectSameDistribution(logprobs, applyDense(row, stages, order), JSON.stringify(stages));
+/** Every sampler test runs twice: on the WebAssembly SIMD kernels and on the JS paths. */
+describe.each([
+  ['WebAssembly SIMD kernels', true],
+  ['JS paths', false],
+] as const)('%s', (_path, wasm) => {
+  beforeAll(() => {
+    expect(setWasmKernelsEnabled(wasm)).toBe(wasm);
+  });
+  afterAll(() => {
+    setWasmKernelsEnabled(process.env.GEN_SAMPLING_WASM === undefined);
   });
 
-  test.prop(
-    [
-      rowArbitrary(),
-      stageArbitrary,
-      fc.shuffledSubarray(['temperature', 'top_k', 'top_p', 'min_p', 'typical_p'] as WarperStage[], {
-        minLength: 5,
-        maxLength: 5,
-      }),
-    ],
-    { numRuns: 300, seed: 11 },
-  )('any explicit order', (row, stages, order) => {
-    fc.pre(!nearBoundary(row, stages, order));
-    const parameters = Object.fromEntries(Object.entries(stages).filter(([, v]) => v !== undefined));
-    const { logprobs } = processedDistribution({ ...parameters, doSample: true, order }, row);
-    expectSameDistribution(logprobs, applyDense(row, stages, order), `${order.join(',')} ${JSON.stringify(stages)}`);
-  });
-
-  test.prop(
-    [
-      rowArbitrary(4, 120),
-      fc.array(fc.nat(119), { maxLength: 40 }),
-      fc.array(fc.nat(119), { maxLength: 20 }),
-      fc.double({ min: 0.5, max: 2, noNaN: true }),
-      fc.double({ min: -2, max: 2, noNaN: true }),
-      fc.double({ min: -2, max: 2, noNaN: true }),
-      fc.dictionary(fc.nat(3).map(String), fc.integer({ min: -100, max: 100 })),
-    ],
-    { numRuns: 200, seed: 3 },
-  )(
-    'penalties and bias (greedy processed distribution)',
-    (row, prompt, generated, repetition, frequency, presence, bias) => {
-      const vocabSize = row.length;
-      const promptIds = prompt.filter((t) => t < vocabSize);
-      const generatedIds = generated.filter((t) => t < vocabSize);
-      const sampler = createSampler(
-        {
-          repetitionPenalty: repetition,
-          frequencyPenalty: frequency,
-          presencePenalty: presence,
-          logitBias: bias,
-          topNTokens: vocabSize,
-        },
-        { vocabSize, maxTopNTokens: vocabSize },
-      );
-      const sequence = sampler.createSequence(promptIds);
-      for (const t of generatedIds) sequence.accept(t);
-      const result = sampler.sample(Float32Array.from(row), sequence);
-      const expected = Float32Array.from(row);
-      applyRepetitionPenalty(expected, [...promptIds, ...generatedIds], repetition);
-      applyFrequencyPresencePenalty(expected, generatedIds, frequency, presence);
-      applyLogitBias(expected, new Map(Object.entries(bias).map(([k, v]) => [Number(k), v])));
-      const logprobs = new Float64Array(vocabSize).fill(-Infinity);
-      for (const top of result.topTokens) logprobs[top.id] = top.logprob;
-      expectSameDistribution(logprobs, expected, 'penalties');
-      let argmax = 0;
-      for (let i = 1; i < vocabSize; i++) if (expected[i]! > expected[argmax]!) argmax = i;
-      expect(result.tokenId).toBe(argmax);
-    },
-  );
-});
-
-describe('selection', () => {
-  it('greedy picks the lowest id among equal maxima', () => {
-    const sampler = createSampler({}, { vocabSize: 5 });
-    const result = sampler.sample(Float32Array.from([1, 3, 0, 3, 3]), sampler.createSequence());
-    expect(result.tokenId).toBe(1);
-    expect(result.logprob).toBeCloseTo(Math.log(Math.exp(3) / (Math.exp(1) + 3 * Math.exp(3) + 1)), 6);
-  });
-
-  it('is greedy unless do_sample or a warper is set (TGI rule)', () => {
-    expect(createSampler({}, { vocabSize: 4 }).doSample).toBe(false);
-    expect(createSampler({ temperature: 1 }, { vocabSize: 4 }).doSample).toBe(false);
-    expect(createSampler({ temperature: 0.7 }, { vocabSize: 4 }).doSample).toBe(true);
-    expect(createSampler({ topP: 0.9, doSample: false }, { vocabSize: 4 }).doSample).toBe(true);
-    expect(createSampler({ doSample: true }, { vocabSize: 4 }).doSample).toBe(true);
-  });
-
-  it('draws match the processed probabilities (chi-square, fixed seeds)', () => {
-    const row = Float32Array.from([2, 1.5, 1, 0.5, 0, -0.5, -1, -3, -8, 0.2]);
-    const parameters: SamplingParameters = { temperature: 0.9, topK: 8, topP: 0.97 };
-    const { logprobs } = processedDistribution(parameters, row);
-    const probabilities = Array.from(logprobs, Math.exp);
-    const draws = 40_000;
-    const counts = new Array<number>(row.length).fill(0);
-    for (let seed = 0; seed < draws; seed++) {
-      const sampler = createSampler({ ...parameters, seed }, { vocabSize: row.length });
-      counts[sampler.sample(Float32Array.from(row), sampler.createSequence()).tokenId]!++;
-    }
-    let chiSquare = 0;
-    let cells = 0;
-    for (let i = 0; i < row.length; i++) {
-      if (probabilities[i] === 0) {
-        expect(counts[i], `token ${i} was filtered and must never be drawn`).toBe(0);
-        continue;
-      }
-      const expected = probabilities[i]! * draws;
-      chiSquare += (counts[i]! - expected) ** 2 / expected;
-      cells++;
-    }
-    // 99.9% quantile of chi-square with (cells - 1) <= 7 degrees of freedom is 24.3.
-    expect(cells).toBeGreaterThanOrEqual(5);
-    expect(chiSquare).toBeLessThan(24.3);
-  });
-
-  it('draws over the whole vocabulary (no truncation) match softmax(s / T)', () => {
-    const row = Float32Array.from([0.3, -1, 2, 0, 1.1, -0.4]);
-    const draws = 30_000;
-    const counts = new Array<number>(row.length).fill(0);
-    for (let seed = 0; seed < draws; seed++) {
-      const sampler = createSampler({ temperature: 1.7, seed }, { vocabSize: row.length });
-      counts[sampler.sample(Float32Array.from(row), sampler.createSequence()).tokenId]!++;
-    }
-    const scaled = Float32Array.from(row, (v) => v / 1.7);
-    const probabilities = Array.from(logSoftmax(scaled), Math.exp);
-    let chiSquare = 0;
-    for (let i = 0; i < row.length; i++)
-      chiSquare += (counts[i]! - probabilities[i]! * draws) ** 2 / (probabilities[i]! * draws);
-    expect(chiSquare).toBeLessThan(20.5); // 99.9% quantile, 5 degrees of freedom
-  });
-
-  test.prop(
-    [
-      fc.array(fc.integer({ min: 0, max: 2 ** 40 }), { minLength: 2, maxLength: 16 }),
-      fc.integer({ min: 0, max: 2 ** 32 }),
-    ],
-    {
-      numRuns: 50,
-      seed: 5,
-    },
-  )('a seeded draw is reproducible and independent of the other rows and their order', (seeds, permutationSeed) => {
-    const vocabSize = 300;
-    const base = new Float32Array(vocabSize);
-    let state = 12345;
-    for (let i = 0; i < vocabSize; i++) {
-      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-      base[i] = (state / 2 ** 32) * 6 - 3;
-    }
-    const make = () =>
-      seeds.map((seed, index) => {
-        const sampler = createSampler(
-          { seed, temperature: 0.8, topP: 0.95, topK: index % 2 === 0 ? 40 : 0 },
-          { vocabSize },
-        );
-        return { sampler, sequence: sampler.createSequence([1, 2, 3]) };
+  describe('fused sampler on the transformers golden vectors', () => {
+    for (const [index, testCase] of golden.cases.entries()) {
+      it(`${testCase.processor} ${JSON.stringify(testCase.params)} V=${testCase.logits.length} #${index}`, () => {
+        const parameters = goldenParameters[testCase.processor]!(testCase.params);
+        const { logprobs } = processedDistribution(parameters, Float32Array.from(testCase.logits), testCase.input_ids);
+        const expectedRow = Float32Array.from(testCase.expected, (v) => (v === null ? -Infinity : v));
+        expectSameDistribution(logprobs, expectedRow, `case ${index}`);
       });
-    const alone = make().map((row) => row.sampler.sample(Float32Array.from(base), row.sequence).tokenId);
-    const rows = make();
-    const order = rows.map((_, i) => i);
-    let s = permutationSeed;
-    for (let i = order.length - 1; i > 0; i--) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      const j = s % (i + 1);
-      [order[i], order[j]] = [order[j]!, order[i]!];
     }
-    const batch = new Float32Array(rows.length * vocabSize);
-    for (let r = 0; r < rows.length; r++) batch.set(base, r * vocabSize);
-    const results: SampleResult[] = sampleBatch(
-      batch,
-      vocabSize,
-      order.map((i) => rows[i]!),
-    );
-    order.forEach((rowIndex, position) => expect(results[position]!.tokenId).toBe(alone[rowIndex]));
   });
 
-  it('reports its random seed, and the same seed reproduces a whole generation', () => {
-    const vocabSize = 50;
-    const run = (seed?: number) => {
-      const sampler = createSampler({ temperature: 1.2, ...(seed === undefined ? {} : { seed }) }, { vocabSize });
-      const sequence = sampler.createSequence([3]);
-      const tokens: number[] = [];
-      for (let step = 0; step < 30; step++) {
-        const row = Float32Array.from({ length: vocabSize }, (_, i) => Math.sin(i * 1.3 + step));
-        const token = sampler.sample(row, sequence).tokenId;
-        sequence.accept(token);
-        tokens.push(token);
-      }
-      return { seed: sampler.seed, tokens };
-    };
-    const first = run();
-    expect(Number.isSafeInteger(first.seed)).toBe(true);
-    expect(run(first.seed).tokens).toEqual(first.tokens);
-    expect(run(first.seed + 1).tokens).not.toEqual(first.tokens);
-  });
-
-  it('computes raw logprobs and raw top tokens when asked', () => {
-    const row = Float32Array.from([1, 2, 3, 4]);
-    const sampler = createSampler(
-      { topK: 2, temperature: 0.5, topNTokens: 2 },
-      { vocabSize: 4, rawLogprobs: true, topTokensFrom: 'raw' },
-    );
-    const result = sampler.sample(Float32Array.from(row), sampler.createSequence());
-    const raw = logSoftmax(row);
-    expect(result.rawLogprob).toBeCloseTo(raw[result.tokenId]!, 6);
-    expect(result.topTokens.map((t) => t.id)).toEqual([3, 2]);
-    expect(result.topTokens[0]!.logprob).toBeCloseTo(raw[3]!, 6);
-  });
-
-  it('top tokens include ties with the n-th and exclude -Infinity', () => {
-    const sampler = createSampler({ topNTokens: 2 }, { vocabSize: 6 });
-    const result = sampler.sample(Float32Array.from([0, 5, 3, 3, -Infinity, 3]), sampler.createSequence());
-    expect(result.topTokens.map((t) => t.id).sort()).toEqual([1, 2, 3, 5]);
-    const few = createSampler({ topNTokens: 5 }, { vocabSize: 3 });
-    expect(few.sample(Float32Array.from([0, -Infinity, -Infinity]), few.createSequence()).topTokens).toHaveLength(1);
-  });
-
-  it('min_new_tokens suppresses EOS, then lets it through', () => {
-    const sampler = createSampler({ minNewTokens: 2 }, { vocabSize: 3, eosTokenIds: [2] });
-    const sequence = sampler.createSequence([0]);
-    const row = () => Float32Array.from([0, 1, 5]);
-    expect(sampler.sample(row(), sequence).tokenId).toBe(1);
-    sequence.accept(1);
-    expect(sampler.sample(row(), sequence).tokenId).toBe(1);
-    sequence.accept(1);
-    expect(sampler.sample(row(), sequence).tokenId).toBe(2);
-  });
-
-  it('suppress and allowed lists', () => {
-    const suppress = createSampler({ suppressTokens: [2] }, { vocabSize: 3 });
-    expect(suppress.sample(Float32Array.from([0, 1, 5]), suppress.createSequence()).tokenId).toBe(1);
-    const allowed = createSampler({ allowedTokens: [0] }, { vocabSize: 3 });
-    expect(allowed.sample(Float32Array.from([0, 1, 5]), allowed.createSequence()).tokenId).toBe(0);
-  });
-
-  it('no_repeat_ngram bans the continuation of a repeated n-gram', () => {
-    const sampler = createSampler({ noRepeatNgramSize: 2 }, { vocabSize: 4 });
-    const sequence = sampler.createSequence([1, 3, 2, 1]);
-    expect(sampler.sample(Float32Array.from([0, 0, 0, 9]), sequence).tokenId).not.toBe(3);
-  });
-
-  it('fails clearly when no token can be chosen, and on a wrong row length', () => {
-    const sampler = createSampler({ temperature: 0.5 }, { vocabSize: 3 });
-    expect(() =>
-      sampler.sample(Float32Array.from([-Infinity, Number.NaN, -Infinity]), sampler.createSequence()),
-    ).toThrow(SamplingError);
-    expect(() => sampler.sample(new Float32Array(4), sampler.createSequence())).toThrow(/expected a row of 3 logits/);
-  });
-
-  test.prop([rowArbitrary(1, 100), stageArbitrary], { numRuns: 200, seed: 9 })(
-    'never returns NaN or an empty choice',
-    (row, stages) => {
+  describe('fused sampler equals the dense processor chain', () => {
+    test.prop([rowArbitrary(), stageArbitrary], { numRuns: 400, seed: 7 })('default (TGI) order', (row, stages) => {
+      const order: WarperStage[] = ['temperature', 'top_k', 'top_p', 'min_p', 'typical_p'];
+      fc.pre(!nearBoundary(row, stages, order));
       const parameters = Object.fromEntries(Object.entries(stages).filter(([, v]) => v !== undefined));
+      const { logprobs } = processedDistribution({ ...parameters, doSample: true }, row);
+      expectSameDistribution(logprobs, applyDense(row, stages, order), JSON.stringify(stages));
+    });
+
+    test.prop(
+      [
+        rowArbitrary(),
+        stageArbitrary,
+        fc.shuffledSubarray(['temperature', 'top_k', 'top_p', 'min_p', 'typical_p'] as WarperStage[], {
+          minLength: 5,
+          maxLength: 5,
+        }),
+      ],
+      { numRuns: 300, seed: 11 },
+    )('any explicit order', (row, stages, order) => {
+      fc.pre(!nearBoundary(row, stages, order));
+      const parameters = Object.fromEntries(Object.entries(stages).filter(([, v]) => v !== undefined));
+      const { logprobs } = processedDistribution({ ...parameters, doSample: true, order }, row);
+      expectSameDistribution(logprobs, applyDense(row, stages, order), `${order.join(',')} ${JSON.stringify(stages)}`);
+    });
+
+    test.prop(
+      [
+        rowArbitrary(4, 120),
+        fc.array(fc.nat(119), { maxLength: 40 }),
+        fc.array(fc.nat(119), { maxLength: 20 }),
+        fc.double({ min: 0.5, max: 2, noNaN: true }),
+        fc.double({ min: -2, max: 2, noNaN: true }),
+        fc.double({ min: -2, max: 2, noNaN: true }),
+        fc.dictionary(fc.nat(3).map(String), fc.integer({ min: -100, max: 100 })),
+      ],
+      { numRuns: 200, seed: 3 },
+    )(
+      'penalties and bias (greedy processed distribution)',
+      (row, prompt, generated, repetition, frequency, presence, bias) => {
+        const vocabSize = row.length;
+        const promptIds = prompt.filter((t) => t < vocabSize);
+        const generatedIds = generated.filter((t) => t < vocabSize);
+        const sampler = createSampler(
+          {
+            repetitionPenalty: repetition,
+            frequencyPenalty: frequency,
+            presencePenalty: presence,
+            logitBias: bias,
+            topNTokens: vocabSize,
+          },
+          { vocabSize, maxTopNTokens: vocabSize },
+        );
+        const sequence = sampler.createSequence(promptIds);
+        for (const t of generatedIds) sequence.accept(t);
+        const result = sampler.sample(Float32Array.from(row), sequence);
+        const expected = Float32Array.from(row);
+        applyRepetitionPenalty(expected, [...promptIds, ...generatedIds], repetition);
+        applyFrequencyPresencePenalty(expected, generatedIds, frequency, presence);
+        applyLogitBias(expected, new Map(Object.entries(bias).map(([k, v]) => [Number(k), v])));
+        const logprobs = new Float64Array(vocabSize).fill(-Infinity);
+        for (const top of result.topTokens) logprobs[top.id] = top.logprob;
+        expectSameDistribution(logprobs, expected, 'penalties');
+        let argmax = 0;
+        for (let i = 1; i < vocabSize; i++) if (expected[i]! > expected[argmax]!) argmax = i;
+        expect(result.tokenId).toBe(argmax);
+      },
+    );
+  });
+
+  describe('selection', () => {
+    it('greedy picks the lowest id among equal maxima', () => {
+      const sampler = createSampler({}, { vocabSize: 5 });
+      const result = sampler.sample(Float32Array.from([1, 3, 0, 3, 3]), sampler.createSequence());
+      expect(result.tokenId).toBe(1);
+      expect(result.logprob).toBeCloseTo(Math.log(Math.exp(3) / (Math.exp(1) + 3 * Math.exp(3) + 1)), 6);
+    });
+
+    it('is greedy unless do_sample or a warper is set (TGI rule)', () => {
+      expect(createSampler({}, { vocabSize: 4 }).doSample).toBe(false);
+      expect(createSampler({ temperature: 1 }, { vocabSize: 4 }).doSample).toBe(false);
+      expect(createSampler({ temperature: 0.7 }, { vocabSize: 4 }).doSample).toBe(true);
+      expect(createSampler({ topP: 0.9, doSample: false }, { vocabSize: 4 }).doSample).toBe(true);
+      expect(createSampler({ doSample: true }, { vocabSize: 4 }).doSample).toBe(true);
+    });
+
+    it('draws match the processed probabilities (chi-square, fixed seeds)', () => {
+      const row = Float32Array.from([2, 1.5, 1, 0.5, 0, -0.5, -1, -3, -8, 0.2]);
+      const parameters: SamplingParameters = { temperature: 0.9, topK: 8, topP: 0.97 };
+      const { logprobs } = processedDistribution(parameters, row);
+      const probabilities = Array.from(logprobs, Math.exp);
+      const draws = 40_000;
+      const counts = new Array<number>(row.length).fill(0);
+      for (let seed = 0; seed < draws; seed++) {
+        const sampler = createSampler({ ...parameters, seed }, { vocabSize: row.length });
+        counts[sampler.sample(Float32Array.from(row), sampler.createSequence()).tokenId]!++;
+      }
+      let chiSquare = 0;
+      let cells = 0;
+      for (let i = 0; i < row.length; i++) {
+        if (probabilities[i] === 0) {
+          expect(counts[i], `token ${i} was filtered and must never be drawn`).toBe(0);
+          continue;
+        }
+        const expected = probabilities[i]! * draws;
+        chiSquare += (counts[i]! - expected) ** 2 / expected;
+        cells++;
+      }
+      // 99.9% quantile of chi-square with (cells - 1) <= 7 degrees of freedom is 24.3.
+      expect(cells).toBeGreaterThanOrEqual(5);
+      expect(chiSquare).toBeLessThan(24.3);
+    });
+
+    it('draws over the whole vocabulary (no truncation) match softmax(s / T)', () => {
+      const row = Float32Array.from([0.3, -1, 2, 0, 1.1, -0.4]);
+      const draws = 30_000;
+      const counts = new Array<number>(row.length).fill(0);
+      for (let seed = 0; seed < draws; seed++) {
+        const sampler = createSampler({ temperature: 1.7, seed }, { vocabSize: row.length });
+        counts[sampler.sample(Float32Array.from(row), sampler.createSequence()).tokenId]!++;
+      }
+      const scaled = Float32Array.from(row, (v) => v / 1.7);
+      const probabilities = Array.from(logSoftmax(scaled), Math.exp);
+      let chiSquare = 0;
+      for (let i = 0; i < row.length; i++)
+        chiSquare += (counts[i]! - probabilities[i]! * draws) ** 2 / (probabilities[i]! * draws);
+      expect(chiSquare).toBeLessThan(20.5); // 99.9% quantile, 5 degrees of freedom
+    });
+
+    test.prop(
+      [
+        fc.array(fc.integer({ min: 0, max: 2 ** 40 }), { minLength: 2, maxLength: 16 }),
+        fc.integer({ min: 0, max: 2 ** 32 }),
+      ],
+      {
+        numRuns: 50,
+        seed: 5,
+      },
+    )('a seeded draw is reproducible and independent of the other rows and their order', (seeds, permutationSeed) => {
+      const vocabSize = 300;
+      const base = new Float32Array(vocabSize);
+      let state = 12345;
+      for (let i = 0; i < vocabSize; i++) {
+        state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+        base[i] = (state / 2 ** 32) * 6 - 3;
+      }
+      const make = () =>
+        seeds.map((seed, index) => {
+          const sampler = createSampler(
+            { seed, temperature: 0.8, topP: 0.95, topK: index % 2 === 0 ? 40 : 0 },
+            { vocabSize },
+          );
+          return { sampler, sequence: sampler.createSequence([1, 2, 3]) };
+        });
+      const alone = make().map((row) => row.sampler.sample(Float32Array.from(base), row.sequence).tokenId);
+      const rows = make();
+      const order = rows.map((_, i) => i);
+      let s = permutationSeed;
+      for (let i = order.length - 1; i > 0; i--) {
+        s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+        const j = s % (i + 1);
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      const batch = new Float32Array(rows.length * vocabSize);
+      for (let r = 0; r < rows.length; r++) batch.set(base, r * vocabSize);
+      const results: SampleResult[] = sampleBatch(
+        batch,
+        vocabSize,
+        order.map((i) => rows[i]!),
+      );
+      order.forEach((rowIndex, position) => expect(results[position]!.tokenId).toBe(alone[rowIndex]));
+    });
+
+    it('reports its random seed, and the same seed reproduces a whole generation', () => {
+      const vocabSize = 50;
+      const run = (seed?: number) => {
+        const sampler = createSampler({ temperature: 1.2, ...(seed === undefined ? {} : { seed }) }, { vocabSize });
+        const sequence = sampler.createSequence([3]);
+        const tokens: number[] = [];
+        for (let step = 0; step < 30; step++) {
+          const row = Float32Array.from({ length: vocabSize }, (_, i) => Math.sin(i * 1.3 + step));
+          const token = sampler.sample(row, sequence).tokenId;
+          sequence.accept(token);
+          tokens.push(token);
+        }
+        return { seed: sampler.seed, tokens };
+      };
+      const first = run();
+      expect(Number.isSafeInteger(first.seed)).toBe(true);
+      expect(run(first.seed).tokens).toEqual(first.tokens);
+      expect(run(first.seed + 1).tokens).not.toEqual(first.tokens);
+    });
+
+    it('computes raw logprobs and raw top tokens when asked', () => {
+      const row = Float32Array.from([1, 2, 3, 4]);
       const sampler = createSampler(
-        { ...parameters, doSample: true, topNTokens: 3 },
-        { vocabSize: row.length, rawLogprobs: true },
+        { topK: 2, temperature: 0.5, topNTokens: 2 },
+        { vocabSize: 4, rawLogprobs: true, topTokensFrom: 'raw' },
       );
       const result = sampler.sample(Float32Array.from(row), sampler.createSequence());
-      expect(result.tokenId).toBeGreaterThanOrEqual(0);
-      expect(result.tokenId).toBeLessThan(row.length);
-      expect(Number.isNaN(result.logprob)).toBe(false);
-      expect(result.logprob).toBeLessThanOrEqual(1e-9);
-      expect(Number.isNaN(result.rawLogprob)).toBe(false);
-      for (const top of result.topTokens) expect(Number.isNaN(top.logprob)).toBe(false);
-    },
-  );
+      const raw = logSoftmax(row);
+      expect(result.rawLogprob).toBeCloseTo(raw[result.tokenId]!, 6);
+      expect(result.topTokens.map((t) => t.id)).toEqual([3, 2]);
+      expect(result.topTokens[0]!.logprob).toBeCloseTo(raw[3]!, 6);
+    });
+
+    it('top tokens include ties with the n-th and exclude -Infinity', () => {
+      const sampler = createSampler({ topNTokens: 2 }, { vocabSize: 6 });
+      const result = sampler.sample(Float32Array.from([0, 5, 3, 3, -Infinity, 3]), sampler.createSequence());
+      expect(result.topTokens.map((t) => t.id).sort()).toEqual([1, 2, 3, 5]);
+      const few = createSampler({ topNTokens: 5 }, { vocabSize: 3 });
+      expect(few.sample(Float32Array.from([0, -Infinity, -Infinity]), few.createSequence()).topTokens).toHaveLength(1);
+    });
+
+    it('min_new_tokens suppresses EOS, then lets it through', () => {
+      const sampler = createSampler({ minNewTokens: 2 }, { vocabSize: 3, eosTokenIds: [2] });
+      const sequence = sampler.createSequence([0]);
+      const row = () => Float32Array.from([0, 1, 5]);
+      expect(sampler.sample(row(), sequence).tokenId).toBe(1);
+      sequence.accept(1);
+      expect(sampler.sample(row(), sequence).tokenId).toBe(1);
+      sequence.accept(1);
+      expect(sampler.sample(row(), sequence).tokenId).toBe(2);
+    });
+
+    it('suppress and allowed lists', () => {
+      const suppress = createSampler({ suppressTokens: [2] }, { vocabSize: 3 });
+      expect(suppress.sample(Float32Array.from([0, 1, 5]), suppress.createSequence()).tokenId).toBe(1);
+      const allowed = createSampler({ allowedTokens: [0] }, { vocabSize: 3 });
+      expect(allowed.sample(Float32Array.from([0, 1, 5]), allowed.createSequence()).tokenId).toBe(0);
+    });
+
+    it('no_repeat_ngram bans the continuation of a repeated n-gram', () => {
+      const sampler = createSampler({ noRepeatNgramSize: 2 }, { vocabSize: 4 });
+      const sequence = sampler.createSequence([1, 3, 2, 1]);
+      expect(sampler.sample(Float32Array.from([0, 0, 0, 9]), sequence).tokenId).not.toBe(3);
+    });
+
+    it('fails clearly when no token can be chosen, and on a wrong row length', () => {
+      const sampler = createSampler({ temperature: 0.5 }, { vocabSize: 3 });
+      expect(() =>
+        sampler.sample(Float32Array.from([-Infinity, Number.NaN, -Infinity]), sampler.createSequence()),
+      ).toThrow(SamplingError);
+      expect(() => sampler.sample(new Float32Array(4), sampler.createSequence())).toThrow(/expected a row of 3 logits/);
+    });
+
+    test.prop([rowArbitrary(1, 100), stageArbitrary], { numRuns: 200, seed: 9 })(
+      'never returns NaN or an empty choice',
+      (row, stages) => {
+        const parameters = Object.fromEntries(Object.entries(stages).filter(([, v]) => v !== undefined));
+        const sampler = createSampler(
+          { ...parameters, doSample: true, topNTokens: 3 },
+          { vocabSize: row.length, rawLogprobs: true },
+        );
+        const result = sampler.sample(Float32Array.from(row), sampler.createSequence());
+        expect(result.tokenId).toBeGreaterThanOrEqual(0);
+        expect(result.tokenId).toBeLessThan(row.length);
+        expect(Number.isNaN(result.logprob)).toBe(false);
+        expect(result.logprob).toBeLessThanOrEqual(1e-9);
+        expect(Number.isNaN(result.rawLogprob)).toBe(false);
+        for (const top of result.topTokens) expect(Number.isNaN(top.logprob)).toBe(false);
+      },
+    );
+  });
 });

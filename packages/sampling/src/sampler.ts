@@ -13,8 +13,17 @@ import {
   type SamplingParameters,
   type ValidationLimits,
 } from './parameters.js';
+import { highestFloat32, lowestFloat32 } from './float32.js';
 import { randomSeed, uniform } from './rng.js';
 import { SequenceState } from './sequence-state.js';
+import {
+  EXP_PASS_BUCKETS,
+  EXP_PASS_SKIP_BELOW,
+  EXP_PASS_WEIGHTED,
+  MASS_BUCKETS,
+  wasmKernels,
+  type WasmKernels,
+} from './wasm/kernels.js';
 import { GreenlistCache, applyWatermark } from './watermark.js';
 
 /** One of the most likely tokens at a step, with its log-probability. */
@@ -182,21 +191,43 @@ class FusedSampler implements Sampler {
       throw new SamplingError(`expected a row of ${vocabSize} logits, got ${logits.length}`);
     }
     const workspace = this.workspace;
+    const kernels = wasmKernels();
+    if (kernels !== undefined) kernels.ensure(vocabSize, this.parameters.topNTokens);
     let rawShift = Number.NaN;
+    let rawPadded = 0;
     if (this.rawLogprobs) {
-      workspace.raw.set(logits);
-      const rawMax = maxOf(logits);
-      rawShift = rawMax + Math.log(sumExpShifted(logits, rawMax, 1));
+      if (kernels !== undefined) {
+        rawPadded = kernels.load(logits, kernels.raw);
+        const rawMax = kernels.k.max(kernels.raw, rawPadded);
+        rawShift = rawMax + Math.log(kernels.k.sumExp(kernels.raw, rawPadded, rawMax, 1));
+      } else {
+        workspace.raw.set(logits);
+        const rawMax = maxOf(logits);
+        rawShift = rawMax + Math.log(sumExpShifted(logits, rawMax, 1));
+      }
     }
     this.applyProcessors(logits, sequence);
     out.topTokens.length = 0;
-    if (this.doSample) this.warpAndDraw(logits, sequence, out);
+    if (kernels !== undefined) {
+      if (this.doSample) this.warpAndDraw(logits, sequence, out, kernels);
+      else this.greedyWasm(logits, out, kernels);
+    } else if (this.doSample) this.warpAndDraw(logits, sequence, out, undefined);
     else this.greedy(logits, out);
     if (this.rawLogprobs) {
-      out.rawLogprob = workspace.raw[out.tokenId]! - rawShift;
-      if (this.topFromRaw) {
-        out.topTokens.length = 0;
-        topTokensDense(workspace.raw, this.parameters.topNTokens, 1, rawShift, 0, undefined, workspace, out.topTokens);
+      if (kernels !== undefined) {
+        out.rawLogprob = kernels.f32[(kernels.raw >> 2) + out.tokenId]! - rawShift;
+        if (this.topFromRaw) {
+          out.topTokens.length = 0;
+          const n = this.parameters.topNTokens;
+          topTokensWasm(kernels, kernels.raw, rawPadded, n, -Infinity, Infinity, 0, 1, rawShift, out.topTokens);
+        }
+      } else {
+        out.rawLogprob = workspace.raw[out.tokenId]! - rawShift;
+        if (this.topFromRaw) {
+          out.topTokens.length = 0;
+          const n = this.parameters.topNTokens;
+          topTokensDense(workspace.raw, n, 1, rawShift, 0, undefined, workspace, out.topTokens);
+        }
       }
     } else out.rawLogprob = Number.NaN;
     return out;
@@ -252,7 +283,43 @@ class FusedSampler implements Sampler {
     }
   }
 
-  private warpAndDraw(logits: Float32Array, sequence: SequenceState, out: SampleResult): void {
+  /**
+   * Greedy on the SIMD kernels: one top-n scan (or an argmax when no top tokens are asked for) and one exp-sum
+   * pass over the row copied into the module's memory.
+   */
+  private greedyWasm(logits: Float32Array, out: SampleResult, kernels: WasmKernels): void {
+    const padded = kernels.load(logits, kernels.row);
+    const n = this.parameters.topNTokens > 0 && !this.topFromRaw ? this.parameters.topNTokens : 0;
+    let best: number;
+    let size = 0;
+    if (n > 0) {
+      size = kernels.k.topN(
+        kernels.row,
+        padded,
+        n,
+        -Infinity,
+        Infinity,
+        0,
+        kernels.bestValues,
+        kernels.bestIds,
+        kernels.ids,
+      );
+      best = size > 0 ? kernels.i32[kernels.bestIds >> 2]! : -1;
+    } else best = kernels.k.argmax(kernels.row, padded);
+    if (best < 0 || best >= logits.length) throw noTokenError();
+    const max = logits[best]!;
+    const shift = max + Math.log(kernels.k.sumExp(kernels.row, padded, max, 1));
+    out.tokenId = best;
+    out.logprob = max - shift;
+    if (n > 0) emitTopTokens(kernels, n, size, 1, shift, out.topTokens);
+  }
+
+  private warpAndDraw(
+    logits: Float32Array,
+    sequence: SequenceState,
+    out: SampleResult,
+    kernels: WasmKernels | undefined,
+  ): void {
     const p = this.parameters;
     const w = this.workspace;
     const u = uniform(this.seed, sequence.choice, sequence.generatedCount);
@@ -260,6 +327,7 @@ class FusedSampler implements Sampler {
     let scale = 1;
     let count = -1; // -1: dense (every token a candidate); otherwise the number of sparse candidates
     let sorted = false;
+    let padded = -1; // the row's padded length once it is copied into the kernels' memory
     for (let index = 0; index < stages.length; index++) {
       const stage = stages[index]!;
       const last = index === stages.length - 1;
@@ -271,6 +339,20 @@ class FusedSampler implements Sampler {
         if (stage === 'top_k') {
           if (p.topK >= logits.length) continue;
           count = denseTopK(logits, p.topK, w);
+          sorted = false;
+          continue;
+        }
+        if (kernels !== undefined) {
+          if (padded < 0) padded = kernels.load(logits, kernels.row);
+          let cut: WasmCut;
+          if (stage === 'top_p') cut = wasmTopP(logits, p.topP, scale, kernels, padded);
+          else if (stage === 'typical_p') cut = wasmTypical(logits, p.typicalP, scale, kernels, padded, w);
+          else cut = wasmMinP(this.logMinP, scale, kernels, padded);
+          if (last) {
+            this.drawWasm(logits, cut, scale, u, out, kernels, padded);
+            return;
+          }
+          count = wasmMaterialize(logits, cut, w, kernels, padded);
           sorted = false;
           continue;
         }
@@ -301,6 +383,16 @@ class FusedSampler implements Sampler {
       } else {
         count = sparseTypical(count, p.typicalP, scale, w);
       }
+    }
+    if (count < 0 && kernels !== undefined) {
+      // No truncation ran: draw from the whole (temperature-scaled) distribution.
+      if (padded < 0) padded = kernels.load(logits, kernels.row);
+      const max = kernels.k.max(kernels.row, padded);
+      if (max === -Infinity) throw noTokenError();
+      const mass = kernels.k.expPass(kernels.row, kernels.exps, kernels.buckets, padded, max, scale, -Infinity, 0);
+      const cut: WasmCut = { max, lo: -Infinity, hi: Infinity, loId: 0, topLo: -Infinity, mass };
+      this.drawWasm(logits, cut, scale, u, out, kernels, padded);
+      return;
     }
     if (count < 0) {
       // No truncation ran: draw from the whole (temperature-scaled) distribution.
@@ -362,6 +454,29 @@ class FusedSampler implements Sampler {
         w,
         out.topTokens,
       );
+    }
+  }
+
+  /** Draws among the tokens kept by a cut on the SIMD path (exps in the kernels' memory), in id order. */
+  private drawWasm(
+    logits: Float32Array,
+    cut: WasmCut,
+    scale: number,
+    u: number,
+    out: SampleResult,
+    kernels: WasmKernels,
+    padded: number,
+  ): void {
+    const chosen = kernels.k.draw(kernels.row, kernels.exps, padded, cut.lo, cut.hi, cut.loId, u * cut.mass);
+    if (chosen < 0 || chosen >= logits.length) throw noTokenError();
+    const shift = Math.log(cut.mass);
+    out.tokenId = chosen;
+    // float32 exps: a lone kept token could otherwise come out at +1e-7
+    out.logprob = Math.min(0, (logits[chosen]! - cut.max) * scale - shift);
+    const n = this.parameters.topNTokens;
+    if (n > 0 && !this.topFromRaw) {
+      const center = cut.max + shift / scale;
+      topTokensWasm(kernels, kernels.row, padded, n, cut.topLo, cut.hi, cut.loId, scale, center, out.topTokens);
     }
   }
 
@@ -453,15 +568,18 @@ function expsAndBuckets(logits: Float32Array, scale: number, w: Workspace): { ma
   return { max, total };
 }
 
-/** First bucket at which the cumulative mass reaches `target`, and the mass of the buckets before it. */
-function boundaryBucket(target: number, w: Workspace): { bucket: number; before: number } {
+/**
+ * First bucket at which the cumulative mass reaches `target`, and the mass of the buckets before it. The masses are
+ * `bucketMass[start, start + BUCKETS)`.
+ */
+function boundaryBucket(target: number, bucketMass: Float64Array, start = 0): { bucket: number; before: number } {
   let cumulative = 0;
   for (let bucket = 0; bucket < BUCKETS; bucket++) {
-    const mass = w.bucketMass[bucket]!;
+    const mass = bucketMass[start + bucket]!;
     if (cumulative + mass >= target) return { bucket, before: cumulative };
     cumulative += mass;
   }
-  return { bucket: BUCKETS - 1, before: cumulative - w.bucketMass[BUCKETS - 1]! };
+  return { bucket: BUCKETS - 1, before: cumulative - bucketMass[start + BUCKETS - 1]! };
 }
 
 /** Ids in `bucket` into `w.order[0, n)`; returns n. */
@@ -477,7 +595,7 @@ function collectBucket(length: number, bucket: number, w: Workspace): number {
 function denseTopP(logits: Float32Array, topP: number, scale: number, w: Workspace): DenseCut {
   const { max, total } = expsAndBuckets(logits, scale, w);
   const target = topP * total;
-  const { bucket, before } = boundaryBucket(target, w);
+  const { bucket, before } = boundaryBucket(target, w.bucketMass);
   const n = collectBucket(logits.length, bucket, w);
   const order = w.order.subarray(0, n);
   order.sort((a, b) => logits[b]! - logits[a]! || b - a);
@@ -530,7 +648,7 @@ function denseTypical(logits: Float32Array, mass: number, scale: number, w: Work
     bucketMass[bucket] = bucketMass[bucket]! + e;
   }
   const target = mass * total;
-  const { bucket, before } = boundaryBucket(target, w);
+  const { bucket, before } = boundaryBucket(target, w.bucketMass);
   const n = collectBucket(logits.length, bucket, w);
   const order = w.order.subarray(0, n);
   order.sort((a, b) => distance[a]! - distance[b]! || a - b);
@@ -832,6 +950,209 @@ function topTokensDense(
   }
   for (let j = 0; j < size; j++) out.push({ id: bestIds[j]!, logprob: (bestValues[j]! - center) * scale });
   for (let j = 0; j < tieCount; j++) out.push({ id: ties[j]!, logprob: (threshold - center) * scale });
+}
+
+/**
+ * A dense cut on the SIMD path. The kept tokens are those with lo <= s <= hi (at s = lo, only ids >= loId: top_p's
+ * order among equal logits) and a non-zero exp; `topLo` is the lower bound for the top tokens (above `lo` only
+ * where typical_p's interval reaches tokens whose exp underflows). The bounds are float32 values, so the kernels
+ * compare exactly what the JS path compares in float64.
+ */
+interface WasmCut {
+  /** Row maximum the exps are relative to. */
+  max: number;
+  lo: number;
+  hi: number;
+  loId: number;
+  topLo: number;
+  /** Sum of the kept tokens' exps. */
+  mass: number;
+}
+
+/** Pads of the row (ids >= the vocabulary size) come last among collected ids: drop them. */
+function withoutPadding(kernels: WasmKernels, count: number, length: number): number {
+  const start = kernels.ids >> 2;
+  while (count > 0 && kernels.i32[start + count - 1]! >= length) count--;
+  return count;
+}
+
+/** Row maximum on the SIMD path; throws when no token is left. */
+function wasmMax(kernels: WasmKernels, padded: number): number {
+  const max = kernels.k.max(kernels.row, padded);
+  if (max === -Infinity) throw noTokenError();
+  return max;
+}
+
+/**
+ * Top-p on the SIMD path, the same steps as {@link denseTopP}: one pass stores the exps and uint16 buckets, a
+ * scalar pass adds the mass per bucket, only the boundary bucket is sorted. Its last kept token (s_b, id_b) makes
+ * the cut: the kept tokens are those with s > s_b, or s = s_b and id >= id_b.
+ */
+function wasmTopP(logits: Float32Array, topP: number, scale: number, kernels: WasmKernels, padded: number): WasmCut {
+  const max = wasmMax(kernels, padded);
+  const massStart = kernels.mass >> 3;
+  kernels.f64.fill(0, massStart, massStart + MASS_BUCKETS);
+  const k = kernels.k;
+  const total = k.expPass(kernels.row, kernels.exps, kernels.buckets, padded, max, scale, -Infinity, EXP_PASS_BUCKETS);
+  k.scatter(kernels.buckets, kernels.exps, kernels.mass, padded);
+  const target = topP * total;
+  const { bucket, before } = boundaryBucket(target, kernels.f64, massStart);
+  const n = withoutPadding(kernels, k.collect(kernels.buckets, padded, bucket, kernels.ids), logits.length);
+  if (n === 0) return { max, lo: -Infinity, hi: Infinity, loId: 0, topLo: -Infinity, mass: total }; // rounding only
+  const idsStart = kernels.ids >> 2;
+  const order = kernels.i32.subarray(idsStart, idsStart + n);
+  order.sort((a, b) => logits[b]! - logits[a]! || b - a);
+  const exps = kernels.f32;
+  const expsStart = kernels.exps >> 2;
+  let above = before;
+  let last = order[0]!;
+  for (let j = 0; j < n && above < target; j++) {
+    last = order[j]!;
+    above += exps[expsStart + last]!;
+  }
+  const lo = logits[last]!;
+  return { max, lo, hi: Infinity, loId: last, topLo: lo, mass: above };
+}
+
+/**
+ * Typical-p on the SIMD path, the same steps as {@link denseTypical}: an exp pass that also sums exp(x) * x (the
+ * entropy), a pass that buckets the float64 distance |x - E[x]| exactly as the JS path computes it, the mass per
+ * bucket, a sort of the boundary bucket only. The kept tokens are those within the largest kept distance, which is
+ * an interval of logits: its float32 bounds make the cut.
+ */
+function wasmTypical(
+  logits: Float32Array,
+  mass: number,
+  scale: number,
+  kernels: WasmKernels,
+  padded: number,
+  w: Workspace,
+): WasmCut {
+  const max = wasmMax(kernels, padded);
+  const k = kernels.k;
+  const total = k.expPass(kernels.row, kernels.exps, kernels.buckets, padded, max, scale, -Infinity, EXP_PASS_WEIGHTED);
+  const mean = k.weighted.value / total;
+  const massStart = kernels.mass >> 3;
+  kernels.f64.fill(0, massStart, massStart + MASS_BUCKETS);
+  k.distBuckets(kernels.row, kernels.exps, kernels.buckets, padded, max, scale, mean);
+  k.scatter(kernels.buckets, kernels.exps, kernels.mass, padded);
+  const target = mass * total;
+  const { bucket, before } = boundaryBucket(target, kernels.f64, massStart);
+  const n = withoutPadding(kernels, k.collect(kernels.buckets, padded, bucket, kernels.ids), logits.length);
+  if (n === 0) return { max, lo: -Infinity, hi: Infinity, loId: 0, topLo: -Infinity, mass: total }; // rounding only
+  const idsStart = kernels.ids >> 2;
+  const order = kernels.i32.subarray(idsStart, idsStart + n);
+  const distance = w.candidateExps; // a vocab-sized float64 buffer that is free in dense mode
+  for (let j = 0; j < n; j++) {
+    const id = order[j]!;
+    distance[id] = Math.abs((logits[id]! - max) * scale - mean);
+  }
+  order.sort((a, b) => distance[a]! - distance[b]! || a - b);
+  const exps = kernels.f32;
+  const expsStart = kernels.exps >> 2;
+  let cumulative = before;
+  let limit = Infinity;
+  for (let j = 0; j < n; j++) {
+    cumulative += exps[expsStart + order[j]!]!;
+    if (cumulative >= target) {
+      limit = distance[order[j]!]!;
+      break;
+    }
+  }
+  let kept = before;
+  let bound = -Infinity; // the largest kept distance (every earlier bucket is closer, every later one farther)
+  for (let j = 0; j < n; j++) {
+    const d = distance[order[j]!]!;
+    if (d <= limit) {
+      kept += exps[expsStart + order[j]!]!;
+      if (d > bound) bound = d;
+    }
+  }
+  const within = (s: number): boolean => Math.abs((s - max) * scale - mean) <= bound;
+  const witness = logits[order[0]!]!;
+  const lo = lowestFloat32(within, witness);
+  const hi = highestFloat32(within, witness);
+  // Top tokens leave out the tokens whose exp underflows (as the JS path, which buckets them last).
+  const scale32 = Math.fround(scale);
+  const positive = (s: number): boolean => Math.fround(Math.fround(s - max) * scale32) >= EXP_UNDERFLOW;
+  const topLo = Math.max(lo, lowestFloat32(positive, max));
+  return { max, lo, hi, loId: 0, topLo, mass: kept };
+}
+
+/** Min-p on the SIMD path: the float32 threshold of (s - max) * scale >= ln(minP), exps only where it holds. */
+function wasmMinP(logMinP: number, scale: number, kernels: WasmKernels, padded: number): WasmCut {
+  const max = wasmMax(kernels, padded);
+  const keep = (s: number): boolean => (s - max) * scale >= logMinP;
+  if (!keep(max)) throw noTokenError(); // max = +Infinity
+  const lo = lowestFloat32(keep, max);
+  const mode = EXP_PASS_SKIP_BELOW;
+  const mass = kernels.k.expPass(kernels.row, kernels.exps, kernels.buckets, padded, max, scale, lo, mode);
+  return { max, lo, hi: Infinity, loId: 0, topLo: lo, mass };
+}
+
+/** Copies the tokens kept by a SIMD cut into the sparse candidate arrays (id order); returns their count. */
+function wasmMaterialize(
+  logits: Float32Array,
+  cut: WasmCut,
+  w: Workspace,
+  kernels: WasmKernels,
+  padded: number,
+): number {
+  const found = kernels.k.keep(kernels.row, kernels.exps, padded, cut.lo, cut.hi, cut.loId, kernels.ids);
+  const count = withoutPadding(kernels, found, logits.length);
+  const start = kernels.ids >> 2;
+  const ids = w.candidateIds;
+  const values = w.candidateValues;
+  for (let j = 0; j < count; j++) {
+    const id = kernels.i32[start + j]!;
+    ids[j] = id;
+    values[j] = logits[id]!;
+  }
+  return count;
+}
+
+/**
+ * The n most likely tokens of the row at byte offset `region` among lo <= s <= hi (at s = lo, ids >= loId), with
+ * logprob = (s - center) * scale: {@link topTokensDense} on the SIMD kernel.
+ */
+function topTokensWasm(
+  kernels: WasmKernels,
+  region: number,
+  padded: number,
+  n: number,
+  lo: number,
+  hi: number,
+  loId: number,
+  scale: number,
+  center: number,
+  out: TopToken[],
+): void {
+  const size = kernels.k.topN(region, padded, n, lo, hi, loId, kernels.bestValues, kernels.bestIds, kernels.ids);
+  emitTopTokens(kernels, n, size, scale, center, out);
+}
+
+/** Pushes the result of the last `topN` kernel call (its `size` entries, then the ties) onto `out`. */
+function emitTopTokens(
+  kernels: WasmKernels,
+  n: number,
+  size: number,
+  scale: number,
+  center: number,
+  out: TopToken[],
+): void {
+  const values = kernels.f32;
+  const ids = kernels.i32;
+  const valuesStart = kernels.bestValues >> 2;
+  const idsStart = kernels.bestIds >> 2;
+  for (let j = 0; j < size; j++) {
+    out.push({ id: ids[idsStart + j]!, logprob: Math.min(0, (values[valuesStart + j]! - center) * scale) });
+  }
+  const ties = kernels.k.tieCount.value;
+  if (ties > 0) {
+    const logprob = Math.min(0, (values[valuesStart + n - 1]! - center) * scale);
+    const tiesStart = kernels.ids >> 2;
+    for (let j = 0; j < ties; j++) out.push({ id: ids[tiesStart + j]!, logprob });
+  }
 }
 
 /** One row of a batch: the request's sampler and the choice's state. */

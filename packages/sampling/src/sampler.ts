@@ -969,6 +969,9 @@ interface WasmCut {
   mass: number;
 }
 
+/** Buckets (of 1/32 nat) that a first, partial scatter of top_p covers: tokens within 4 nats of the maximum. */
+const PARTIAL_SCATTER_BUCKETS = 128;
+
 /** Pads of the row (ids >= the vocabulary size) come last among collected ids: drop them. */
 function withoutPadding(kernels: WasmKernels, count: number, length: number): number {
   const start = kernels.ids >> 2;
@@ -985,7 +988,7 @@ function wasmMax(kernels: WasmKernels, padded: number): number {
 
 /**
  * Top-p on the SIMD path, the same steps as {@link denseTopP}: one pass stores the exps and uint16 buckets, a
- * scalar pass adds the mass per bucket, only the boundary bucket is sorted. Its last kept token (s_b, id_b) makes
+ * scalar pass adds the mass per bucket (first only near the maximum), only the boundary bucket is sorted. Its last kept token (s_b, id_b) makes
  * the cut: the kept tokens are those with s > s_b, or s = s_b and id >= id_b.
  */
 function wasmTopP(logits: Float32Array, topP: number, scale: number, kernels: WasmKernels, padded: number): WasmCut {
@@ -994,9 +997,16 @@ function wasmTopP(logits: Float32Array, topP: number, scale: number, kernels: Wa
   kernels.f64.fill(0, massStart, massStart + MASS_BUCKETS);
   const k = kernels.k;
   const total = k.expPass(kernels.row, kernels.exps, kernels.buckets, padded, max, scale, -Infinity, EXP_PASS_BUCKETS);
-  k.scatter(kernels.buckets, kernels.exps, kernels.mass, padded);
   const target = topP * total;
-  const { bucket, before } = boundaryBucket(target, kernels.f64, massStart);
+  // Most rows are confident: first add up only the blocks that hold a token within 4 nats of the maximum; when the
+  // boundary is not among those buckets, add up everything.
+  k.scatter(kernels.buckets, kernels.exps, kernels.mass, padded, PARTIAL_SCATTER_BUCKETS);
+  let { bucket, before } = boundaryBucket(target, kernels.f64, massStart);
+  if (bucket >= PARTIAL_SCATTER_BUCKETS) {
+    kernels.f64.fill(0, massStart, massStart + MASS_BUCKETS);
+    k.scatter(kernels.buckets, kernels.exps, kernels.mass, padded, MASS_BUCKETS);
+    ({ bucket, before } = boundaryBucket(target, kernels.f64, massStart));
+  }
   const n = withoutPadding(kernels, k.collect(kernels.buckets, padded, bucket, kernels.ids), logits.length);
   if (n === 0) return { max, lo: -Infinity, hi: Infinity, loId: 0, topLo: -Infinity, mass: total }; // rounding only
   const idsStart = kernels.ids >> 2;
@@ -1035,7 +1045,7 @@ function wasmTypical(
   const massStart = kernels.mass >> 3;
   kernels.f64.fill(0, massStart, massStart + MASS_BUCKETS);
   k.distBuckets(kernels.row, kernels.exps, kernels.buckets, padded, max, scale, mean);
-  k.scatter(kernels.buckets, kernels.exps, kernels.mass, padded);
+  k.scatter(kernels.buckets, kernels.exps, kernels.mass, padded, MASS_BUCKETS);
   const target = mass * total;
   const { bucket, before } = boundaryBucket(target, kernels.f64, massStart);
   const n = withoutPadding(kernels, k.collect(kernels.buckets, padded, bucket, kernels.ids), logits.length);

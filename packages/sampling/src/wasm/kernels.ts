@@ -25,7 +25,7 @@ interface KernelExports {
   argmax(p: number, n: number): number;
   sumExp(p: number, n: number, max: number, scale: number): number;
   expPass(p: number, e: number, b: number, n: number, max: number, scale: number, lo: number, mode: number): number;
-  scatter(b: number, e: number, mass: number, n: number): void;
+  scatter(b: number, e: number, mass: number, n: number, below: number): void;
   distBuckets(p: number, e: number, b: number, n: number, max: number, scale: number, mean: number): void;
   collect(b: number, n: number, bucket: number, out: number): number;
   draw(p: number, e: number, n: number, lo: number, hi: number, loId: number, target: number): number;

@@ -178,7 +178,9 @@
 
   ;; expPass(p, e, b, n, max, scale, lo, mode): stores e[i] = exp((row[i] - max) * scale) (float32; exactly 0 where
   ;; that is below exp(-87), -Infinity or NaN, and where row[i] < lo) and returns their sum (float64). Mode bits:
-  ;;   1: also store the bucket of each token, b[i] = min(floor(-x * 32), 2047) as uint16 (2047 where e[i] = 0);
+  ;;   1: also store the bucket of each token, b[i] = min(round(-x * 32), 2047) as uint16 (2047 where e[i] = 0);
+;;      rounded with the 1.5 * 2^23 trick rather than truncated: any quantization that is monotone in x serves
+;;      the bucketing (equal logits share a bucket, larger logits never get a larger bucket);
   ;;   2: also sum e[i] * x[i] into the global `weighted` (for the entropy of typical_p);
   ;;   4: skip 16-lane blocks with no row[i] >= lo (their exps are stored as 0 without computing them).
   (func (export "expPass")
@@ -216,7 +218,7 @@
         (local.set $v1 (v128.load offset=16 (local.get $p)))
         (local.set $v2 (v128.load offset=32 (local.get $p)))
         (local.set $v3 (v128.load offset=48 (local.get $p)))
-        (if (i32.and (i32.and (local.get $mode) (i32.const 4))
+        (if (i32.and (i32.ne (i32.and (local.get $mode) (i32.const 4)) (i32.const 0))
                      (i32.eqz (v128.any_true
                        (v128.or (v128.or (f32x4.ge (local.get $v0) (local.get $LO)) (f32x4.ge (local.get $v1) (local.get $LO)))
                                 (v128.or (f32x4.ge (local.get $v2) (local.get $LO)) (f32x4.ge (local.get $v3) (local.get $LO)))))))
@@ -241,22 +243,30 @@
         (local.set $v3 (v128.and (f32x4.ge (local.get $x3) (local.get $FLOOR)) (f32x4.ge (local.get $v3) (local.get $LO))))
         (if (i32.and (local.get $mode) (i32.const 1))
           (then
-            ;; buckets: min(trunc(x * -32), 2047), 2047 where invalid; narrowed to uint16, eight per store
+            ;; buckets: min(round(x * -32), 2047), 2047 where invalid; narrowed to uint16, eight per store
             (v128.store offset=0 (local.get $b)
               (i16x8.narrow_i32x4_u
                 (v128.bitselect
-                  (i32x4.min_s (i32x4.trunc_sat_f32x4_s (f32x4.mul (local.get $x0) (local.get $M32))) (local.get $TOP))
+                  (i32x4.min_s (i32x4.sub (f32x4.add (f32x4.mul (local.get $x0) (local.get $M32)) (local.get $MAGIC))
+                                          (local.get $MAGIC))
+                               (local.get $TOP))
                   (local.get $TOP) (local.get $v0))
                 (v128.bitselect
-                  (i32x4.min_s (i32x4.trunc_sat_f32x4_s (f32x4.mul (local.get $x1) (local.get $M32))) (local.get $TOP))
+                  (i32x4.min_s (i32x4.sub (f32x4.add (f32x4.mul (local.get $x1) (local.get $M32)) (local.get $MAGIC))
+                                          (local.get $MAGIC))
+                               (local.get $TOP))
                   (local.get $TOP) (local.get $v1))))
             (v128.store offset=16 (local.get $b)
               (i16x8.narrow_i32x4_u
                 (v128.bitselect
-                  (i32x4.min_s (i32x4.trunc_sat_f32x4_s (f32x4.mul (local.get $x2) (local.get $M32))) (local.get $TOP))
+                  (i32x4.min_s (i32x4.sub (f32x4.add (f32x4.mul (local.get $x2) (local.get $M32)) (local.get $MAGIC))
+                                          (local.get $MAGIC))
+                               (local.get $TOP))
                   (local.get $TOP) (local.get $v2))
                 (v128.bitselect
-                  (i32x4.min_s (i32x4.trunc_sat_f32x4_s (f32x4.mul (local.get $x3) (local.get $M32))) (local.get $TOP))
+                  (i32x4.min_s (i32x4.sub (f32x4.add (f32x4.mul (local.get $x3) (local.get $M32)) (local.get $MAGIC))
+                                          (local.get $MAGIC))
+                               (local.get $TOP))
                   (local.get $TOP) (local.get $v3))))))
         (local.set $x0 (f32x4.pmax (local.get $FLOOR) (local.get $x0)))
         (local.set $x1 (f32x4.pmax (local.get $FLOOR) (local.get $x1)))
@@ -333,23 +343,42 @@
     (global.set $weighted (call $hsum (local.get $w0) (local.get $w1)))
     (call $hsum (local.get $acc0) (local.get $acc1)))
 
-  ;; scatter(b, e, mass, n): mass[b[i]] += e[i] (float64 mass per bucket, uint16 buckets, float32 exps).
-  (func (export "scatter") (param $b i32) (param $e i32) (param $mass i32) (param $n i32)
-    (local $end i32) (local $a i32)
+  ;; scatter(b, e, mass, n, below): mass[b[i]] += e[i] (float64 mass per bucket, uint16 buckets, float32 exps),
+  ;; over the 16-lane blocks that hold at least one bucket < below (all of them when below >= 2048). The masses of
+  ;; the buckets < below are then complete; the others may not be.
+  (func (export "scatter") (param $b i32) (param $e i32) (param $mass i32) (param $n i32) (param $below i32)
+    (local $end i32) (local $a i32) (local $j i32) (local $B v128) (local $all i32)
+    (local.set $B (i16x8.splat (local.get $below)))
+    (local.set $all (i32.ge_u (local.get $below) (i32.const 2048)))
     (local.set $end (i32.add (local.get $b) (i32.shl (local.get $n) (i32.const 1))))
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $b) (local.get $end)))
-        (local.set $a (i32.add (local.get $mass) (i32.shl (i32.load16_u offset=0 (local.get $b)) (i32.const 3))))
-        (f64.store (local.get $a) (f64.add (f64.load (local.get $a)) (f64.promote_f32 (f32.load offset=0 (local.get $e)))))
-        (local.set $a (i32.add (local.get $mass) (i32.shl (i32.load16_u offset=2 (local.get $b)) (i32.const 3))))
-        (f64.store (local.get $a) (f64.add (f64.load (local.get $a)) (f64.promote_f32 (f32.load offset=4 (local.get $e)))))
-        (local.set $a (i32.add (local.get $mass) (i32.shl (i32.load16_u offset=4 (local.get $b)) (i32.const 3))))
-        (f64.store (local.get $a) (f64.add (f64.load (local.get $a)) (f64.promote_f32 (f32.load offset=8 (local.get $e)))))
-        (local.set $a (i32.add (local.get $mass) (i32.shl (i32.load16_u offset=6 (local.get $b)) (i32.const 3))))
-        (f64.store (local.get $a) (f64.add (f64.load (local.get $a)) (f64.promote_f32 (f32.load offset=12 (local.get $e)))))
-        (local.set $b (i32.add (local.get $b) (i32.const 8)))
-        (local.set $e (i32.add (local.get $e) (i32.const 16)))
+        (if (i32.or (local.get $all)
+                    (v128.any_true (v128.or (i16x8.lt_u (v128.load offset=0 (local.get $b)) (local.get $B))
+                                            (i16x8.lt_u (v128.load offset=16 (local.get $b)) (local.get $B)))))
+          (then
+            (local.set $j (i32.const 0))
+            (loop $four
+              (local.set $a (i32.add (local.get $mass) (i32.shl (i32.load16_u offset=0 (local.get $b)) (i32.const 3))))
+              (f64.store (local.get $a)
+                (f64.add (f64.load (local.get $a)) (f64.promote_f32 (f32.load offset=0 (local.get $e)))))
+              (local.set $a (i32.add (local.get $mass) (i32.shl (i32.load16_u offset=2 (local.get $b)) (i32.const 3))))
+              (f64.store (local.get $a)
+                (f64.add (f64.load (local.get $a)) (f64.promote_f32 (f32.load offset=4 (local.get $e)))))
+              (local.set $a (i32.add (local.get $mass) (i32.shl (i32.load16_u offset=4 (local.get $b)) (i32.const 3))))
+              (f64.store (local.get $a)
+                (f64.add (f64.load (local.get $a)) (f64.promote_f32 (f32.load offset=8 (local.get $e)))))
+              (local.set $a (i32.add (local.get $mass) (i32.shl (i32.load16_u offset=6 (local.get $b)) (i32.const 3))))
+              (f64.store (local.get $a)
+                (f64.add (f64.load (local.get $a)) (f64.promote_f32 (f32.load offset=12 (local.get $e)))))
+              (local.set $b (i32.add (local.get $b) (i32.const 8)))
+              (local.set $e (i32.add (local.get $e) (i32.const 16)))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br_if $four (i32.lt_u (local.get $j) (i32.const 4)))))
+          (else
+            (local.set $b (i32.add (local.get $b) (i32.const 32)))
+            (local.set $e (i32.add (local.get $e) (i32.const 64)))))
         (br $next))))
 
   ;; distBuckets(p, e, b, n, max, scale, mean): typical_p buckets. In float64, exactly as the JS path computes it,

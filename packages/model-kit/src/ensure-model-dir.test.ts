@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import * as ort from 'onnxruntime-node';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { defaultModelCacheDir, ensureModelDir } from './ensure-model-dir.js';
 import { generatorFingerprint } from './version.js';
@@ -88,6 +89,17 @@ describe('ensureModelDir', () => {
     expect((await readdir(join(plain, 'onnx'))).sort()).toEqual(['model.onnx']);
     const names = [plain, dir].map((d) => d.slice(cacheDir.length + 1));
     expect((await readdir(cacheDir)).sort()).toEqual([...keep, ...names].sort());
+  });
+
+  it('caches each graph style under its own name', async () => {
+    const cacheDir = await temp();
+    const standard = await ensureModelDir('tiny', { seed: 2, cacheDir, onnxGraphStyle: 'standard' });
+    const fused = await ensureModelDir('tiny', { seed: 2, cacheDir, onnxGraphStyle: 'fused' });
+    expect(new Set([standard, fused, await ensureModelDir('tiny', { seed: 2, cacheDir })]).size).toBe(2);
+    const inputs = async (dir: string) =>
+      (await ort.InferenceSession.create(join(dir, 'onnx', 'model.onnx'))).inputNames;
+    expect(await inputs(fused)).toContain('seqlens_k');
+    expect(await inputs(standard)).toContain('attention_mask');
   });
 });
 

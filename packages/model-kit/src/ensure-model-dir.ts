@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { WeightDtype } from './dtype.js';
 import type { PresetName } from './model-config.js';
-import type { OnnxVariant } from './onnx/decoder-graph.js';
+import { defaultOnnxGraphStyle, type OnnxGraphStyle, type OnnxVariant } from './onnx/decoder-graph.js';
 import { generatorFingerprint, modelKitVersion } from './version.js';
 import { writeModelDir, type WriteProgress } from './write-model-dir.js';
 
@@ -22,6 +22,8 @@ export interface EnsureModelDirOptions {
    * `['fp32', 'int8', 'q4']`. Default `['fp32']`. Each set of variants is cached under its own name.
    */
   onnxVariants?: readonly OnnxVariant[];
+  /** How the ONNX graphs are built (see `WriteModelDirOptions.onnxGraphStyle`); each style is cached apart. */
+  onnxGraphStyle?: OnnxGraphStyle;
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -60,7 +62,9 @@ export async function ensureModelDir(preset: PresetName, options: EnsureModelDir
   const prefix = `${preset}-${seed}-`;
   const variants = [...new Set<OnnxVariant>(options.onnxVariants ?? ['fp32'])].sort();
   const variantSuffix = variants.length === 1 && variants[0] === 'fp32' ? '' : `-onnx${variants.join('')}`;
-  const suffix = `${dtype === 'float32' ? '' : `-${dtype}`}${variantSuffix}`;
+  const style = options.onnxGraphStyle ?? defaultOnnxGraphStyle;
+  const styleSuffix = style === defaultOnnxGraphStyle ? '' : `-${style}`;
+  const suffix = `${dtype === 'float32' ? '' : `-${dtype}`}${variantSuffix}${styleSuffix}`;
   const name = `${prefix}${modelKitVersion}-${generatorFingerprint()}${suffix}`;
   const finalDir = join(cacheDir, name);
   const pending = inFlight.get(finalDir);
@@ -76,6 +80,7 @@ export async function ensureModelDir(preset: PresetName, options: EnsureModelDir
         dtype,
         outDir: temporary,
         onnxVariants: variants,
+        onnxGraphStyle: style,
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
       });
       await rename(temporary, finalDir);

@@ -2,7 +2,7 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ModelDirectoryError } from './errors.js';
 import { parseHfConfig, type DecoderSpec } from './hf-config.js';
-import type { OnnxVariant } from './onnx/decoder-graph.js';
+import type { OnnxGraphStyle, OnnxVariant } from './onnx/decoder-graph.js';
 import type { ExternalDataMode } from './onnx/write-onnx.js';
 import { openSafetensorsCheckpoint } from './safetensors.js';
 import { decoderTensors } from './weights.js';
@@ -21,6 +21,12 @@ export interface ExportOnnxOptions {
    * Default `['fp32']`.
    */
   variants?: readonly OnnxVariant[];
+  /**
+   * `standard` (the Optimum / onnx-community layout, for transformers.js and any ONNX loader) or `fused`
+   * (onnxruntime's fused operators and a shared KV buffer, for `@gen/backend-onnx`); see `OnnxGraphStyle`.
+   * Default `standard`.
+   */
+  graphStyle?: OnnxGraphStyle;
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -113,7 +119,7 @@ export async function exportOnnx(dir: string, options: ExportOnnxOptions = {}): 
     { read: (name) => checkpoint.readFloat32(name) },
     options.externalData,
     options.onProgress,
-    { variants: options.variants },
+    { variants: options.variants, graphStyle: options.graphStyle },
   );
   return { dir: outDir, files, architecture: spec.architecture, sourceDtype: checkpoint.dtype };
 }

@@ -13,7 +13,7 @@ export type { ExportOnnxOptions, ExportOnnxResult } from './export-onnx.js';
 export { presets, resolveModelConfig } from './model-config.js';
 export type { Architecture, ChatFormat, ModelConfig, PresetName } from './model-config.js';
 export type { WeightDtype } from './dtype.js';
-export type { OnnxVariant } from './onnx/decoder-graph.js';
+export type { OnnxGraphStyle, OnnxVariant } from './onnx/decoder-graph.js';
 export type { ExternalDataMode } from './onnx/write-onnx.js';
 export { InvalidModelConfigError, ModelDirectoryError, ModelKitError } from './errors.js';
 export { createProgressReporter, type ProgressOutput } from './progress.js';

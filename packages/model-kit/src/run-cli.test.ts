@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { helpText, runCli } from './run-cli.js';
 
@@ -75,6 +76,31 @@ describe('gen-model CLI', () => {
     }
   });
 
+  it('--graph-style fused writes the fused graph (GroupQueryAttention, shared KV buffer inputs)', async () => {
+    const source = await temp();
+    await runCli(
+      ['make', '--preset', 'tiny', '--out', source, '--formats', 'safetensors', '--layers', '1'],
+      captureIo().io,
+    );
+    expect(
+      await runCli(['export-onnx', source, '--graph-style', 'fused', '--onnx-variants', 'q4'], captureIo().io),
+    ).toBe(0);
+    const fused = await ort.InferenceSession.create(join(source, 'onnx', 'model_q4.onnx'));
+    expect(fused.inputNames).toEqual([
+      'input_ids',
+      'seqlens_k',
+      'total_sequence_length',
+      'num_logits_to_keep',
+      'past_key_values.0.key',
+      'past_key_values.0.value',
+    ]);
+    const made = await temp();
+    const { io } = captureIo();
+    expect(await runCli(['make', '--preset', 'tiny', '--out', made, '--graph-style', 'standard'], io)).toBe(0);
+    const standard = await ort.InferenceSession.create(join(made, 'onnx', 'model.onnx'));
+    expect(standard.inputNames).toContain('attention_mask');
+  });
+
   it('answers --help and rejects bad usage with exit code 2 and a pointer to --help', async () => {
     const help = captureIo();
     expect(await runCli(['--help'], help.io)).toBe(0);
@@ -94,6 +120,8 @@ describe('gen-model CLI', () => {
       ['export-onnx'],
       ['export-onnx', 'a', 'b'],
       ['export-onnx', 'a', '--external-data', 'sometimes'],
+      ['export-onnx', 'a', '--graph-style', 'genai'],
+      ['make', '--preset', 'tiny', '--out', '/tmp/x', '--graph-style', 'optimum'],
     ];
     for (const argv of bad) {
       const { io, stderr } = captureIo();

@@ -3,7 +3,12 @@ import type { WeightDtype } from './dtype.js';
 import { ModelKitError } from './errors.js';
 import { exportOnnx } from './export-onnx.js';
 import { isPresetName, presets } from './model-config.js';
-import { onnxVariantFiles, type OnnxVariant } from './onnx/decoder-graph.js';
+import {
+  defaultOnnxGraphStyle,
+  onnxVariantFiles,
+  type OnnxGraphStyle,
+  type OnnxVariant,
+} from './onnx/decoder-graph.js';
 import type { ExternalDataMode } from './onnx/write-onnx.js';
 import { createProgressReporter, type ProgressOutput } from './progress.js';
 import { writeModelDir, type ModelFormat } from './write-model-dir.js';
@@ -15,8 +20,9 @@ Usage:
   gen-model make --preset NAME --out DIR [--seed N] [--dtype f32|f16|bf16]
                  [--formats safetensors,onnx] [--layers N] [--shard-size BYTES]
                  [--external-data auto|always|never] [--onnx-variants fp32,fp16,int8,q4]
+                 [--graph-style fused|standard]
   gen-model export-onnx DIR [--out DIR] [--external-data auto|always|never]
-                 [--onnx-variants fp32,fp16,int8,q4]
+                 [--onnx-variants fp32,fp16,int8,q4] [--graph-style fused|standard]
   gen-model --help
 
 Presets: ${Object.keys(presets).join(', ')}
@@ -28,6 +34,10 @@ export-onnx  converts a safetensors llama / mistral / qwen2 model directory (F32
 
 --onnx-variants  ONNX files to write (default fp32): fp32 onnx/model.onnx, fp16 model_fp16.onnx,
              int8 model_quantized.onnx (8-bit MatMulNBits), q4 model_q4.onnx (4-bit MatMulNBits).
+--graph-style    how the graphs are built (default ${defaultOnnxGraphStyle}): standard is the Optimum /
+             onnx-community layout (transformers.js, any ONNX loader); fused uses onnxruntime's fused
+             operators (GroupQueryAttention with a shared KV buffer, SkipSimplifiedLayerNormalization,
+             MatMulNBits), as onnxruntime-genai builds decoders: for @gen/backend-onnx and onnxruntime only.
 
 Progress goes to stderr (a bar on a terminal, plain lines otherwise); a summary to stdout.
 `;
@@ -94,6 +104,11 @@ function variantsOption(value: string | undefined): OnnxVariant[] | undefined {
   return variants as OnnxVariant[];
 }
 
+function graphStyleOption(value: string | undefined): OnnxGraphStyle | undefined {
+  if (value === undefined || value === 'standard' || value === 'fused') return value;
+  throw new UsageError(`--graph-style must be fused or standard; got "${value}"`);
+}
+
 function integerOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
@@ -115,6 +130,7 @@ async function make(args: readonly string[], io: CliIo): Promise<number> {
       'shard-size': { type: 'string' },
       'external-data': { type: 'string' },
       'onnx-variants': { type: 'string' },
+      'graph-style': { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -136,6 +152,7 @@ async function make(args: readonly string[], io: CliIo): Promise<number> {
   const shardSize = integerOption('shard-size', values['shard-size']);
   const externalData = externalDataOption(values['external-data']);
   const variants = variantsOption(values['onnx-variants']);
+  const graphStyle = graphStyleOption(values['graph-style']);
   const progress = createProgressReporter(io.stderr);
   const started = performance.now();
   const info = await writeModelDir({
@@ -148,6 +165,7 @@ async function make(args: readonly string[], io: CliIo): Promise<number> {
     ...(shardSize === undefined ? {} : { maxShardSize: shardSize }),
     ...(externalData === undefined ? {} : { onnxExternalData: externalData }),
     ...(variants === undefined ? {} : { onnxVariants: variants }),
+    ...(graphStyle === undefined ? {} : { onnxGraphStyle: graphStyle }),
     onProgress: progress.report,
   });
   progress.finish();
@@ -162,18 +180,25 @@ async function make(args: readonly string[], io: CliIo): Promise<number> {
 async function exportCommand(args: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: [...args],
-    options: { out: { type: 'string' }, 'external-data': { type: 'string' }, 'onnx-variants': { type: 'string' } },
+    options: {
+      out: { type: 'string' },
+      'external-data': { type: 'string' },
+      'onnx-variants': { type: 'string' },
+      'graph-style': { type: 'string' },
+    },
     allowPositionals: true,
   });
   if (positionals.length !== 1) throw new UsageError('export-onnx takes exactly one model directory');
   const externalData = externalDataOption(values['external-data']);
   const variants = variantsOption(values['onnx-variants']);
+  const graphStyle = graphStyleOption(values['graph-style']);
   const progress = createProgressReporter(io.stderr);
   const started = performance.now();
   const result = await exportOnnx(positionals[0]!, {
     ...(values.out === undefined ? {} : { outDir: values.out }),
     ...(externalData === undefined ? {} : { externalData }),
     ...(variants === undefined ? {} : { variants }),
+    ...(graphStyle === undefined ? {} : { graphStyle }),
     onProgress: progress.report,
   });
   progress.finish();

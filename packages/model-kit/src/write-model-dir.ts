@@ -9,9 +9,12 @@ import {
   buildDecoderGraph,
   contribOpsets,
   decoderOpsetVersion,
+  defaultOnnxGraphStyle,
   onnxVariantFiles,
+  type OnnxGraphStyle,
   type OnnxVariant,
 } from './onnx/decoder-graph.js';
+import { buildFusedDecoderGraph } from './onnx/fused-decoder-graph.js';
 import { writeOnnxModel, type ExternalDataMode } from './onnx/write-onnx.js';
 import { writeSafetensors, type SafetensorsEntry } from './safetensors.js';
 import { buildTokenizerFiles } from './tokenizer/tokenizer-files.js';
@@ -59,6 +62,13 @@ export interface WriteModelDirOptions {
    * `attention_mask`, like exports of models that have no position input; for testing loaders.
    */
   onnxPositionIds?: boolean;
+  /**
+   * How the ONNX graphs are built (same file names either way): `standard` (the Optimum / onnx-community layout
+   * that transformers.js loads) or `fused` (onnxruntime's fused operators with a shared KV buffer, for
+   * `@gen/backend-onnx` and onnxruntime); see {@link OnnxGraphStyle}. Default `standard`. `onnxPositionIds` applies
+   * to `standard` graphs only (fused graphs take each token's position from its cache slot).
+   */
+  onnxGraphStyle?: OnnxGraphStyle;
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -174,6 +184,7 @@ export async function writeModelDir(options: WriteModelDirOptions): Promise<Mode
       ...(await writeOnnxDecoder(dir, planned.spec, weights, options.onnxExternalData, options.onProgress, {
         variants: options.onnxVariants,
         positionIds: options.onnxPositionIds,
+        graphStyle: options.onnxGraphStyle,
       })),
     );
   }
@@ -197,9 +208,20 @@ export async function writeOnnxDecoder(
   weights: WeightSource,
   externalData: ExternalDataMode | undefined,
   onProgress: ((progress: WriteProgress) => void) | undefined,
-  graphOptions: { variants?: readonly OnnxVariant[] | undefined; positionIds?: boolean | undefined } = {},
+  graphOptions: {
+    variants?: readonly OnnxVariant[] | undefined;
+    positionIds?: boolean | undefined;
+    graphStyle?: OnnxGraphStyle | undefined;
+  } = {},
 ): Promise<string[]> {
   const variants = [...new Set<OnnxVariant>(graphOptions.variants ?? ['fp32'])];
+  const style = graphOptions.graphStyle ?? defaultOnnxGraphStyle;
+  if (style !== 'standard' && style !== 'fused') {
+    throw new InvalidModelConfigError({
+      field: 'onnxGraphStyle',
+      message: `Unknown ONNX graph style "${String(style)}"; expected standard or fused.`,
+    });
+  }
   const files: string[] = [];
   for (const variant of variants) {
     const fileName = onnxVariantFiles[variant];
@@ -211,12 +233,15 @@ export async function writeOnnxDecoder(
     }
     const written = await writeOnnxModel({
       modelPath: join(dir, 'onnx', fileName),
-      graph: buildDecoderGraph(spec, weights, {
-        variant,
-        ...(graphOptions.positionIds === undefined ? {} : { positionIds: graphOptions.positionIds }),
-      }),
+      graph:
+        style === 'fused'
+          ? buildFusedDecoderGraph(spec, weights, { variant })
+          : buildDecoderGraph(spec, weights, {
+              variant,
+              ...(graphOptions.positionIds === undefined ? {} : { positionIds: graphOptions.positionIds }),
+            }),
       opsetVersion: decoderOpsetVersion,
-      ...(variant === 'int8' || variant === 'q4' ? { extraOpsets: contribOpsets } : {}),
+      ...(style === 'fused' || variant === 'int8' || variant === 'q4' ? { extraOpsets: contribOpsets } : {}),
       producerVersion: modelKitVersion,
       externalData: externalData ?? 'auto',
       onBytes: (path, bytesWritten, totalBytes) =>

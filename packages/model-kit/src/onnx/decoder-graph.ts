@@ -1,9 +1,9 @@
-import { float32ToFloat16Bits } from '../dtype.js';
 import { ropeInverseFrequencies, type DecoderSpec } from '../hf-config.js';
 import { decoderTensors, elementCount, type WeightSource } from '../weights.js';
 import { attr, GraphBuilder } from './graph-builder.js';
 import { DataType, type GraphSpec, type OpsetImport, type ValueInfoSpec } from './onnx-proto.js';
 import { quantizeBlockwise, quantizePerChannelInt8 } from './quantize.js';
+import { bytesOf, sharedOnce, toFloat16, transpose } from './weight-bytes.js';
 
 /** ONNX opset of the decoder graph (standard domain). */
 export const decoderOpsetVersion = 17;
@@ -23,6 +23,22 @@ export const contribOpsets: readonly OpsetImport[] = [{ domain: 'com.microsoft',
  *   `accuracy_level` 4); the embedding stays float32, as in onnx-community's q4 files.
  */
 export type OnnxVariant = 'fp32' | 'fp16' | 'int8' | 'q4';
+
+/**
+ * How a decoder graph is built:
+ *
+ * - `standard`: the Optimum / onnx-community layout from standard opset-17 operators (`attention_mask`,
+ *   `position_ids`, caches that grow by concatenation), which transformers.js, Optimum and every ONNX decoder
+ *   loader accept; see {@link buildDecoderGraph}.
+ * - `fused`: onnxruntime's fused `com.microsoft` operators (`SkipSimplifiedLayerNormalization`,
+ *   `GroupQueryAttention` with rotary embeddings and a fixed-capacity KV buffer shared between past and present,
+ *   `MatMulNBits`, `QuickGelu`), as onnxruntime-genai builds decoders: about 10 nodes per layer instead of about
+ *   55, for onnxruntime only; see `buildFusedDecoderGraph`.
+ */
+export type OnnxGraphStyle = 'standard' | 'fused';
+
+/** The graph style written when none is asked for. */
+export const defaultOnnxGraphStyle: OnnxGraphStyle = 'standard';
 
 /** The file name of each variant under `onnx/` (transformers.js / onnx-community naming). */
 export const onnxVariantFiles: Readonly<Record<OnnxVariant, string>> = {
@@ -326,46 +342,4 @@ export function buildDecoderGraph(
     }
   }
   return { name: 'main_graph', nodes: g.nodes, initializers: g.initializers, inputs, outputs };
-}
-
-function bytesOf(values: ArrayBufferView): Uint8Array {
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-}
-
-function toFloat16(values: Float32Array): Uint16Array {
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = float32ToFloat16Bits(values[i]!);
-  return out;
-}
-
-/**
- * A lazily computed value read by `consumers` lazy initializers (a quantized weight's codes and scales): computed
- * on the first read and dropped after the last, so only one weight is held at a time while writing.
- */
-function sharedOnce<T>(make: () => Promise<T>, consumers: number): () => Promise<T> {
-  let pending: Promise<T> | undefined;
-  let left = consumers;
-  return async () => {
-    pending ??= make();
-    const value = await pending;
-    if (--left === 0) pending = undefined;
-    return value;
-  };
-}
-
-/** `[rows, cols]` row-major -> `[cols, rows]`, in cache-friendly tiles. */
-export function transpose(values: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(rows * cols);
-  const tile = 32;
-  for (let r0 = 0; r0 < rows; r0 += tile) {
-    const r1 = Math.min(rows, r0 + tile);
-    for (let c0 = 0; c0 < cols; c0 += tile) {
-      const c1 = Math.min(cols, c0 + tile);
-      for (let r = r0; r < r1; r++) {
-        const rowOffset = r * cols;
-        for (let c = c0; c < c1; c++) out[c * rows + r] = values[rowOffset + c]!;
-      }
-    }
-  }
-  return out;
 }

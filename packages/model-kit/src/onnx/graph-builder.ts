@@ -38,16 +38,27 @@ export class GraphBuilder {
     return this.op(scope, opType, inputs, attributes)[0]!;
   }
 
-  /** Adds a node whose outputs have the given names (graph outputs such as `present.0.key`). */
+  /**
+   * Adds a node whose outputs have the given names (graph outputs such as `present.0.key`; an empty name leaves an
+   * optional output out), in `domain` when given (for example `com.microsoft`).
+   */
   opNamed(
     scope: string,
     opType: string,
     inputs: readonly string[],
     outputs: readonly string[],
     attributes?: Record<string, AttributeValue>,
+    domain?: string,
   ): void {
     const name = this.unique(`${scope}/${opType}`);
-    this.nodes.push({ name, opType, inputs, outputs, ...(attributes === undefined ? {} : { attributes }) });
+    this.nodes.push({
+      name,
+      opType,
+      inputs,
+      outputs,
+      ...(attributes === undefined ? {} : { attributes }),
+      ...(domain === undefined ? {} : { domain }),
+    });
   }
 
   /** A weight initializer whose bytes are produced when the file is written. */

@@ -107,7 +107,7 @@ describe('processor properties', () => {
     'penalties leave untouched tokens bit-identical and make no NaN',
     (values, tokens, repetition, frequency, presence) => {
       const history = tokens.filter((t) => t < values.length);
-      const touched = new Set(history);
+      const touched = new Set([...history, 0]); // the logit bias adds 0 to token 0: -0 becomes +0
       const out = Float32Array.from(values);
       applyRepetitionPenalty(out, history, repetition);
       applyFrequencyPresencePenalty(out, history, frequency, presence);

@@ -162,6 +162,8 @@ class FusedSampler implements Sampler {
   private readonly allowed: Uint8Array | undefined;
   private readonly greenlists: GreenlistCache | undefined;
   private readonly logMinP: number;
+  /** top_p runs after top_k, so the order of top_k's candidates never shows (see {@link wasmTopK}). */
+  private readonly wasmTopK: boolean;
 
   constructor(
     readonly parameters: NormalizedSamplingParameters,
@@ -179,6 +181,9 @@ class FusedSampler implements Sampler {
     }
     if (parameters.watermark !== undefined) this.greenlists = this.workspace.greenlistCache(parameters.watermark.gamma);
     this.logMinP = Math.log(parameters.minP);
+    const order = parameters.order;
+    this.wasmTopK =
+      parameters.topK <= WASM_TOP_K_LIMIT && order.includes('top_p') && order.indexOf('top_p') > order.indexOf('top_k');
   }
 
   createSequence(promptTokens: ArrayLike<number> = [], choice = 0): SequenceState {
@@ -192,7 +197,9 @@ class FusedSampler implements Sampler {
     }
     const workspace = this.workspace;
     const kernels = wasmKernels();
-    if (kernels !== undefined) kernels.ensure(vocabSize, this.parameters.topNTokens);
+    if (kernels !== undefined) {
+      kernels.ensure(vocabSize, Math.max(this.parameters.topNTokens, this.wasmTopK ? this.parameters.topK : 0));
+    }
     let rawShift = Number.NaN;
     let rawPadded = 0;
     if (this.rawLogprobs) {
@@ -338,7 +345,10 @@ class FusedSampler implements Sampler {
       if (count < 0) {
         if (stage === 'top_k') {
           if (p.topK >= logits.length) continue;
-          count = denseTopK(logits, p.topK, w);
+          if (kernels !== undefined && this.wasmTopK) {
+            if (padded < 0) padded = kernels.load(logits, kernels.row);
+            count = wasmTopK(logits.length, p.topK, w, kernels, padded);
+          } else count = denseTopK(logits, p.topK, w);
           sorted = false;
           continue;
         }
@@ -967,6 +977,52 @@ interface WasmCut {
   topLo: number;
   /** Sum of the kept tokens' exps. */
   mass: number;
+}
+
+/**
+ * Largest top_k done by the SIMD top-n scan (its insertion is O(k) per entry; the JS heap is O(log k)). Only when
+ * top_p follows top_k: the candidates come out in a different order than from the JS heap, and top_p sorts them.
+ */
+const WASM_TOP_K_LIMIT = 256;
+
+/**
+ * Top-k on the SIMD path into the sparse candidates: the k largest values (NaN and -Infinity left out: they could
+ * never be drawn nor listed) and every id tied with the k-th, as {@link denseTopK} keeps them.
+ */
+function wasmTopK(length: number, k: number, w: Workspace, kernels: WasmKernels, padded: number): number {
+  const size = kernels.k.topN(
+    kernels.row,
+    padded,
+    k,
+    -Infinity,
+    Infinity,
+    0,
+    kernels.bestValues,
+    kernels.bestIds,
+    kernels.ids,
+  );
+  const ids = w.candidateIds;
+  const values = w.candidateValues;
+  const valuesStart = kernels.bestValues >> 2;
+  const idsStart = kernels.bestIds >> 2;
+  for (let j = 0; j < size; j++) {
+    ids[j] = kernels.i32[idsStart + j]!;
+    values[j] = kernels.f32[valuesStart + j]!;
+  }
+  const ties = kernels.k.tieCount.value;
+  const tiesStart = kernels.ids >> 2;
+  let count = size;
+  if (ties > 0) {
+    const threshold = kernels.f32[valuesStart + k - 1]!;
+    for (let j = 0; j < ties; j++) {
+      const id = kernels.i32[tiesStart + j]!;
+      if (id >= length) continue;
+      ids[count] = id;
+      values[count] = threshold;
+      count++;
+    }
+  }
+  return count;
 }
 
 /** Buckets (of 1/32 nat) that a first, partial scatter of top_p covers: tokens within 4 nats of the maximum. */

@@ -14,6 +14,7 @@ import {
 } from '@gen/sampling';
 
 import { maxOf, sumExpShifted } from '../src/fast-math.js';
+import { wasmKernels } from '../src/wasm/kernels.js';
 import { makeHistory } from './logits.js';
 import { measureSync, summarize, type Budget, type Stats } from './measure.js';
 
@@ -152,10 +153,12 @@ export function measureBatchManual(scenario: Scenario, pool: readonly Float32Arr
 
 /** Cost of single full-vocabulary passes: the floor under the scenarios. */
 export interface Passes {
-  /** maxOf: one compare per logit. */
+  /** maxOf: one compare per logit (JS). */
   max: Stats;
-  /** sumExpShifted: one (table + polynomial) exp per logit, the normalizer of every logprob. */
+  /** sumExpShifted: one (table + polynomial) exp per logit, the normalizer of every logprob (JS). */
   expSum: Stats;
+  /** The same on the WebAssembly SIMD kernels, when they are in use: copying the row into the module's memory, max, exp-sum. */
+  simd?: { copy: Stats; max: Stats; expSum: Stats };
 }
 
 export function measurePasses(pool: readonly Float32Array[], budget: Budget): Passes {
@@ -171,8 +174,26 @@ export function measurePasses(pool: readonly Float32Array[], budget: Budget): Pa
     (i) => (sink += sumExpShifted(pool[i % pool.length]!, maxima[i % pool.length]!, 1)),
     budget,
   );
+  const kernels = wasmKernels();
+  let simd: Passes['simd'];
+  if (kernels !== undefined) {
+    kernels.ensure(pool[0]!.length, 5);
+    let padded = 0;
+    const load = (i: number) => {
+      padded = kernels.load(pool[i % pool.length]!, kernels.row);
+    };
+    simd = {
+      copy: measureSync(() => undefined, load, budget),
+      max: measureSync(load, () => (sink += kernels.k.max(kernels.row, padded)), budget),
+      expSum: measureSync(
+        load,
+        (i) => (sink += kernels.k.sumExp(kernels.row, padded, maxima[i % pool.length]!, 1)),
+        budget,
+      ),
+    };
+  }
   if (Number.isNaN(sink)) throw new Error('unreachable');
-  return { max, expSum };
+  return simd === undefined ? { max, expSum } : { max, expSum, simd };
 }
 
 /**

@@ -75,6 +75,8 @@ export interface BenchOutput {
     quick: boolean;
     isolated: boolean;
     peer: string;
+    /** Which paths the sampler ran: the WebAssembly SIMD kernels, or the JS paths. */
+    kernels: string;
   };
   vocabSizes: number[];
   pools: Record<number, PoolShape>;
@@ -162,6 +164,7 @@ export function formatText(output: BenchOutput): string {
   lines.push(`@gen/sampling benchmark  ${m.date}  Node ${m.node} (V8 ${m.v8})  ${m.platform}  ${m.cpus} x ${m.cpu}`);
   lines.push(`peer: ${m.peer}`);
   lines.push(`load average: ${m.loadAverage}`);
+  lines.push(`full-vocabulary passes: ${m.kernels}`);
   lines.push('times are microseconds per call (median / p90); the fresh-row copy before each call is not included');
   lines.push(
     m.isolated
@@ -213,7 +216,11 @@ export function formatText(output: BenchOutput): string {
     const passes = output.passes[vocabSize];
     if (passes !== undefined) {
       lines.push(
-        `single full-vocabulary passes: max ${us(passes.max.median)} µs, exp-sum (fast-math) ${us(passes.expSum.median)} µs`,
+        `single full-vocabulary passes: JS max ${us(passes.max.median)} µs, exp-sum (fast-math) ${us(passes.expSum.median)} µs` +
+          (passes.simd === undefined
+            ? ''
+            : `; SIMD kernels: copy in ${us(passes.simd.copy.median)} µs, max ${us(passes.simd.max.median)} µs, ` +
+              `exp-sum ${us(passes.simd.expSum.median)} µs`),
       );
     }
     lines.push(`greedy argmax agrees with transformers.js on row 0: ${output.argmaxAgrees[vocabSize] ?? 'n/a'}`);
@@ -288,7 +295,14 @@ export function formatMarkdown(output: BenchOutput): string {
     const p = output.passes[s];
     return p === undefined ? '-' : `${us(p.max.median)} / ${us(p.expSum.median)}`;
   });
-  lines.push(`| (one full-vocabulary pass: max / exp-sum) | ${passCells.join(' | ')} |`);
+  lines.push(`| (one full-vocabulary pass in JS: max / exp-sum) | ${passCells.join(' | ')} |`);
+  if (v.some((s) => output.passes[s]?.simd !== undefined)) {
+    const simdCells = v.map((s) => {
+      const p = output.passes[s]?.simd;
+      return p === undefined ? '-' : `${us(p.copy.median)} / ${us(p.max.median)} / ${us(p.expSum.median)}`;
+    });
+    lines.push(`| (SIMD kernels: copy into wasm memory / max / exp-sum) | ${simdCells.join(' | ')} |`);
+  }
   const copyCells = v.map((s) => us(output.copy[s]!.median));
   lines.push(`| (row copy, excluded from all figures) | ${copyCells.join(' | ')} |`);
   lines.push('');

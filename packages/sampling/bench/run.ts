@@ -11,6 +11,8 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 
+import { wasmKernelsEnabled } from '@gen/sampling';
+
 import { runHeapCheck, type HeapCheck } from './heap.js';
 import { describePool, makeLogitsPool, type PoolShape } from './logits.js';
 import type { Budget, Stats } from './measure.js';
@@ -224,6 +226,9 @@ async function main(): Promise<void> {
       peer: peer.ok
         ? `@huggingface/transformers ${peer.api.version}, loaded from ${peer.api.loadedFrom}`
         : `n/a (${peer.error})`,
+      kernels: wasmKernelsEnabled()
+        ? 'WebAssembly SIMD kernels'
+        : 'JS paths (GEN_SAMPLING_WASM=0, or no WebAssembly SIMD)',
     },
     vocabSizes: options.vocabSizes,
     pools,

@@ -109,9 +109,9 @@ async function client(index: number): Promise<void> {
 
 // Tell the parent (which measures the server's CPU time) when the window opens and closes.
 setTimeout(() => process.send?.('window-start'), Math.max(0, start - performance.now()));
-setTimeout(() => process.send?.('window-end'), Math.max(0, end - performance.now()));
 const clients = Array.from({ length: settings.concurrency }, (_, i) => client(i));
 await new Promise((resolve) => setTimeout(resolve, Math.max(0, end - performance.now())));
+process.send?.('window-end');
 stopping = true;
 for (const abort of [...live]) abort();
 await Promise.all(clients);

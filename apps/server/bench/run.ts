@@ -2,13 +2,15 @@
  * Server benchmark: a loopback load test of `gen serve` on model-kit's tiny model (JS backend), and the same load
  * on the engine called in-process, to measure what HTTP + SSE cost per token.
  *
- *   pnpm --filter @gen/server bench [--duration 20] [--warmup 3] [--concurrency 64] [--max-new-tokens 64]
- *                                   [--json results.json] [--markdown table.md]
+ *   pnpm --filter @gen/server bench [--duration 20] [--warmup 3] [--rounds 3] [--concurrency 64]
+ *                                   [--max-new-tokens 64] [--only engine|http] [--json out.json] [--markdown out.md]
  *
- * Both modes (alternating, `--rounds` times, default 3): `concurrency` clients, each sending its next request as soon as the previous one ends (closed loop),
- * greedy, `max_new_tokens` tokens each (EOS ignored, so every request has the same length), for `duration` seconds
- * after `warmup` seconds that are not counted. The HTTP run's clients live in another process (bench/load-client.ts)
- * and stream `POST /generate_stream` over keep-alive connections; the in-process run iterates `engine.generate()`.
+ * Both modes, alternating `rounds` times: `concurrency` clients, each sending its next request as soon as the
+ * previous one ends (closed loop), greedy, `max_new_tokens` tokens each (EOS ignored, so every request has the same
+ * length), for `duration` seconds after `warmup` seconds that are not counted. The HTTP mode's clients live in
+ * another process (bench/load-client.ts) and stream `POST /generate_stream` over keep-alive connections; the
+ * in-process mode iterates `engine.generate()`. Besides throughput and latency, each mode measures the CPU time of
+ * the process running the engine per token, which machine load disturbs much less than wall-clock throughput.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';

@@ -140,6 +140,8 @@ interface DtypeResult {
   rooflineMs: number;
   ours: { decodeMs: Spread; spinningDecodeMs: Spread; glueMs: number; prefill512TokensPerSecond: Spread };
   transformers: { decodeMs: Spread; glueMs: number; prefill512TokensPerSecond: Spread };
+  /** Median over rounds of transformers.js time / ours in the same round (spinning on, and off). */
+  pairedRatio: { spinning: number; default: number };
   sameGreedyTokens: boolean;
   batch: { batch: number; tokensPerSecond: number; glueMs: number }[];
   kv: { bytesPerToken: number; formula: number; paddedBytesPerToken: number; baselineAfterRelease: boolean };
@@ -280,6 +282,10 @@ async function main(): Promise<void> {
       sameGreedyTokens,
       batch,
       kv: kvResult,
+      pairedRatio: {
+        spinning: median(theirs.decode.map((t, i) => t / spinningDecode[i]!)),
+        default: median(theirs.decode.map((t, i) => t / ours.decode[i]!)),
+      },
     });
   }
 
@@ -293,14 +299,14 @@ async function main(): Promise<void> {
   const ms = (x: Spread) => `${x.median.toFixed(2)} (${x.best.toFixed(2)})`;
   const rate = (x: Spread) => `${x.median.toFixed(0)} (${x.best.toFixed(0)})`;
   const lines = [
-    `Machine: ${machine}. Date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. ${threads} intra-op threads, context ${context}, ${newTokens} new tokens, greedy. Figures are "median (best)" of ${rounds} rounds; within a round ours and transformers.js run one after the other. 1-minute load average ${loadStart.toFixed(1)} at start, ${loadEnd.toFixed(1)} at end; whole run ${totalSeconds.toFixed(0)} s.`,
+    `Machine: ${machine}. Date: ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. ${threads} intra-op threads, context ${context}, ${newTokens} new tokens, greedy. Figures are "median (best)" of ${rounds} rounds; within a round ours (spinning on), transformers.js and ours (default) run one after the other, and ratios are medians of the per-round ratios. 1-minute load average ${loadStart.toFixed(1)} at start, ${loadEnd.toFixed(1)} at end; whole run ${totalSeconds.toFixed(0)} s.`,
     `Memory read bandwidth (WebAssembly SIMD read loop over 256 MiB per thread, best of the start and the end of this run): ${gb(bandwidth1)} GB/s with 1 thread, ${gb(bandwidth)} GB/s with ${threads}. Model directory ready in ${modelSeconds.toFixed(1)} s${modelSeconds < 1 ? ' (cached)' : ''}.`,
     '',
-    '| dtype | file MB | read / token | roofline ms/token | ours, spinning on (as transformers.js) | transformers.js | transformers.js / ours | ours, spinning off (default) | roofline / ours | glue ms/step ours / transformers.js | same greedy tokens |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| dtype | file MB | read / token | roofline ms/token | ours, spinning on (as transformers.js) | transformers.js | transformers.js / ours, same round | ours, spinning off (default) | transformers.js / ours (default), same round | roofline / ours (best) | glue ms/step ours / transformers.js | same greedy tokens |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...final.map(
       (r) =>
-        `| ${r.dtype} | ${r.fileMB.toFixed(0)} | ${(r.bytesPerToken / 1e6).toFixed(0)} MB | ${r.rooflineMs.toFixed(2)} | ${ms(r.ours.spinningDecodeMs)} | ${ms(r.transformers.decodeMs)} | ${(r.transformers.decodeMs.median / r.ours.spinningDecodeMs.median).toFixed(2)}x (${(r.transformers.decodeMs.best / r.ours.spinningDecodeMs.best).toFixed(2)}x) | ${ms(r.ours.decodeMs)} | ${(r.rooflineMs / Math.min(r.ours.spinningDecodeMs.best, r.ours.decodeMs.best)).toFixed(2)} | ${r.ours.glueMs.toFixed(2)} / ${r.transformers.glueMs.toFixed(2)} | ${r.sameGreedyTokens ? 'yes' : 'no'} |`,
+        `| ${r.dtype} | ${r.fileMB.toFixed(0)} | ${(r.bytesPerToken / 1e6).toFixed(0)} MB | ${r.rooflineMs.toFixed(2)} | ${ms(r.ours.spinningDecodeMs)} | ${ms(r.transformers.decodeMs)} | ${r.pairedRatio.spinning.toFixed(2)}x | ${ms(r.ours.decodeMs)} | ${r.pairedRatio.default.toFixed(2)}x | ${(r.rooflineMs / Math.min(r.ours.spinningDecodeMs.best, r.ours.decodeMs.best)).toFixed(2)} | ${r.ours.glueMs.toFixed(2)} / ${r.transformers.glueMs.toFixed(2)} | ${r.sameGreedyTokens ? 'yes' : 'no'} |`,
     ),
     '',
     `| dtype | prefill ${prefillLength} tokens, ours tok/s | transformers.js tok/s | ours / transformers.js | ${batchSizes.map((b) => `decode batch ${b} tok/s`).join(' | ')} | batch ${batchSizes.at(-1)} / batch 1 | glue ms/step at batch ${batchSizes.at(-1)} |`,

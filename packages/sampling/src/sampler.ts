@@ -141,7 +141,8 @@ function workspaceFor(vocabSize: number): Workspace {
 
 /**
  * Builds the sampler for one request. Validates `parameters` (throws `InvalidParameterError` naming the field)
- * and allocates nothing per step afterwards except the `topTokens` entries when top tokens are requested.
+ * and allocates no buffers per step afterwards (vocabulary-sized scratch is shared per vocabulary size); a step
+ * leaves only a few KB of short-lived garbage.
  */
 export function createSampler(parameters: SamplingParameters, options: SamplerOptions): Sampler {
   const { vocabSize } = options;

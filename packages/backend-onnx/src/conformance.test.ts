@@ -3,8 +3,9 @@ import { ensureModelDir } from '@gen/model-kit';
 import { runBackendConformanceTests } from '@gen/testkit';
 import { createOnnxBackend } from './index.js';
 
-// model-kit writes onnx/model.onnx (Optimum layout) next to model.safetensors, so the oracle (backend-js) and the
-// backend under test read the same weights. The directories are cached under .gen-cache/models.
+// model-kit writes onnx/model.onnx next to model.safetensors, so the oracle (backend-js) and the backend under test
+// read the same weights: the fused graph (GroupQueryAttention with a shared KV buffer) and the standard Optimum
+// layout. The directories are cached under .gen-cache/models.
 runBackendConformanceTests({
   name: 'onnx',
   createBackend: ({ modelDir }) => {
@@ -12,8 +13,10 @@ runBackendConformanceTests({
     return createOnnxBackend({ modelDir, maxBatchSize: 8, intraOpThreads: 1 });
   },
   modelDirs: [
-    { name: 'tiny', dir: () => ensureModelDir('tiny', { seed: 1 }) },
-    { name: 'tiny-qwen2', dir: () => ensureModelDir('tiny-qwen2', { seed: 2 }) },
+    { name: 'tiny (fused)', dir: () => ensureModelDir('tiny', { seed: 1, onnxGraphStyle: 'fused' }) },
+    { name: 'tiny-qwen2 (fused)', dir: () => ensureModelDir('tiny-qwen2', { seed: 2, onnxGraphStyle: 'fused' }) },
+    { name: 'tiny (standard)', dir: () => ensureModelDir('tiny', { seed: 1, onnxGraphStyle: 'standard' }) },
+    { name: 'tiny-qwen2 (standard)', dir: () => ensureModelDir('tiny-qwen2', { seed: 2, onnxGraphStyle: 'standard' }) },
   ],
   oracle: ({ modelDir }) => createJsBackend({ modelDir }),
   tolerance: 1e-4,

@@ -16,11 +16,28 @@ export interface LayerNames {
 }
 
 /**
- * What a decoder graph takes and returns, discovered from the session's metadata rather than assumed: the
- * Optimum / onnx-community layout with `past_key_values.{i}.key|value` `[batch, kv_heads, past, head_dim]` in and
- * `present.{i}.key|value` `[batch, kv_heads, past + seq, head_dim]` out.
+ * The two decoder layouts this backend runs:
+ *
+ * - `standard`: the Optimum / onnx-community layout, `past_key_values.{i}.key|value` `[batch, kv_heads, past,
+ *   head_dim]` in and `present.{i}.key|value` `[batch, kv_heads, past + seq, head_dim]` out, with
+ *   `attention_mask` (and usually `position_ids`);
+ * - `fused`: `GroupQueryAttention` graphs with a shared KV buffer (`@gen/model-kit`'s fused style): inputs
+ *   `seqlens_k` and `total_sequence_length` instead of `attention_mask`, past and present of the same fixed
+ *   capacity `[batch, kv_heads, capacity, head_dim]`, the present bound to the past buffer so the new entries are
+ *   written in place.
+ */
+export type GraphStyle = 'standard' | 'fused';
+
+/**
+ * What a decoder graph takes and returns, discovered from the session's metadata rather than assumed; see
+ * {@link GraphStyle}.
  */
 export interface GraphSignature {
+  readonly style: GraphStyle;
+  /** `seqlens_k` (int32 `[batch]`: each row's length after the step, minus one) of fused graphs. */
+  readonly seqlensK: string | undefined;
+  /** `total_sequence_length` (int32 scalar: the longest row's length after the step) of fused graphs. */
+  readonly totalSequenceLength: string | undefined;
   readonly inputIds: { readonly name: string; readonly type: IndexType };
   /** Absent in graphs without padding support: then every run holds one sequence. */
   readonly attentionMask: { readonly name: string; readonly type: IndexType } | undefined;
@@ -46,7 +63,8 @@ const presentPattern = /^present(?:_key_values)?\.(\d+)\.(key|value)$/;
 
 const expectedInputs =
   'input_ids, attention_mask, position_ids (optional) and past_key_values.{i}.key / past_key_values.{i}.value ' +
-  'for every layer (a decoder exported with its KV cache, as Optimum writes it)';
+  'for every layer (a decoder exported with its KV cache, as Optimum writes it), or input_ids, seqlens_k, ' +
+  'total_sequence_length and past_key_values.{i}.key / .value (a fused GroupQueryAttention decoder)';
 
 type TensorMetadata = InferenceSession.ValueMetadata & { isTensor: true };
 
@@ -98,12 +116,28 @@ export function readGraphSignature(
   const positionIds = indexInput('position_ids');
   const logitsToKeep = indexInput('num_logits_to_keep') ?? indexInput('logits_to_keep');
   const useCacheBranch = inputMap.has('use_cache_branch') ? 'use_cache_branch' : undefined;
+  const int32Input = (name: string) => {
+    const m = inputMap.get(name);
+    if (m === undefined) return undefined;
+    if (m.type !== 'int32') notADecoder(`input ${name} is ${m.type}, not int32`);
+    return name;
+  };
+  const seqlensK = int32Input('seqlens_k');
+  const totalSequenceLength = int32Input('total_sequence_length');
+  if ((seqlensK === undefined) !== (totalSequenceLength === undefined)) {
+    notADecoder('a fused decoder takes both seqlens_k and total_sequence_length');
+  }
+  const style: GraphStyle = seqlensK === undefined ? 'standard' : 'fused';
+  if (style === 'fused' && (attentionMask !== undefined || useCacheBranch !== undefined)) {
+    notADecoder('seqlens_k and total_sequence_length come with neither attention_mask nor use_cache_branch');
+  }
 
   const past = new Map<string, string>();
   const known = new Set(
     [inputIds, attentionMask, positionIds, logitsToKeep].flatMap((x) => (x === undefined ? [] : [x.name])),
   );
   if (useCacheBranch !== undefined) known.add(useCacheBranch);
+  if (style === 'fused') known.add(seqlensK!).add(totalSequenceLength!);
   for (const name of inputNames) {
     const match = pastPattern.exec(name);
     if (match !== null) past.set(`${match[1]}.${match[2]}`, name);
@@ -185,6 +219,9 @@ export function readGraphSignature(
     inputIds,
     attentionMask,
     positionIds,
+    style,
+    seqlensK,
+    totalSequenceLength,
     useCacheBranch,
     logitsToKeep,
     logits: { name: 'logits', type: logitsMeta.type as FloatType },

@@ -17,6 +17,7 @@ import {
   type BackendWarningV1,
 } from '@gen/backend';
 import * as ort from 'onnxruntime-node';
+import { FusedKvCache, type FusedState } from './fused-runner.js';
 import { readGraphSignature } from './graph-signature.js';
 import type { CacheGroup, SequenceState } from './kv-group.js';
 import { graphMentions, resolveModelFile } from './model-file.js';
@@ -52,6 +53,9 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
   checkPositiveInteger('maxBatchSize', maxBatchSize);
   checkPositiveInteger('maxPositions', settings.maxPositions);
   checkPositiveInteger('intraOpThreads', settings.intraOpThreads);
+  if (settings.kvCapacity !== undefined && settings.kvCapacity !== 'grow') {
+    checkPositiveInteger('kvCapacity', settings.kvCapacity);
+  }
   const directory = await readModelDirectory(settings.modelDir);
   const { config } = directory;
   const dtype = settings.dtype ?? 'fp32';
@@ -83,9 +87,11 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
       details: `onnxruntime-node keeps outputs on the device only with the webgpu provider; ${opened.executionProvider} returns CPU tensors`,
     });
   }
-  const groupQueryAttention = await graphMentions(file.path, 'GroupQueryAttention');
-  const alone =
-    signature.attentionMask === undefined
+  const fused = signature.style === 'fused';
+  const groupQueryAttention = fused || (await graphMentions(file.path, 'GroupQueryAttention'));
+  const alone = fused
+    ? undefined
+    : signature.attentionMask === undefined
       ? 'the graph has no attention_mask input'
       : signature.fixedBatch !== undefined
         ? 'the graph fixes the batch dimension to 1'
@@ -117,6 +123,8 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
     graphInputs: opened.session.inputNames.length,
     positionIds: signature.positionIds !== undefined,
     groupQueryAttention,
+    graphStyle: signature.style,
+    ...(fused ? { kvCapacity: settings.kvCapacity ?? 'grow' } : {}),
   };
   const model = describeModel(directory, {
     dtype: computeDtype,
@@ -130,40 +138,159 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
     fork: true,
     details: settingsReport,
   };
-  const context: RunContext = {
-    session: opened.session,
-    signature,
-    layout: {
-      layers: signature.layers.length,
-      kvHeads: signature.kvHeads,
-      headDim: signature.headDim,
-      kvType: signature.kvType,
-    },
-    vocabSize: config.vocabSize,
-    maxPositions: model.maxPositions,
-    paddedBatches: alone === undefined,
-    file: file.path,
+  const layout = {
+    layers: signature.layers.length,
+    kvHeads: signature.kvHeads,
+    headDim: signature.headDim,
+    kvType: signature.kvType,
   };
-  return new OnnxBackend(context, model, capabilities, warnings);
+  const cache: SequenceCache<FusedState> | SequenceCache<SequenceState> = fused
+    ? new FusedSequenceCache(
+        new FusedKvCache({
+          session: opened.session,
+          signature,
+          layout,
+          vocabSize: config.vocabSize,
+          maxCapacity: config.maxPositions,
+          capacity: settings.kvCapacity ?? 'grow',
+          maxRunRows: maxBatchSize,
+          file: file.path,
+        }),
+      )
+    : new GroupSequenceCache({
+        session: opened.session,
+        signature,
+        layout,
+        vocabSize: config.vocabSize,
+        maxPositions: model.maxPositions,
+        paddedBatches: alone === undefined,
+        file: file.path,
+      });
+  return new OnnxBackend<never>(cache as SequenceCache<never>, opened.session, model, capabilities, warnings);
 }
 
-class OnnxBackend implements BackendV1 {
+/** What a call computed; committed by the backend only when the whole call succeeded. */
+interface CallResult<S> {
+  readonly logits: Float32Array;
+  readonly outputs: readonly RowOutput<S>[];
+  /** Live sequences outside the call whose cache moved. */
+  readonly relocated?: ReadonlyMap<string, S>;
+}
+
+/** How live sequences keep their caches, for one graph style. */
+interface SequenceCache<S extends { readonly length: number }> {
+  forward(rows: RowInput<S>[], live: ReadonlyMap<string, S>, signal: AbortSignal | undefined): Promise<CallResult<S>>;
+  /** After a call was committed. */
+  committed(result: CallResult<S>): void;
+  /** The state of a fork of `source`. */
+  fork(source: S, live: ReadonlyMap<string, S>): S;
+  /** After sequences were released. */
+  released(live: ReadonlyMap<string, S>): void;
+  /** Bytes of the caches live sequences hold. */
+  bytes(live: ReadonlyMap<string, S>): number;
+}
+
+/** Standard graphs: caches are the immutable `present` tensors of runs (see `CacheGroup`). */
+class GroupSequenceCache implements SequenceCache<SequenceState> {
+  constructor(private readonly context: RunContext) {}
+
+  async forward(
+    rows: RowInput[],
+    _live: ReadonlyMap<string, SequenceState>,
+    signal: AbortSignal | undefined,
+  ): Promise<CallResult<SequenceState>> {
+    const { context } = this;
+    const runs = planRuns(rows, context, Number.POSITIVE_INFINITY);
+    // One run: it may hand over onnxruntime's logits array as the result; several runs fill a shared one.
+    let logits: Float32Array | undefined =
+      runs.length === 1 ? undefined : new Float32Array(rows.length * context.vocabSize);
+    const outputs: RowOutput[] = [];
+    for (const run of runs) {
+      AbortError.throwIfAborted(signal);
+      const result = await executeRun(run, context, logits);
+      logits = result.logits;
+      outputs.push(...result.outputs);
+    }
+    if (logits === undefined) throw new Error('unreachable: a call has at least one run');
+    return { logits, outputs };
+  }
+
+  committed(): void {}
+
+  fork(source: SequenceState): SequenceState {
+    // Cache groups are immutable (each run returns new tensors), so the copy shares the source's until either
+    // sequence runs again.
+    return source;
+  }
+
+  released(): void {}
+
+  /**
+   * The cache tensors live sequences hold, each shared group once: with no padding held it is `2 x layers x kvHeads
+   * x headDim x bytesPerElement x cachedTokens`; padding slots of batched caches count too.
+   */
+  bytes(live: ReadonlyMap<string, SequenceState>): number {
+    let bytes = 0;
+    const groups = new Set<CacheGroup>();
+    for (const state of live.values()) {
+      if (!groups.has(state.group)) {
+        groups.add(state.group);
+        bytes += state.group.bytes;
+      }
+    }
+    return bytes;
+  }
+}
+
+/** Fused graphs: fixed-capacity buffers written in place (see `FusedKvCache`). */
+class FusedSequenceCache implements SequenceCache<FusedState> {
+  constructor(private readonly cache: FusedKvCache) {}
+
+  forward(
+    rows: RowInput<FusedState>[],
+    live: ReadonlyMap<string, FusedState>,
+    signal: AbortSignal | undefined,
+  ): Promise<CallResult<FusedState>> {
+    return this.cache.forward(rows, live, signal);
+  }
+
+  committed(result: CallResult<FusedState>): void {
+    this.cache.committed(result.outputs);
+  }
+
+  /** A copy of the source's cache rows (runs write in place, so caches cannot be shared). */
+  fork(source: FusedState, live: ReadonlyMap<string, FusedState>): FusedState {
+    return this.cache.fork(source, live);
+  }
+
+  released(live: ReadonlyMap<string, FusedState>): void {
+    this.cache.released(live);
+  }
+
+  /** The buffers live sequences use, each once: rows x capacity slots, free rows and spare slots included. */
+  bytes(live: ReadonlyMap<string, FusedState>): number {
+    return this.cache.bytes(live);
+  }
+}
+
+class OnnxBackend<S extends { readonly length: number }> implements BackendV1 {
   readonly specificationVersion = 'v1';
   readonly backendId = 'onnx';
   readonly model: BackendModelV1;
   readonly capabilities: BackendCapabilitiesV1;
   readonly warnings: readonly BackendWarningV1[];
-  private context: RunContext | undefined;
-  private readonly sequences = new Map<string, SequenceState>();
+  private session: ort.InferenceSession | undefined;
+  private readonly sequences = new Map<string, S>();
   private readonly queue = new SerialQueue();
 
   constructor(
-    context: RunContext,
+    private readonly cache: SequenceCache<S>,
+    session: ort.InferenceSession,
     model: BackendModelV1,
     capabilities: BackendCapabilitiesV1,
     warnings: BackendWarningV1[],
   ) {
-    this.context = context;
+    this.session = session;
     this.model = model;
     this.capabilities = capabilities;
     this.warnings = warnings;
@@ -196,6 +323,7 @@ class OnnxBackend implements BackendV1 {
           });
         }
       }
+      this.cache.released(this.sequences);
       if (problem !== undefined) throw problem;
     });
   }
@@ -218,45 +346,36 @@ class OnnxBackend implements BackendV1 {
           message: `cannot fork into ${JSON.stringify(toId)}: that sequence is live`,
         });
       }
-      // Cache groups are immutable (each run returns new tensors), so the copy shares the source's until either
-      // sequence runs again.
-      this.sequences.set(toId, source);
+      this.sequences.set(toId, this.cache.fork(source, this.sequences));
     });
   }
 
   /**
-   * `kvCacheBytes` counts the cache tensors live sequences hold, each shared group once: with no padding held it
-   * is `2 x layers x kvHeads x headDim x bytesPerElement x cachedTokens`; padding slots of batched caches count too.
+   * `kvCacheBytes` counts the caches live sequences hold, each shared buffer once. Standard graphs: with no padding
+   * held it is `2 x layers x kvHeads x headDim x bytesPerElement x cachedTokens`; padding slots of batched caches
+   * count too. Fused graphs: the buffers in use, rows x capacity slots each.
    */
   stats(): BackendStatsV1 {
     let cachedTokens = 0;
-    let kvCacheBytes = 0;
-    const groups = new Set<CacheGroup>();
-    for (const state of this.sequences.values()) {
-      cachedTokens += state.length;
-      if (!groups.has(state.group)) {
-        groups.add(state.group);
-        kvCacheBytes += state.group.bytes;
-      }
-    }
-    return { sequences: this.sequences.size, cachedTokens, kvCacheBytes };
+    for (const state of this.sequences.values()) cachedTokens += state.length;
+    return { sequences: this.sequences.size, cachedTokens, kvCacheBytes: this.cache.bytes(this.sequences) };
   }
 
   doDispose(): Promise<void> {
     return this.queue.run(async () => {
-      const context = this.context;
-      this.context = undefined;
+      const session = this.session;
+      this.session = undefined;
       this.sequences.clear();
-      await context?.session.release();
+      this.cache.released(this.sequences);
+      await session?.release();
     });
   }
 
-  private live(): RunContext {
-    if (this.context === undefined) throw new BackendDisposedError(this.backendId);
-    return this.context;
+  private live(): void {
+    if (this.session === undefined) throw new BackendDisposedError(this.backendId);
   }
 
-  private validate(options: BackendForwardOptionsV1): RowInput[] {
+  private validate(options: BackendForwardOptionsV1): RowInput<S>[] {
     const { vocabSize, maxPositions } = this.model;
     const inputs = options.sequences;
     if (inputs.length === 0) throw new InvalidInputError({ message: 'doForward needs at least one sequence' });
@@ -322,24 +441,17 @@ class OnnxBackend implements BackendV1 {
   }
 
   private async forward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
-    const context = this.live();
+    this.live();
     AbortError.throwIfAborted(options.signal);
     const rows = this.validate(options);
     const vocabSize = this.model.vocabSize;
-    const runs = planRuns(rows, context, this.capabilities.maxBatchSize);
-    // One run: it may hand over onnxruntime's logits array as the result; several runs fill a shared one.
-    let logits: Float32Array | undefined = runs.length === 1 ? undefined : new Float32Array(rows.length * vocabSize);
-    const outputs: RowOutput[] = [];
-    for (const run of runs) {
-      AbortError.throwIfAborted(options.signal);
-      const result = await executeRun(run, context, logits);
-      logits = result.logits;
-      outputs.push(...result.outputs);
-    }
-    if (logits === undefined) throw new Error('unreachable: a call has at least one run');
+    const result = await this.cache.forward(rows, this.sequences, options.signal);
+    const { logits, outputs } = result;
     AbortError.throwIfAborted(options.signal);
 
     // Commit: nothing above this line changed a sequence or the set of live sequences.
+    for (const [id, state] of result.relocated ?? []) this.sequences.set(id, state);
+    this.cache.committed(result);
     const results: BackendSequenceResultV1[] = new Array(rows.length);
     for (const output of outputs) {
       const { index, id } = output.input;

@@ -4,23 +4,23 @@ import { float16ToFloat32 } from './float16.js';
 import type { GraphSignature, IndexType } from './graph-signature.js';
 import { CacheGroup, compactGroup, groupBytes, type KvLayout, type SequenceState } from './kv-group.js';
 
-/** One sequence of a `doForward` call, validated. */
-export interface RowInput {
+/** One sequence of a `doForward` call, validated; `S` is how the backend keeps a live sequence's cache. */
+export interface RowInput<S = SequenceState> {
   /** Position in the call's input (and in the result). */
   readonly index: number;
   readonly id: string;
   readonly tokens: Int32Array;
   /** The live sequence, or `undefined` for a new one. */
-  readonly state: SequenceState | undefined;
+  readonly state: S | undefined;
   /** Tokens the sequence holds before the call. */
   readonly start: number;
   readonly wantPromptLogits: boolean;
 }
 
 /** What a run computed for one row; committed by the caller only when the whole call succeeds. */
-export interface RowOutput {
-  readonly input: RowInput;
-  readonly state: SequenceState;
+export interface RowOutput<S = SequenceState> {
+  readonly input: RowInput<S>;
+  readonly state: S;
   readonly promptLogits: Float32Array | undefined;
 }
 
@@ -115,7 +115,7 @@ export function reusableGroup(
 }
 
 /** An integer tensor from small non-negative values (int64 written as two int32 halves, little-endian). */
-function indexTensor(type: IndexType, values: Int32Array, dims: readonly number[]): ort.Tensor {
+export function indexTensor(type: IndexType, values: Int32Array, dims: readonly number[]): ort.Tensor {
   if (type === 'int32') return new ort.Tensor('int32', values, dims);
   const data = new BigInt64Array(values.length);
   const halves = new Int32Array(data.buffer);

@@ -6,7 +6,15 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/node_modules/**', '**/.turbo/**', '**/fixtures/**', '**/.gen-cache/**', 'coverage/**'],
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '**/.turbo/**',
+      '**/fixtures/**',
+      '**/.gen-cache/**',
+      '**/.cache/**',
+      'coverage/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
@@ -14,13 +22,15 @@ export default tseslint.config(
     files: ['**/*.ts'],
     languageOptions: {
       parserOptions: {
-        projectService: true,
+        projectService: { allowDefaultProject: ['vitest.shared.ts'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
     plugins: { 'import-x': importX },
     settings: {
-      'import-x/resolver-next': [createTypeScriptImportResolver({ conditionNames: ['@gen/source', 'types', 'import', 'default'] })],
+      'import-x/resolver-next': [
+        createTypeScriptImportResolver({ conditionNames: ['@gen/source', 'types', 'import', 'default'] }),
+      ],
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',

@@ -127,6 +127,14 @@ describe('generation', () => {
     expect(deltas.filter((delta) => delta === '').length).toBe(2 * (1 + 3 + 3 * 2));
   });
 
+  it('token texts spell the generated text, also when it ends inside a character', async () => {
+    const { engine } = setup({ logits: spelling('aé') }); // bytes: a, 0xC3, 0xA9
+    const result = await engine.generate({ inputs: [3], parameters: { maxNewTokens: 4, details: true } }).result();
+    const choice = result.choices[0]!;
+    expect(choice.generatedText).toBe('éa\uFFFD');
+    expect(choice.tokens!.map((t) => t.text).join('')).toBe(choice.generatedText);
+  });
+
   it('truncates inputs to the last tokens and returns the full text when asked', async () => {
     const { engine, backend } = setup({ logits: spelling('0123456789') });
     const result = await engine

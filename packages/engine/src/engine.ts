@@ -581,7 +581,10 @@ class ContinuousBatchingEngine implements Engine {
     emit(piece);
     if (choice.stopped !== undefined && finish === undefined) finish = 'stop_sequence';
     if (finish !== undefined) {
-      emit(choice.decoder.flush());
+      const flushed = choice.decoder.flush();
+      // The held-back tail belongs to the last token, so token texts still spell the generated text.
+      if (!special) token.text += flushed;
+      emit(flushed);
       if (choice.stopped === undefined && choice.matcher !== undefined) delta += choice.matcher.flush();
     }
     choice.text += delta;

@@ -32,7 +32,7 @@ const invalid: [unknown, string, string][] = [
   [{ presencePenalty: 'high' }, 'presence_penalty', '>= -2.0'],
   [{ logitBias: { 5: 101 } }, 'logit_bias', '[-100, 100]'],
   [{ logitBias: { 5: Number.NaN } }, 'logit_bias', '[-100, 100]'],
-  [{ logitBias: { abc: 1 } }, 'logit_bias', 'token ids must be integers in [0, 99]'],
+  [{ logitBias: { abc: 1 } }, 'logit_bias', 'token ids must be integers in [0, 99]. Given: "abc"'],
   [{ logitBias: { 100: 1 } }, 'logit_bias', 'token ids must be integers in [0, 99]'],
   [{ logitBias: { '-1': 1 } }, 'logit_bias', 'token ids'],
   [{ logitBias: [1, 2] }, 'logit_bias', 'must be an object'],

@@ -216,7 +216,14 @@ export function normalizeSamplingParameters(
       p.logitBias instanceof Map ? p.logitBias.entries() : Object.entries(p.logitBias);
     for (const [key, value] of entries) {
       const id = typeof key === 'number' ? key : /^\d+$/.test(key) ? Number(key) : Number.NaN;
-      tokenId('logit_bias', id, vocabSize);
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        fail(
+          'logit_bias',
+          key,
+          `token ids in [0, ${vocabSize - 1}]`,
+          `\`logit_bias\` token ids must be integers in [0, ${vocabSize - 1}]. Given: ${describeValue(key)}`,
+        );
+      }
       const bias = number(
         'logit_bias',
         value,

@@ -243,6 +243,20 @@ describe('template selection and errors', () => {
   const withNamed = (templates: unknown) =>
     loadFixture('llama3', { tokenizerConfig: (config) => (config['chat_template'] = templates) });
 
+  test('absurdly deep message data is a ChatTemplateError, not a stack overflow', async () => {
+    const tokenizer = await withNamed(named);
+    let deep: unknown = 'x';
+    for (let i = 0; i < 100_000; i++) deep = { nested: deep };
+    let error: unknown;
+    try {
+      tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi', extra: deep }]);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(ChatTemplateError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toContain('nested more than 64 levels');
+  });
+
   test('the list-of-named-templates form: default without tools, tool_use with tools, or by name', async () => {
     const tokenizer = await withNamed(named);
     expect(tokenizer.chatTemplateNames).toEqual(['default', 'tool_use']);

@@ -112,17 +112,26 @@ function renderProgram(template: Template, context: Record<string, unknown>): st
 }
 
 /** Deep copy of JSON-like data without `undefined` members, so `'tool_calls' in message` means what it says. */
-function withoutUndefined(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutUndefined);
+function withoutUndefined(value: unknown, depth = 0): unknown {
+  if (depth > MAX_NESTING) {
+    throw new ChatTemplateError({
+      kind: 'render',
+      message: `chat template input is nested more than ${MAX_NESTING} levels deep`,
+    });
+  }
+  if (Array.isArray(value)) return value.map((item) => withoutUndefined(item, depth + 1));
   if (typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype) {
     const copy: Record<string, unknown> = {};
     for (const [key, member] of Object.entries(value)) {
-      if (member !== undefined) copy[key] = withoutUndefined(member);
+      if (member !== undefined) copy[key] = withoutUndefined(member, depth + 1);
     }
     return copy;
   }
   return value;
 }
+
+/** Deepest nesting of messages / tools accepted (real chat data is a few levels deep). */
+const MAX_NESTING = 64;
 
 /** Text of the final message, as transformers finds it for `continue_final_message`. */
 function finalMessageText(messages: readonly ChatMessage[]): string {

@@ -5,7 +5,7 @@
  *  3. time to first token of a request arriving while 15 others decode;
  *  4. inter-token latency of running streams while a 2,000-token prompt is prefilled.
  *
- *   pnpm --filter @gen/engine bench [--threads 2] [--new-tokens 32] [--json out.json]
+ *   pnpm --filter @gen/engine bench [--threads 2] [--new-tokens 32] [--max-batch-tokens 512] [--json out.json]
  */
 import { loadavg } from 'node:os';
 import { writeFileSync } from 'node:fs';
@@ -19,11 +19,13 @@ const { values } = parseArgs({
   options: {
     threads: { type: 'string', default: '2' },
     'new-tokens': { type: 'string', default: '32' },
+    'max-batch-tokens': { type: 'string', default: '512' },
     json: { type: 'string' },
   },
 });
 const threads = Number(values.threads);
 const newTokens = Number(values['new-tokens']);
+const maxBatchTokens = Number(values['max-batch-tokens']);
 
 const quantile = (sorted: number[], q: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
@@ -36,7 +38,7 @@ const steps: StepStats[] = [];
 const engine: Engine = createEngine({
   backend,
   tokenizer,
-  scheduler: { maxBatchTokens: 512 },
+  scheduler: { maxBatchTokens },
   onStep: (s) => steps.push(s),
 });
 const vocabSize = backend.model.vocabSize;
@@ -44,7 +46,7 @@ const prompt = (length: number, salt: number) =>
   Array.from({ length }, (_, i) => 1 + ((i * 7919 + salt * 104729) % (tokenizer.vocabSize - 1)));
 
 console.log(
-  `engine bench: preset bench (${backend.model.numLayers} layers, vocab ${vocabSize}), backend ${backend.backendId}, ${threads} threads, load average ${loadavg()[0]!.toFixed(2)}`,
+  `engine bench: preset bench (${backend.model.numLayers} layers, vocab ${vocabSize}), backend ${backend.backendId}, ${threads} threads, step budget ${maxBatchTokens} tokens, load average ${loadavg()[0]!.toFixed(2)}`,
 );
 
 // Warm up the sessions and the sampler.
@@ -172,6 +174,7 @@ const report = {
   loadAverage: loadavg()[0],
   threads,
   newTokens,
+  maxBatchTokens,
   throughput,
   ratio16to1: throughput[16]!.tokensPerSecond / throughput[1]!.tokensPerSecond,
   timeToFirstTokenMs: ttft,

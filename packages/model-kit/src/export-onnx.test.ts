@@ -7,6 +7,7 @@ import { encodeAsDtype, roundToDtype, type WeightDtype } from './dtype.js';
 import { InvalidModelConfigError, ModelDirectoryError } from './errors.js';
 import { exportOnnx } from './export-onnx.js';
 import { createRandomStream, fillUniform } from './prng.js';
+import { loadFusedDecoder } from './testing/fused-decoder.js';
 import { loadOnnxDecoder, maxAbsDiff } from './testing/onnx-decoder.js';
 import { loadReferenceModel } from './testing/reference-forward.js';
 import { writeModelDir } from './write-model-dir.js';
@@ -100,7 +101,9 @@ async function writeForeignCheckpoint(dir: string, tensors: ForeignTensor[], dty
   }
 }
 
-async function checkAgainstReference(dir: string, vocab: number) {
+/** Largest logit difference to the float64 reference over an 11-token prefill, for the graph in `dir`'s style. */
+async function checkAgainstReference(dir: string, vocab: number, style: 'standard' | 'fused' = 'standard') {
+  if (style === 'fused') return checkFusedAgainstReference(dir, dir, vocab);
   const decoder = await loadOnnxDecoder(dir);
   const ids = Array.from({ length: 11 }, (_, i) => (i * 37 + 5) % vocab);
   const result = await decoder.step({
@@ -108,6 +111,23 @@ async function checkAgainstReference(dir: string, vocab: number) {
     attentionMask: [ids.map(() => 1)],
     positionIds: [ids.map((_, i) => i)],
   });
+  const reference = loadReferenceModel(dir).forward(ids);
+  let worst = 0;
+  for (let s = 0; s < ids.length; s++) worst = Math.max(worst, maxAbsDiff(result.at(0, s), reference[s]!));
+  return worst;
+}
+
+/** The fused graph in `out` against the reference forward pass of the checkpoint in `dir`. */
+async function checkFusedAgainstReference(dir: string, out: string, vocab: number) {
+  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, number | null>;
+  const heads = config['num_attention_heads']!;
+  const decoder = await loadFusedDecoder(join(out, 'onnx', 'model.onnx'), {
+    layers: config['num_hidden_layers']!,
+    kvHeads: config['num_key_value_heads'] ?? heads,
+    headDim: config['head_dim'] ?? config['hidden_size']! / heads,
+  });
+  const ids = Array.from({ length: 11 }, (_, i) => (i * 37 + 5) % vocab);
+  const result = await decoder.step(decoder.allocate(1, ids.length), [{ tokens: ids, past: 0 }]);
   const reference = loadReferenceModel(dir).forward(ids);
   let worst = 0;
   for (let s = 0; s < ids.length; s++) worst = Math.max(worst, maxAbsDiff(result.at(0, s), reference[s]!));
@@ -159,7 +179,7 @@ describe('exportOnnx', () => {
     await writeFile(join(dir, 'tokenizer.json'), '{}');
     await writeForeignCheckpoint(dir, foreignTensors({ ...shape, qkvBias: false, lmHead: false }), 'bfloat16', 2);
     const out = await temp();
-    const result = await exportOnnx(dir, { outDir: out });
+    const result = await exportOnnx(dir, { outDir: out, graphStyle: 'standard' });
     expect(result.sourceDtype).toBe('bfloat16');
     // The output directory is complete: config and tokenizer copied beside the graph.
     expect(existsSync(join(out, 'config.json')) && existsSync(join(out, 'tokenizer.json'))).toBe(true);
@@ -174,6 +194,10 @@ describe('exportOnnx', () => {
     });
     const reference = loadReferenceModel(dir).forward(ids);
     for (let s = 0; s < ids.length; s++) expect(maxAbsDiff(onnx.at(0, s), reference[s]!)).toBeLessThan(1e-4);
+    // The fused graph (the default style): rotary tables with llama3 scaling, tied lm_head.
+    const fused = await temp();
+    await exportOnnx(dir, { outDir: fused });
+    expect(await checkFusedAgainstReference(dir, fused, 300)).toBeLessThan(1e-4);
   });
 
   it('exports a Qwen2-style float16 checkpoint with biases and linear rope scaling, in place', async () => {
@@ -202,9 +226,11 @@ describe('exportOnnx', () => {
     );
     const shape = { vocab: 260, hidden: 64, intermediate: 80, layers: 2, heads: 8, kvHeads: 2, headDim: 8 };
     await writeForeignCheckpoint(dir, foreignTensors({ ...shape, qkvBias: true, lmHead: true }), 'float16', 1);
-    const result = await exportOnnx(dir);
-    expect(result).toMatchObject({ architecture: 'qwen2', sourceDtype: 'float16' });
-    expect(await checkAgainstReference(dir, 260)).toBeLessThan(1e-4);
+    for (const graphStyle of ['standard', 'fused'] as const) {
+      const result = await exportOnnx(dir, { graphStyle });
+      expect(result).toMatchObject({ architecture: 'qwen2', sourceDtype: 'float16' });
+      expect(await checkAgainstReference(dir, 260, graphStyle), graphStyle).toBeLessThan(1e-4);
+    }
   });
 
   it('exports a Mistral-style float32 checkpoint with head_dim null and no sliding window', async () => {
@@ -229,9 +255,11 @@ describe('exportOnnx', () => {
     );
     const shape = { vocab: 270, hidden: 48, intermediate: 64, layers: 1, heads: 6, kvHeads: 2, headDim: 8 };
     await writeForeignCheckpoint(dir, foreignTensors({ ...shape, qkvBias: false, lmHead: true }), 'float32', 1);
-    await exportOnnx(dir, { externalData: 'always' });
-    expect(existsSync(join(dir, 'onnx', 'model.onnx_data'))).toBe(true);
-    expect(await checkAgainstReference(dir, 270)).toBeLessThan(1e-4);
+    for (const graphStyle of ['standard', 'fused'] as const) {
+      await exportOnnx(dir, { externalData: 'always', graphStyle });
+      expect(existsSync(join(dir, 'onnx', 'model.onnx_data'))).toBe(true);
+      expect(await checkAgainstReference(dir, 270, graphStyle), graphStyle).toBeLessThan(1e-4);
+    }
   });
 
   it('refuses checkpoints that do not match their config, and configs it cannot express', async () => {

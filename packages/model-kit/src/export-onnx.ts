@@ -24,7 +24,7 @@ export interface ExportOnnxOptions {
   /**
    * `standard` (the Optimum / onnx-community layout, for transformers.js and any ONNX loader) or `fused`
    * (onnxruntime's fused operators and a shared KV buffer, for `@gen/backend-onnx`); see `OnnxGraphStyle`.
-   * Default `standard`.
+   * Default `fused`.
    */
   graphStyle?: OnnxGraphStyle;
   onProgress?: (progress: WriteProgress) => void;

@@ -14,7 +14,7 @@ import { writeModelDir } from './write-model-dir.js';
 describe.each(['tiny', 'tiny-qwen2'] as const)('transformers.js loads a %s directory', (preset) => {
   it('tokenizes the chat template and generates what a plain onnxruntime greedy loop generates', async () => {
     const dir = await mkdtemp(join(tmpdir(), `mk-transformers-${preset}-`));
-    await writeModelDir({ preset, seed: 21, outDir: dir });
+    await writeModelDir({ preset, seed: 21, outDir: dir, onnxGraphStyle: 'standard' });
     env.allowRemoteModels = false;
     env.localModelPath = `${dirname(dir)}/`;
     const tokenizer = await AutoTokenizer.from_pretrained(basename(dir));

@@ -65,7 +65,7 @@ export interface WriteModelDirOptions {
   /**
    * How the ONNX graphs are built (same file names either way): `standard` (the Optimum / onnx-community layout
    * that transformers.js loads) or `fused` (onnxruntime's fused operators with a shared KV buffer, for
-   * `@gen/backend-onnx` and onnxruntime); see {@link OnnxGraphStyle}. Default `standard`. `onnxPositionIds` applies
+   * `@gen/backend-onnx` and onnxruntime); see {@link OnnxGraphStyle}. Default `fused`. `onnxPositionIds` applies
    * to `standard` graphs only (fused graphs take each token's position from its cache slot).
    */
   onnxGraphStyle?: OnnxGraphStyle;

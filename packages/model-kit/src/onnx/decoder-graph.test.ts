@@ -72,7 +72,7 @@ async function fresh(options: {
   config?: Partial<ModelConfig>;
 }): Promise<string> {
   const outDir = await mkdtemp(join(tmpdir(), 'mk-variant-'));
-  await writeModelDir({ ...options, seed: 3, outDir });
+  await writeModelDir({ ...options, seed: 3, outDir, onnxGraphStyle: 'standard' });
   return outDir;
 }
 
@@ -206,7 +206,7 @@ describe.each(['tiny', 'tiny-qwen2'] as const)('%s greedy decoding', (preset) =>
   it('wanders through the vocabulary instead of settling into a one- or two-token loop', async () => {
     for (const seed of [0, 1, 2]) {
       const outDir = await mkdtemp(join(tmpdir(), 'mk-greedy-'));
-      await writeModelDir({ preset, seed, outDir });
+      await writeModelDir({ preset, seed, outDir, onnxGraphStyle: 'standard' });
       const decoder = await loadOnnxDecoder(outDir);
       const ids = tokens(6, seed, 500);
       const generated = (await decodeSingle(decoder, ids, [])).map(argmax);
@@ -233,7 +233,13 @@ describe('ONNX external data', () => {
   it('writes onnx/model.onnx_data (Optimum naming, page-aligned) when forced, with identical outputs', async () => {
     const inline = await fresh({ preset: 'tiny' });
     const external = await mkdtemp(join(tmpdir(), 'mk-external-'));
-    const info = await writeModelDir({ preset: 'tiny', seed: 3, outDir: external, onnxExternalData: 'always' });
+    const info = await writeModelDir({
+      preset: 'tiny',
+      seed: 3,
+      outDir: external,
+      onnxExternalData: 'always',
+      onnxGraphStyle: 'standard',
+    });
     expect(info.files).toContain('onnx/model.onnx_data');
     const model = await readFile(join(external, 'onnx', 'model.onnx'));
     const data = await readFile(join(external, 'onnx', 'model.onnx_data'));
@@ -255,7 +261,13 @@ describe('ONNX external data', () => {
 describe('big-vocab preset (one layer, to keep the suite fast)', () => {
   it('runs at vocab 151,936 with sensible logits', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mk-big-'));
-    await writeModelDir({ preset: 'big-vocab', config: { numHiddenLayers: 1 }, seed: 0, outDir: dir });
+    await writeModelDir({
+      preset: 'big-vocab',
+      config: { numHiddenLayers: 1 },
+      seed: 0,
+      outDir: dir,
+      onnxGraphStyle: 'standard',
+    });
     const decoder = await loadOnnxDecoder(dir);
     const result = await prefillLogits(decoder, [1, 2, 3]);
     expect(result.dims).toEqual([1, 3, 151936]);

@@ -38,7 +38,7 @@ export type OnnxVariant = 'fp32' | 'fp16' | 'int8' | 'q4';
 export type OnnxGraphStyle = 'standard' | 'fused';
 
 /** The graph style written when none is asked for. */
-export const defaultOnnxGraphStyle: OnnxGraphStyle = 'standard';
+export const defaultOnnxGraphStyle: OnnxGraphStyle = 'fused';
 
 /** The file name of each variant under `onnx/` (transformers.js / onnx-community naming). */
 export const onnxVariantFiles: Readonly<Record<OnnxVariant, string>> = {

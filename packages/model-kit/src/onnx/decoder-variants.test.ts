@@ -104,7 +104,13 @@ describe.each(['tiny', 'tiny-qwen2'] as const)('ONNX variants of %s', (preset) =
   const sessions = new Map<OnnxVariant, ort.InferenceSession>();
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), `mk-variants-${preset}-`));
-    const info = await writeModelDir({ preset, seed: 5, outDir: dir, onnxVariants: ['fp32', 'fp16', 'int8', 'q4'] });
+    const info = await writeModelDir({
+      preset,
+      seed: 5,
+      outDir: dir,
+      onnxVariants: ['fp32', 'fp16', 'int8', 'q4'],
+      onnxGraphStyle: 'standard',
+    });
     expect(info.files).toEqual(expect.arrayContaining(Object.values(onnxVariantFiles).map((f) => `onnx/${f}`)));
     for (const [variant, file] of Object.entries(onnxVariantFiles) as [OnnxVariant, string][]) {
       sessions.set(variant, await ort.InferenceSession.create(join(dir, 'onnx', file)));
@@ -160,8 +166,21 @@ describe('a graph without position_ids', () => {
   it('counts positions from attention_mask: equal to the graph with position_ids, left padding included', async () => {
     const withPositions = await mkdtemp(join(tmpdir(), 'mk-positions-'));
     const without = await mkdtemp(join(tmpdir(), 'mk-no-positions-'));
-    await writeModelDir({ preset: 'tiny', seed: 6, outDir: withPositions, formats: ['onnx'] });
-    await writeModelDir({ preset: 'tiny', seed: 6, outDir: without, formats: ['onnx'], onnxPositionIds: false });
+    await writeModelDir({
+      preset: 'tiny',
+      seed: 6,
+      outDir: withPositions,
+      formats: ['onnx'],
+      onnxGraphStyle: 'standard',
+    });
+    await writeModelDir({
+      preset: 'tiny',
+      seed: 6,
+      outDir: without,
+      formats: ['onnx'],
+      onnxPositionIds: false,
+      onnxGraphStyle: 'standard',
+    });
     const a = await ort.InferenceSession.create(join(withPositions, 'onnx', 'model.onnx'));
     const b = await ort.InferenceSession.create(join(without, 'onnx', 'model.onnx'));
     expect(a.inputNames).toContain('position_ids');

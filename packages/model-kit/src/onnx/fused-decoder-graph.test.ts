@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { InvalidModelConfigError } from '../errors.js';
 import { parseHfConfig } from '../hf-config.js';
 import type { ModelConfig } from '../model-config.js';
 import { openSafetensorsCheckpoint } from '../safetensors.js';
@@ -224,6 +225,20 @@ describe('the fused graph of tiny', () => {
     const ids = tokens(10, 11, 512);
     const expected = loadReferenceModel(dir).forward(ids);
     const result = await decoder.step(decoder.allocate(1, 10), [{ tokens: ids, past: 0 }]);
+    for (let p = 0; p < ids.length; p++) expect(maxAbsDiff(result.at(0, p), expected[p]!)).toBeLessThan(tolerance);
+  });
+
+  it('refuses head sizes GroupQueryAttention cannot take, and rotates in RotaryEmbedding nodes below 16', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mk-fused-head-'));
+    await expect(
+      writeModelDir({ preset: 'tiny', seed: 1, outDir: dir, config: { headDim: 12 }, formats: ['onnx'] }),
+    ).rejects.toSatisfy((error) => InvalidModelConfigError.isInstance(error) && error.field === 'head_dim');
+    await writeModelDir({ preset: 'tiny', seed: 1, outDir: dir, config: { headDim: 8 } });
+    const decoder = await open(dir, join(dir, 'onnx', 'model.onnx'));
+    expect(decoder.hasPositions).toBe(true);
+    const ids = tokens(9, 12, 512);
+    const expected = loadReferenceModel(dir).forward(ids);
+    const result = await decoder.step(decoder.allocate(1, 9), [{ tokens: ids, past: 0 }]);
     for (let p = 0; p < ids.length; p++) expect(maxAbsDiff(result.at(0, p), expected[p]!)).toBeLessThan(tolerance);
   });
 

@@ -1,3 +1,4 @@
+import { InvalidModelConfigError } from '../errors.js';
 import { ropeInverseFrequencies, type DecoderSpec } from '../hf-config.js';
 import { decoderTensors, elementCount, type WeightSource } from '../weights.js';
 import type { OnnxVariant } from './decoder-graph.js';
@@ -25,7 +26,8 @@ export interface FusedDecoderGraphOptions {
    * Where rotary embeddings are applied: inside `GroupQueryAttention` (`attention`, the default, as
    * onnxruntime-genai builds CPU decoders; each new token's position is its slot in the KV buffer, so the graph has
    * no `position_ids` input), or by `RotaryEmbedding` nodes fed a `position_ids` input (`node`; two more nodes per
-   * layer and separate Q / K / V projections).
+   * layer and separate Q / K / V projections). Default: `attention` when `head_dim` is a multiple of 16 (what
+   * onnxruntime's kernel needs for it), else `node`.
    */
   rotary?: 'attention' | 'node';
   /**
@@ -79,7 +81,15 @@ export function buildFusedDecoderGraph(
   const variant = options.variant ?? 'fp32';
   const half = variant === 'fp16';
   const nbits = variant === 'q4' ? 4 : variant === 'int8' ? 8 : undefined;
-  const rotaryNodes = options.rotary === 'node';
+  if (d % 8 !== 0) {
+    throw new InvalidModelConfigError({
+      field: 'head_dim',
+      message:
+        `A fused graph needs head_dim to be a multiple of 8 (onnxruntime's GroupQueryAttention); it is ${d}. ` +
+        `Export the standard graph style instead.`,
+    });
+  }
+  const rotaryNodes = (options.rotary ?? (d % 16 === 0 ? 'attention' : 'node')) === 'node';
   const accuracyLevel = options.accuracyLevel ?? 4;
   const epsilon = attr.float(spec.rmsNormEps);
 

@@ -151,8 +151,10 @@ async function main(): Promise<void> {
   const loadStart = os.loadavg()[0]!;
   const started = performance.now();
   let start = performance.now();
+  // The standard (Optimum) graphs: transformers.js loads the same files. The fused export has its own bench.
   const modelDir = await ensureModelDir('bench', {
     onnxVariants: ['fp32', ...dtypes.filter((d) => d !== 'fp32')],
+    onnxGraphStyle: 'standard',
     onProgress: (p) => {
       if (p.bytesWritten === p.totalBytes) log(`  wrote ${p.file} (${(p.totalBytes / 1e6).toFixed(0)} MB)`);
     },

@@ -18,7 +18,15 @@ let root: string;
 let base: string;
 beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'gen-backend-onnx-errors-'));
-  base = (await writeModelDir({ preset: 'tiny', seed: 3, outDir: path.join(root, 'base'), formats: ['onnx'] })).dir;
+  base = (
+    await writeModelDir({
+      preset: 'tiny',
+      seed: 3,
+      outDir: path.join(root, 'base'),
+      formats: ['onnx'],
+      onnxGraphStyle: 'standard',
+    })
+  ).dir;
 });
 afterAll(() => rm(root, { recursive: true, force: true }));
 

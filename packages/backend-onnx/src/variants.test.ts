@@ -8,17 +8,19 @@ import { runBackendConformanceTests } from '@gen/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createOnnxBackend, type OnnxModelDtype } from './index.js';
 
-// One cached directory with every variant model-kit writes (onnx-community names), read by dtype.
-const variantsDir = () => ensureModelDir('tiny', { seed: 1, onnxVariants: ['fp32', 'fp16', 'int8', 'q4'] });
+// One cached directory per graph style with every variant model-kit writes (onnx-community names), read by dtype.
+const styles = ['fused', 'standard'] as const;
+const variantsDir = (style: (typeof styles)[number] = 'fused') =>
+  ensureModelDir('tiny', { seed: 1, onnxVariants: ['fp32', 'fp16', 'int8', 'q4'], onnxGraphStyle: style });
 const root = await mkdtemp(path.join(tmpdir(), 'gen-backend-onnx-variants-'));
 afterAll(() => rm(root, { recursive: true, force: true }));
 
-// float16 caches and logits: two ways of computing the same logits can land one float16 step apart (2^-8 for
-// logits between 4 and 8); the weights themselves are rounded to float16 (vs the float32 oracle).
+// float16 weights (standard graphs: also float16 caches and logits, so two ways of computing the same logits can
+// land one float16 step apart, 2^-8 for logits between 4 and 8; fused graphs compute in float32).
 runBackendConformanceTests({
   name: 'onnx fp16',
   createBackend: ({ modelDir }) => createOnnxBackend({ modelDir: modelDir!, dtype: 'fp16', maxBatchSize: 8 }),
-  modelDirs: [{ name: 'tiny', dir: variantsDir }],
+  modelDirs: styles.map((style) => ({ name: `tiny (${style})`, dir: () => variantsDir(style) })),
   oracle: ({ modelDir }) => createJsBackend({ modelDir }),
   tolerance: 0.05,
   consistencyTolerance: 8e-3,
@@ -31,7 +33,7 @@ for (const dtype of ['int8', 'q4'] as const) {
   runBackendConformanceTests({
     name: `onnx ${dtype}`,
     createBackend: ({ modelDir }) => createOnnxBackend({ modelDir: modelDir!, dtype, maxBatchSize: 8 }),
-    modelDirs: [{ name: 'tiny', dir: variantsDir }],
+    modelDirs: styles.map((style) => ({ name: `tiny (${style})`, dir: () => variantsDir(style) })),
     consistencyTolerance: 3e-2,
     releaseRounds: 200,
   });
@@ -45,8 +47,15 @@ runBackendConformanceTests({
     {
       name: 'tiny-qwen2',
       dir: async () =>
-        (await writeModelDir({ preset: 'tiny-qwen2', seed: 4, outDir: path.join(root, 'np'), onnxPositionIds: false }))
-          .dir,
+        (
+          await writeModelDir({
+            preset: 'tiny-qwen2',
+            seed: 4,
+            outDir: path.join(root, 'np'),
+            onnxPositionIds: false,
+            onnxGraphStyle: 'standard',
+          })
+        ).dir,
     },
   ],
   oracle: ({ modelDir }) => createJsBackend({ modelDir }),
@@ -95,50 +104,53 @@ describe('variants against fp32 on the tiny preset', () => {
     q4: { rms: 0.25, agreement: 0.6 },
   };
 
-  it.each(['fp16', 'int8', 'q4'] as const)('%s: logits close to fp32, greedy tokens mostly agree', async (dtype) => {
-    const modelDir = await variantsDir();
-    const reference = await createOnnxBackend({ modelDir });
-    const backend = await createOnnxBackend({ modelDir, dtype });
-    try {
-      let squaredError = 0;
-      let squared = 0;
-      let agree = 0;
-      let total = 0;
-      let prefix = 0;
-      for (const [p, prompt] of prompts.entries()) {
-        const expected = await greedy(reference, `r${p}`, prompt, steps);
-        const actual = await greedy(backend, `a${p}`, prompt, steps);
-        const forced = await teacherForced(backend, prompt, expected);
-        agree += forced.filter((token, i) => token === expected[i]).length;
-        total += steps;
-        const firstDifference = actual.findIndex((token, i) => token !== expected[i]);
-        prefix += firstDifference < 0 ? steps : firstDifference;
-        const [x, y] = await Promise.all(
-          [reference, backend].map((b) =>
-            b.doForward({ sequences: [{ id: `l${p}`, tokens: [...prompt, ...expected], wantPromptLogits: true }] }),
-          ),
-        );
-        const ref = x!.sequences[0]!.promptLogits!;
-        const got = y!.sequences[0]!.promptLogits!;
-        for (let i = 0; i < ref.length; i++) {
-          squaredError += (got[i]! - ref[i]!) ** 2;
-          squared += ref[i]! ** 2;
+  it.each(styles.flatMap((style) => (['fp16', 'int8', 'q4'] as const).map((dtype) => [dtype, style] as const)))(
+    '%s (%s): logits close to fp32, greedy tokens mostly agree',
+    async (dtype, style) => {
+      const modelDir = await variantsDir(style);
+      const reference = await createOnnxBackend({ modelDir });
+      const backend = await createOnnxBackend({ modelDir, dtype });
+      try {
+        let squaredError = 0;
+        let squared = 0;
+        let agree = 0;
+        let total = 0;
+        let prefix = 0;
+        for (const [p, prompt] of prompts.entries()) {
+          const expected = await greedy(reference, `r${p}`, prompt, steps);
+          const actual = await greedy(backend, `a${p}`, prompt, steps);
+          const forced = await teacherForced(backend, prompt, expected);
+          agree += forced.filter((token, i) => token === expected[i]).length;
+          total += steps;
+          const firstDifference = actual.findIndex((token, i) => token !== expected[i]);
+          prefix += firstDifference < 0 ? steps : firstDifference;
+          const [x, y] = await Promise.all(
+            [reference, backend].map((b) =>
+              b.doForward({ sequences: [{ id: `l${p}`, tokens: [...prompt, ...expected], wantPromptLogits: true }] }),
+            ),
+          );
+          const ref = x!.sequences[0]!.promptLogits!;
+          const got = y!.sequences[0]!.promptLogits!;
+          for (let i = 0; i < ref.length; i++) {
+            squaredError += (got[i]! - ref[i]!) ** 2;
+            squared += ref[i]! ** 2;
+          }
         }
+        const rms = Math.sqrt(squaredError / squared);
+        const agreement = agree / total;
+        console.info(
+          `tiny ${dtype} (${style}) vs fp32: relative RMS logit error ${rms.toFixed(4)}, greedy agreement (teacher-forced) ` +
+            `${(100 * agreement).toFixed(1)}%, identical greedy prefix ${(prefix / prompts.length).toFixed(1)} of ${steps} tokens`,
+        );
+        expect(rms).toBeGreaterThan(0);
+        expect(rms).toBeLessThan(bounds[dtype].rms);
+        expect(agreement).toBeGreaterThanOrEqual(bounds[dtype].agreement);
+      } finally {
+        await reference.doDispose();
+        await backend.doDispose();
       }
-      const rms = Math.sqrt(squaredError / squared);
-      const agreement = agree / total;
-      console.info(
-        `tiny ${dtype} vs fp32: relative RMS logit error ${rms.toFixed(4)}, greedy agreement (teacher-forced) ` +
-          `${(100 * agreement).toFixed(1)}%, identical greedy prefix ${(prefix / prompts.length).toFixed(1)} of ${steps} tokens`,
-      );
-      expect(rms).toBeGreaterThan(0);
-      expect(rms).toBeLessThan(bounds[dtype].rms);
-      expect(agreement).toBeGreaterThanOrEqual(bounds[dtype].agreement);
-    } finally {
-      await reference.doDispose();
-      await backend.doDispose();
-    }
-  });
+    },
+  );
 });
 
 describe('settings and cache accounting', () => {
@@ -156,6 +168,8 @@ describe('settings and cache accounting', () => {
         executionProvider: 'cpu',
         intraOpThreads: 1,
         graphOptimizationLevel: 'all',
+        graphStyle: 'fused',
+        kvCapacity: 'grow',
       });
       expect(backend.model.dtype).toBe('q4');
       expect(backend.model.details).toMatchObject({ file: path.join('onnx', 'model_q4.onnx'), dtype: 'q4' });
@@ -171,7 +185,7 @@ describe('settings and cache accounting', () => {
   ] as const)(
     '%s: kvCacheBytes = 2 x layers x kv heads x head dim x %i bytes x tokens, 0 after release',
     async (dtype, bytes) => {
-      const backend = await createOnnxBackend({ modelDir: await variantsDir(), dtype });
+      const backend = await createOnnxBackend({ modelDir: await variantsDir('standard'), dtype });
       try {
         expect(backend.capabilities.details?.['kvCacheDtype']).toBe(dtype === 'fp16' ? 'float16' : 'float32');
         const perToken = 2 * 2 * 2 * 16 * bytes; // tiny: 2 layers, 2 KV heads, head_dim 16

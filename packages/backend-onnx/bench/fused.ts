@@ -1,0 +1,434 @@
+/**
+ * `pnpm --filter @gen/backend-onnx bench fused`: the fused ONNX export (model-kit's `fused` graph style:
+ * GroupQueryAttention with a shared KV buffer, SkipSimplifiedLayerNormalization, MatMulNBits) against the standard
+ * export of the same weights, through @gen/backend-onnx and through transformers.js, on model-kit's `bench` preset
+ * (llama, hidden 768, 12 layers, 12 / 4 heads, vocab 32,000; ~125M parameters), for fp32, int8 and q4, side by side
+ * in one run; with the memory roofline measured in the same run, llama.cpp's figures from
+ * `shared/reference/decode-performance.md` for scale, and onnxruntime's profile of a fused decode step.
+ *
+ * Options: `--threads N` (default 2), `--rounds N` (default 3; decode figures are the median and the best of the
+ * rounds, every engine once per round), `--dtypes fp32,int8,q4`, `--no-transformers`, `--markdown FILE`,
+ * `--json FILE`.
+ */
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { BackendV1 } from '@gen/backend';
+import { ensureModelDir, planModelDir } from '@gen/model-kit';
+import * as ort from 'onnxruntime-node';
+import { createOnnxBackend } from '../src/index.js';
+import { measureReadBandwidth } from './bandwidth.js';
+import { loadTransformersModel, type TransformersModel } from './transformers-js.js';
+
+type Dtype = 'fp32' | 'int8' | 'q4';
+
+const { values } = parseArgs({
+  options: {
+    threads: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    dtypes: { type: 'string', default: 'fp32,int8,q4' },
+    'no-transformers': { type: 'boolean', default: false },
+    markdown: { type: 'string' },
+    json: { type: 'string' },
+  },
+});
+const threads = Number(values.threads);
+const rounds = Number(values.rounds);
+const dtypes = values.dtypes.split(',') as Dtype[];
+const context = 128;
+const newTokens = 64;
+const prefillLength = 512;
+const batchSizes = [1, 4, 16];
+
+/** llama.cpp b10470 on this kind of machine (shared/reference/decode-performance.md): decode and prefill tok/s. */
+const llamaCpp: Record<Dtype, { weights: string; decode: number; prefill: number }> = {
+  fp32: { weights: 'F32', decode: 68.9, prefill: 816 },
+  int8: { weights: 'Q8_0', decode: 212.3, prefill: 901 },
+  q4: { weights: 'Q4_0', decode: 318.4, prefill: 1256 },
+};
+const targets: Record<Dtype, number> = { fp32: 65, int8: 170, q4: 250 };
+
+// Time inside onnxruntime's session.run (ours and transformers.js alike): the rest of a step is JavaScript.
+let insideRun = 0;
+const sessionPrototype = (ort.InferenceSession as unknown as { prototype: unknown }).prototype as {
+  run: (...args: unknown[]) => Promise<unknown>;
+};
+const originalRun = sessionPrototype.run;
+sessionPrototype.run = async function (this: unknown, ...args: unknown[]) {
+  const start = performance.now();
+  try {
+    return await originalRun.apply(this, args);
+  } finally {
+    insideRun += performance.now() - start;
+  }
+};
+
+const log = (message: string) => process.stderr.write(`${message}\n`);
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const gb = (bytesPerSecond: number) => (bytesPerSecond / 1e9).toFixed(1);
+const prompt = (length: number, salt: number) => Array.from({ length }, (_, i) => (i * 131 + salt * 977 + 11) % 760);
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let v = 1; v < row.length; v++) if (row[v]! > row[best]!) best = v;
+  return best;
+}
+
+/** One greedy decode: prefill `tokens`, then `steps` one-token calls. Times per token, split by where they go. */
+async function greedy(backend: BackendV1, tokens: number[], steps: number, id: string) {
+  let result = await backend.doForward({ sequences: [{ id, tokens }] });
+  const runBefore = insideRun;
+  let sampling = 0;
+  const generated: number[] = [];
+  const start = performance.now();
+  for (let s = 0; s < steps; s++) {
+    const sampled = performance.now();
+    generated.push(argmax(result.sequences[0]!.logits));
+    sampling += performance.now() - sampled;
+    result = await backend.doForward({ sequences: [{ id, tokens: [generated[s]!] }] });
+  }
+  const stepMs = (performance.now() - start) / steps;
+  const runMs = (insideRun - runBefore) / steps;
+  await backend.doRelease([id]);
+  return { stepMs, runMs, betweenMs: stepMs - runMs, argmaxMs: sampling / steps, generated };
+}
+
+/** Aggregate decode tokens/s of `batch` sequences stepping together after a batched prefill of `context` tokens. */
+async function batched(backend: BackendV1, batch: number): Promise<number> {
+  const ids = Array.from({ length: batch }, (_, i) => `b${batch}-${i}`);
+  let result = await backend.doForward({ sequences: ids.map((id, i) => ({ id, tokens: prompt(context, 100 + i) })) });
+  const steps = 32;
+  const start = performance.now();
+  for (let s = 0; s < steps; s++) {
+    result = await backend.doForward({
+      sequences: ids.map((id, i) => ({ id, tokens: [argmax(result.sequences[i]!.logits)] })),
+    });
+  }
+  const seconds = (performance.now() - start) / 1000;
+  await backend.doRelease(ids);
+  return (batch * steps) / seconds;
+}
+
+async function prefill(backend: BackendV1, salt: number): Promise<number> {
+  const start = performance.now();
+  await backend.doForward({ sequences: [{ id: 'long', tokens: prompt(prefillLength, salt) }] });
+  const seconds = (performance.now() - start) / 1000;
+  await backend.doRelease(['long']);
+  return prefillLength / seconds;
+}
+
+/** transformers.js: decode time per token = (generate 64 - generate 1) / 63. */
+async function transformersDecode(model: TransformersModel, tokens: number[]) {
+  let start = performance.now();
+  let before = insideRun;
+  await model.generate(tokens, 1);
+  const one = performance.now() - start;
+  const oneRun = insideRun - before;
+  start = performance.now();
+  before = insideRun;
+  const generated = await model.generate(tokens, newTokens);
+  const all = performance.now() - start;
+  const allRun = insideRun - before;
+  const stepMs = (all - one) / (newTokens - 1);
+  const runMs = (allRun - oneRun) / (newTokens - 1);
+  return { stepMs, runMs, betweenMs: stepMs - runMs, generated };
+}
+
+interface Profile {
+  nodesPerRun: number;
+  modelRunMs: number;
+  kernelsMs: number;
+  ops: { op: string; ms: number; nodes: number }[];
+}
+
+/**
+ * A bare loop over the fused file with onnxruntime's profiler on: a 128-token prefill, then 32 decode steps in the
+ * shared buffer; the profile's per-node kernel times of the decode runs, summed by operator type.
+ */
+async function profileFused(file: string, layers: number, kvHeads: number, headDim: number): Promise<Profile> {
+  const prefix = path.join(os.tmpdir(), `gen-fused-profile-${process.pid}`);
+  const session = await ort.InferenceSession.create(file, {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    enableProfiling: true,
+    profileFilePrefix: prefix,
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+  const capacity = context + 64;
+  const buffers = Array.from(
+    { length: 2 * layers },
+    () => new ort.Tensor('float32', new Float32Array(kvHeads * capacity * headDim), [1, kvHeads, capacity, headDim]),
+  );
+  const step = async (tokens: number[], past: number) => {
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
+      seqlens_k: new ort.Tensor('int32', Int32Array.of(past + tokens.length - 1), [1]),
+      total_sequence_length: new ort.Tensor('int32', Int32Array.of(past + tokens.length), []),
+      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
+    };
+    const fetches: Record<string, ort.Tensor | null> = { logits: null };
+    for (let i = 0; i < layers; i++) {
+      feeds[`past_key_values.${i}.key`] = fetches[`present.${i}.key`] = buffers[2 * i]!;
+      feeds[`past_key_values.${i}.value`] = fetches[`present.${i}.value`] = buffers[2 * i + 1]!;
+    }
+    await session.run(feeds, fetches as ort.InferenceSession.FetchesType);
+  };
+  await step(prompt(context, 9), 0);
+  for (let k = 0; k < 32; k++) await step([k + 1], context + k);
+  session.endProfiling();
+  await session.release();
+  const dir = path.dirname(prefix);
+  const name = (await readdir(dir)).find((f) => f.startsWith(path.basename(prefix)) && f.endsWith('.json'))!;
+  const events = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as {
+    cat: string;
+    name: string;
+    dur: number;
+    args?: { op_name?: string };
+  }[];
+  await rm(path.join(dir, name), { force: true });
+  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
+  const nodes = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
+  const nodesPerRun = nodes.length / runs.length;
+  const decodeNodes = nodes.slice(nodesPerRun); // the first run is the prefill
+  const decodeRuns = runs.length - 1;
+  const byOp = new Map<string, { us: number; nodes: number }>();
+  for (const e of decodeNodes) {
+    const op = e.args?.op_name ?? '?';
+    const entry = byOp.get(op) ?? { us: 0, nodes: 0 };
+    entry.us += e.dur;
+    entry.nodes++;
+    byOp.set(op, entry);
+  }
+  return {
+    nodesPerRun,
+    modelRunMs: median(runs.slice(1).map((e) => e.dur / 1000)),
+    kernelsMs: decodeNodes.reduce((sum, e) => sum + e.dur, 0) / decodeRuns / 1000,
+    ops: [...byOp]
+      .map(([op, x]) => ({ op, ms: x.us / decodeRuns / 1000, nodes: x.nodes / decodeRuns }))
+      .sort((a, b) => b.ms - a.ms),
+  };
+}
+
+interface Decode {
+  stepMs: number[];
+  runMs: number[];
+  betweenMs: number[];
+  argmaxMs: number[];
+}
+const emptyDecode = (): Decode => ({ stepMs: [], runMs: [], betweenMs: [], argmaxMs: [] });
+const record = (d: Decode, m: { stepMs: number; runMs: number; betweenMs: number; argmaxMs?: number }) => {
+  d.stepMs.push(m.stepMs);
+  d.runMs.push(m.runMs);
+  d.betweenMs.push(m.betweenMs);
+  if (m.argmaxMs !== undefined) d.argmaxMs.push(m.argmaxMs);
+};
+
+interface DtypeResult {
+  dtype: Dtype;
+  fileMB: { fused: number; standard: number };
+  bytesPerToken: number;
+  decode: { fused: Decode; fusedSpinning: Decode; standard: Decode; transformers: Decode | undefined };
+  prefill: { fused: number[]; standard: number[]; transformers: number[] };
+  batch: { fused: number[]; standard: number[] };
+  sameTokens: boolean;
+  profile: Profile;
+}
+
+async function main(): Promise<void> {
+  const loadStart = os.loadavg();
+  const started = performance.now();
+  const variants = ['fp32', ...dtypes.filter((d) => d !== 'fp32')] as Dtype[];
+  const progress = (p: { file: string; bytesWritten: number; totalBytes: number }) => {
+    if (p.bytesWritten === p.totalBytes) log(`  wrote ${p.file} (${(p.totalBytes / 1e6).toFixed(0)} MB)`);
+  };
+  let start = performance.now();
+  const fusedDir = await ensureModelDir('bench', {
+    onnxVariants: variants,
+    onnxGraphStyle: 'fused',
+    onProgress: progress,
+  });
+  const standardDir = await ensureModelDir('bench', {
+    onnxVariants: variants,
+    onnxGraphStyle: 'standard',
+    onProgress: progress,
+  });
+  const modelSeconds = (performance.now() - start) / 1000;
+  log(`model directories ready in ${modelSeconds.toFixed(0)} s: ${fusedDir}, ${standardDir}`);
+
+  log('measuring memory read bandwidth...');
+  let bandwidth1 = await measureReadBandwidth(1);
+  let bandwidth = await measureReadBandwidth(threads);
+  log(`read bandwidth ${gb(bandwidth1)} GB/s (1 thread), ${gb(bandwidth)} GB/s (${threads} threads)`);
+
+  const { config } = planModelDir({ preset: 'bench' });
+  const h = config.hiddenSize;
+  const headDim = config.headDim!;
+  const q = config.numAttentionHeads * headDim;
+  const kv = config.numKeyValueHeads * headDim;
+  const linearParameters =
+    config.numHiddenLayers * (h * q + 2 * h * kv + q * h + 3 * h * config.intermediateSize) + config.vocabSize * h;
+  const kvBytesPerPosition = 2 * config.numHiddenLayers * kv * 4;
+  const bytesPerWeight: Record<Dtype, number> = { fp32: 4, int8: 1 + 4 / 32, q4: 0.5 + 4 / 32 };
+
+  const results: DtypeResult[] = [];
+  for (const dtype of dtypes) {
+    log(`\n== ${dtype} ==`);
+    const settings = { dtype, intraOpThreads: threads, maxBatchSize: 16 } as const;
+    const fused = await createOnnxBackend({ modelDir: fusedDir, ...settings });
+    const fusedSpinning = await createOnnxBackend({ modelDir: fusedDir, ...settings, intraOpSpinning: true });
+    const standard = await createOnnxBackend({ modelDir: standardDir, ...settings });
+    const transformers = values['no-transformers']
+      ? undefined
+      : await loadTransformersModel(standardDir, dtype, threads);
+    const warm = prompt(context, 1);
+    for (const backend of [fused, fusedSpinning, standard]) await greedy(backend, warm, 4, 'warm');
+    await transformers?.generate(warm, 4);
+
+    const result: DtypeResult = {
+      dtype,
+      fileMB: {
+        fused: Number(fused.capabilities.details?.['fileBytes']) / 1e6,
+        standard: Number(standard.capabilities.details?.['fileBytes']) / 1e6,
+      },
+      bytesPerToken: linearParameters * bytesPerWeight[dtype] + kvBytesPerPosition * (context + newTokens / 2),
+      decode: {
+        fused: emptyDecode(),
+        fusedSpinning: emptyDecode(),
+        standard: emptyDecode(),
+        transformers: transformers === undefined ? undefined : emptyDecode(),
+      },
+      prefill: { fused: [], standard: [], transformers: [] },
+      batch: { fused: [], standard: [] },
+      sameTokens: true,
+      profile: { nodesPerRun: 0, modelRunMs: 0, kernelsMs: 0, ops: [] },
+    };
+    for (let round = 0; round < rounds; round++) {
+      const tokens = prompt(context, 2 + round);
+      const a = await greedy(fused, tokens, newTokens, `f${round}`);
+      record(result.decode.fused, a);
+      const b = await greedy(fusedSpinning, tokens, newTokens, `s${round}`);
+      record(result.decode.fusedSpinning, b);
+      const c = await greedy(standard, tokens, newTokens, `d${round}`);
+      record(result.decode.standard, c);
+      result.sameTokens &&= a.generated.join() === c.generated.join();
+      if (transformers !== undefined) {
+        const t = await transformersDecode(transformers, tokens);
+        record(result.decode.transformers!, t);
+        result.sameTokens &&= t.generated.join() === c.generated.join();
+      }
+      result.prefill.fused.push(await prefill(fused, 50 + round));
+      result.prefill.standard.push(await prefill(standard, 50 + round));
+      if (transformers !== undefined) {
+        start = performance.now();
+        await transformers.generate(prompt(prefillLength, 50 + round), 1);
+        result.prefill.transformers.push(prefillLength / ((performance.now() - start) / 1000));
+      }
+      log(
+        `round ${round}: fused ${a.stepMs.toFixed(2)} ms/token (between runs ${a.betweenMs.toFixed(2)}), ` +
+          `spinning ${b.stepMs.toFixed(2)} (between runs ${b.betweenMs.toFixed(2)}, argmax ${b.argmaxMs.toFixed(2)} ` +
+          `vs ${a.argmaxMs.toFixed(2)}), standard ${c.stepMs.toFixed(2)}` +
+          (transformers === undefined
+            ? ''
+            : `, transformers.js ${result.decode.transformers!.stepMs.at(-1)!.toFixed(2)}`) +
+          `; prefill ${prefillLength}: fused ${result.prefill.fused.at(-1)!.toFixed(0)} tok/s, standard ` +
+          `${result.prefill.standard.at(-1)!.toFixed(0)}`,
+      );
+    }
+    for (const size of batchSizes) {
+      result.batch.fused.push(await batched(fused, size));
+      result.batch.standard.push(await batched(standard, size));
+      log(
+        `batch ${size}: fused ${result.batch.fused.at(-1)!.toFixed(0)} tok/s, standard ${result.batch.standard.at(-1)!.toFixed(0)}`,
+      );
+    }
+    await transformers?.dispose();
+    for (const backend of [fused, fusedSpinning, standard]) await backend.doDispose();
+    const file = path.join(
+      fusedDir,
+      'onnx',
+      { fp32: 'model.onnx', int8: 'model_quantized.onnx', q4: 'model_q4.onnx' }[dtype],
+    );
+    result.profile = await profileFused(file, config.numHiddenLayers, config.numKeyValueHeads, headDim);
+    log(`profile: ${result.profile.nodesPerRun} nodes per run, model_run ${result.profile.modelRunMs.toFixed(2)} ms`);
+    results.push(result);
+  }
+
+  bandwidth1 = Math.max(bandwidth1, await measureReadBandwidth(1));
+  bandwidth = Math.max(bandwidth, await measureReadBandwidth(threads));
+  const loadEnd = os.loadavg();
+  const seconds = (performance.now() - started) / 1000;
+  const markdown = report(results, { bandwidth1, bandwidth, loadStart, loadEnd, seconds, modelSeconds });
+  process.stdout.write(`${markdown}\n`);
+  if (values.markdown !== undefined) await writeFile(values.markdown, `${markdown}\n`);
+  if (values.json !== undefined) await writeFile(values.json, `${JSON.stringify({ bandwidth, results }, null, 2)}\n`);
+}
+
+function report(
+  results: readonly DtypeResult[],
+  run: {
+    bandwidth1: number;
+    bandwidth: number;
+    loadStart: number[];
+    loadEnd: number[];
+    seconds: number;
+    modelSeconds: number;
+  },
+): string {
+  const best = (xs: readonly number[]) => Math.min(...xs);
+  const top = (xs: readonly number[]) => Math.max(...xs);
+  const rate = (ms: readonly number[]) => `${(1000 / median(ms)).toFixed(1)} (${(1000 / best(ms)).toFixed(1)})`;
+  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' / ');
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, Node ${process.version}, onnxruntime-node ${ort.env.versions.node ?? ''}`;
+  const lines = [
+    `${machine}; ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; ${threads} intra-op threads, ` +
+      `context ${context}, ${newTokens} new tokens, greedy; ${rounds} rounds, figures "median (best)". Load average ` +
+      `(1 / 5 / 15 min) ${load(run.loadStart)} at the start, ${load(run.loadEnd)} at the end; run ${run.seconds.toFixed(0)} s` +
+      `${run.modelSeconds > 5 ? ` (${run.modelSeconds.toFixed(0)} s of it writing the model files)` : ''}. Memory read ` +
+      `bandwidth measured in the run: ${gb(run.bandwidth1)} GB/s (1 thread), ${gb(run.bandwidth)} GB/s (${threads} threads).`,
+    '',
+    '| dtype | fused tok/s | target | roofline tok/s | fused / roofline | standard (ours) tok/s | transformers.js (standard file) tok/s | llama.cpp | fused / standard | same greedy tokens |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...results.map((r) => {
+      const rooflineMs = (r.bytesPerToken / run.bandwidth) * 1000;
+      const t = r.decode.transformers;
+      return (
+        `| ${r.dtype} | ${rate(r.decode.fused.stepMs)} | ${targets[r.dtype]} | ${(1000 / rooflineMs).toFixed(1)} | ` +
+        `${((rooflineMs / best(r.decode.fused.stepMs)) * 100).toFixed(0)}% | ${rate(r.decode.standard.stepMs)} | ` +
+        `${t === undefined ? 'not run' : rate(t.stepMs)} | ${llamaCpp[r.dtype].decode} (${llamaCpp[r.dtype].weights}) | ` +
+        `${(median(r.decode.standard.stepMs) / median(r.decode.fused.stepMs)).toFixed(2)}x | ${r.sameTokens ? 'yes' : 'no'} |`
+      );
+    }),
+    '',
+    `| dtype | file MB fused / standard | read per token | prefill ${prefillLength} tok/s fused | standard | transformers.js | llama.cpp | ${batchSizes.map((b) => `batch ${b} fused tok/s (standard)`).join(' | ')} | batch ${batchSizes.at(-1)} / batch 1 |`,
+    `|---|---|---|---|---|---|---|${batchSizes.map(() => '---').join('|')}|---|`,
+    ...results.map(
+      (r) =>
+        `| ${r.dtype} | ${r.fileMB.fused.toFixed(0)} / ${r.fileMB.standard.toFixed(0)} | ${(r.bytesPerToken / 1e6).toFixed(0)} MB | ` +
+        `${median(r.prefill.fused).toFixed(0)} (${top(r.prefill.fused).toFixed(0)}) | ${median(r.prefill.standard).toFixed(0)} | ` +
+        `${r.prefill.transformers.length === 0 ? 'not run' : median(r.prefill.transformers).toFixed(0)} | ${llamaCpp[r.dtype].prefill} | ` +
+        `${r.batch.fused.map((x, i) => `${x.toFixed(0)} (${r.batch.standard[i]!.toFixed(0)})`).join(' | ')} | ` +
+        `${(r.batch.fused.at(-1)! / r.batch.fused[0]!).toFixed(1)}x |`,
+    ),
+    '',
+    '| dtype | ms per decode step, fused: all / in session.run / JavaScript between runs (of it argmax) | the same with intra-op spinning on | spinning on tok/s | onnxruntime profile: nodes per run, model_run ms, kernels ms | top operators (ms per step, nodes) |',
+    '|---|---|---|---|---|---|',
+    ...results.map((r) => {
+      const d = r.decode.fused;
+      const s = r.decode.fusedSpinning;
+      const split = (x: Decode) =>
+        `${median(x.stepMs).toFixed(2)} / ${median(x.runMs).toFixed(2)} / ${median(x.betweenMs).toFixed(2)} (${median(x.argmaxMs).toFixed(3)})`;
+      const p = r.profile;
+      return (
+        `| ${r.dtype} | ${split(d)} | ${split(s)} | ${rate(s.stepMs)} | ${p.nodesPerRun}, ${p.modelRunMs.toFixed(2)}, ${p.kernelsMs.toFixed(2)} | ` +
+        `${p.ops
+          .slice(0, 6)
+          .map((o) => `${o.op} ${o.ms.toFixed(2)} (${o.nodes})`)
+          .join(', ')} |`
+      );
+    }),
+  ];
+  return lines.join('\n');
+}
+
+await main();

@@ -1,7 +1,13 @@
-import { AbortError, type DecoderModelConfig, type DecoderWeights, type LinearWeights } from '@gen/backend';
+import {
+  AbortError,
+  ropeInverseFrequencies,
+  type DecoderModelConfig,
+  type DecoderWeights,
+  type LinearWeights,
+} from '@gen/backend';
 import { addInPlace, linear, rmsNorm, siluMultiply } from './kernels.js';
 import type { KvCache } from './kv-cache.js';
-import { applyRotary, inverseFrequencies, rotaryTables } from './rope.js';
+import { applyRotary, rotaryTables } from './rope.js';
 
 /** Part of a batch: tokens appended to one sequence's cache from position `start` on. */
 export interface Segment {
@@ -71,7 +77,7 @@ export class Decoder {
       outFeatures: config.vocabSize,
       inFeatures: config.hiddenSize,
     };
-    this.inverse = inverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+    this.inverse = ropeInverseFrequencies(config);
     this.scores = new Float64Array(64);
     this.accumulator = new Float64Array(config.headDim);
   }

@@ -1,13 +1,13 @@
 import {
   AbortError,
   BackendDisposedError,
-  BatchLimitError,
+  checkForkIds,
+  checkForwardInputs,
   describeModel,
-  InvalidInputError,
   loadDecoderWeights,
-  PositionLimitError,
   readModelDirectory,
-  SequenceError,
+  releaseSequences,
+  SerialQueue,
   type BackendCapabilitiesV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
@@ -19,7 +19,6 @@ import {
 } from '@gen/backend';
 import { Decoder, type Segment } from './decoder.js';
 import { KvCache } from './kv-cache.js';
-import { SerialQueue } from './serial-queue.js';
 
 /** Settings of {@link createJsBackend}. */
 export interface JsBackendSettings {
@@ -106,49 +105,15 @@ class JsBackend implements BackendV1 {
   doRelease(ids: readonly string[]): Promise<void> {
     return this.queue.run(() => {
       this.live();
-      const seen = new Set<string>();
-      let problem: SequenceError | undefined;
-      for (const id of ids) {
-        if (seen.has(id)) {
-          problem ??= new SequenceError({
-            sequenceId: id,
-            reason: 'duplicate',
-            message: `id ${JSON.stringify(id)} is listed twice`,
-          });
-          continue;
-        }
-        seen.add(id);
-        if (!this.sequences.delete(id)) {
-          problem ??= new SequenceError({
-            sequenceId: id,
-            reason: 'unknown',
-            message: `cannot release sequence ${JSON.stringify(id)}: it is not live (never created or already released)`,
-          });
-        }
-      }
-      if (problem !== undefined) throw problem;
+      releaseSequences(ids, (id) => this.sequences.delete(id));
     });
   }
 
   doFork(fromId: string, toId: string): Promise<void> {
     return this.queue.run(() => {
       this.live();
-      const source = this.sequences.get(fromId);
-      if (source === undefined) {
-        throw new SequenceError({
-          sequenceId: fromId,
-          reason: 'unknown',
-          message: `cannot fork sequence ${JSON.stringify(fromId)}: it is not live (never created or already released)`,
-        });
-      }
-      if (this.sequences.has(toId)) {
-        throw new SequenceError({
-          sequenceId: toId,
-          reason: 'exists',
-          message: `cannot fork into ${JSON.stringify(toId)}: that sequence is live`,
-        });
-      }
-      this.sequences.set(toId, source.clone());
+      checkForkIds(fromId, toId, (id) => this.sequences.has(id));
+      this.sequences.set(toId, this.sequences.get(fromId)!.clone());
     });
   }
 
@@ -176,69 +141,19 @@ class JsBackend implements BackendV1 {
 
   private async forward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
     const decoder = this.live();
-    AbortError.throwIfAborted(options.signal);
     const { vocabSize, maxPositions } = this.model;
-    const inputs = options.sequences;
-    if (inputs.length === 0) throw new InvalidInputError({ message: 'doForward needs at least one sequence' });
-    if (inputs.length > this.capabilities.maxBatchSize) {
-      throw new BatchLimitError({ batchSize: inputs.length, maxBatchSize: this.capabilities.maxBatchSize });
-    }
-
-    const seen = new Set<string>();
-    const segments: Segment[] = [];
-    for (const input of inputs) {
-      const { id, tokens } = input;
-      if (typeof id !== 'string')
-        throw new InvalidInputError({ message: `sequence id must be a string, got ${typeof id}` });
-      if (seen.has(id)) {
-        throw new SequenceError({
-          sequenceId: id,
-          reason: 'duplicate',
-          message: `id ${JSON.stringify(id)} appears twice in one batch`,
-        });
-      }
-      seen.add(id);
-      if (tokens.length === 0) {
-        throw new InvalidInputError({
-          sequenceId: id,
-          message: `sequence ${JSON.stringify(id)} has no tokens to append`,
-        });
-      }
-      for (let i = 0; i < tokens.length; i++) {
-        const token = tokens[i]!;
-        if (!Number.isInteger(token) || token < 0 || token >= vocabSize) {
-          throw new InvalidInputError({
-            sequenceId: id,
-            message: `sequence ${JSON.stringify(id)}: token ${i} is ${token}, not an integer in [0, ${vocabSize})`,
-          });
-        }
-      }
-      const existing = this.sequences.get(id);
-      const start = existing?.length ?? 0;
-      if (input.startPosition !== undefined && input.startPosition !== start) {
-        throw existing === undefined
-          ? new SequenceError({
-              sequenceId: id,
-              reason: 'unknown',
-              message: `sequence ${JSON.stringify(id)} is not live (never created or already released), but startPosition is ${input.startPosition}`,
-            })
-          : new SequenceError({
-              sequenceId: id,
-              reason: 'position-mismatch',
-              message: `sequence ${JSON.stringify(id)} holds ${start} tokens, but startPosition is ${input.startPosition}`,
-            });
-      }
-      if (start + tokens.length > maxPositions) {
-        throw new PositionLimitError({ sequenceId: id, requestedPositions: start + tokens.length, maxPositions });
-      }
-      const config = decoder.config;
-      segments.push({
-        cache: existing ?? new KvCache(config.numLayers, config.numKeyValueHeads, config.headDim),
-        tokens: Int32Array.from(tokens),
-        start,
-        allLogits: input.wantPromptLogits === true,
-      });
-    }
+    const inputs = checkForwardInputs(
+      options,
+      { vocabSize, maxPositions, maxBatchSize: this.capabilities.maxBatchSize },
+      (id) => this.sequences.get(id)?.length,
+    );
+    const config = decoder.config;
+    const segments: Segment[] = inputs.map((input) => ({
+      cache: this.sequences.get(input.id) ?? new KvCache(config.numLayers, config.numKeyValueHeads, config.headDim),
+      tokens: input.tokens,
+      start: input.start,
+      allLogits: input.wantPromptLogits,
+    }));
 
     const rows = await decoder.forward(segments, maxPositions, options.signal);
     AbortError.throwIfAborted(options.signal);

@@ -1,33 +1,3 @@
-import type { RopeScaling } from '@gen/backend';
-
-/**
- * Rotary inverse frequencies `theta^(-2i / headDim)` for `i < headDim / 2`, with `linear` or `llama3` scaling
- * applied as transformers does (`_compute_llama3_parameters`), rounded to float32 like the PyTorch buffer.
- */
-export function inverseFrequencies(headDim: number, theta: number, scaling: RopeScaling | null): Float32Array {
-  const half = headDim / 2;
-  const result = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    let frequency = 1 / theta ** ((2 * i) / headDim);
-    if (scaling?.type === 'linear') {
-      frequency /= scaling.factor;
-    } else if (scaling?.type === 'llama3') {
-      const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
-      const lowFrequencyWavelength = originalMaxPositions / lowFreqFactor;
-      const highFrequencyWavelength = originalMaxPositions / highFreqFactor;
-      const wavelength = (2 * Math.PI) / frequency;
-      if (wavelength > lowFrequencyWavelength) {
-        frequency /= factor;
-      } else if (wavelength >= highFrequencyWavelength) {
-        const smooth = (originalMaxPositions / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-        frequency = ((1 - smooth) * frequency) / factor + smooth * frequency;
-      }
-    }
-    result[i] = frequency;
-  }
-  return result;
-}
-
 /**
  * Fills `cos` / `sin` (`[positions.length, headDim / 2]`) for each position. The angle `position * invFreq` is
  * rounded to float32 first, as transformers computes it (`inv_freq.float() @ position_ids.float()`).

@@ -1,7 +1,7 @@
-import { AbortError, type DecoderModelConfig } from '@gen/backend';
+import { AbortError, ropeInverseFrequencies, type DecoderModelConfig } from '@gen/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KvCache, LayerKv } from './kv-cache.js';
-import { inverseFrequencies, rotaryMultipliers, rotateHalfMatrix } from './rope.js';
+import { rotaryMultipliers, rotateHalfMatrix } from './rope.js';
 import type { LayerTensors, ModelTensors } from './weights.js';
 
 /** Part of a batch: tokens appended to one sequence's cache from position `start` (= `cache.length`) on. */
@@ -40,7 +40,7 @@ export class TfjsDecoder {
     this.config = config;
     this.weights = weights;
     this.strategy = strategy;
-    this.inverse = inverseFrequencies(config.headDim, config.ropeTheta, config.ropeScaling);
+    this.inverse = ropeInverseFrequencies(config);
     this.rotateHalf = tf.tensor2d(rotateHalfMatrix(config.headDim), [config.headDim, config.headDim]);
   }
 

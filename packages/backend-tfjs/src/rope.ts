@@ -1,31 +1,3 @@
-import type { RopeScaling } from '@gen/backend';
-
-/**
- * Rotary inverse frequencies `theta^(-2i / headDim)` for `i < headDim / 2`, with `linear` or `llama3` (Llama 3.1)
- * scaling applied as transformers' `_compute_llama3_parameters` does, rounded to float32 like the PyTorch buffer.
- */
-export function inverseFrequencies(headDim: number, theta: number, scaling: RopeScaling | null): Float32Array {
-  const half = headDim / 2;
-  const result = new Float32Array(half);
-  for (let i = 0; i < half; i++) {
-    let frequency = 1 / theta ** ((2 * i) / headDim);
-    if (scaling?.type === 'linear') {
-      frequency /= scaling.factor;
-    } else if (scaling?.type === 'llama3') {
-      const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
-      const wavelength = (2 * Math.PI) / frequency;
-      if (wavelength > originalMaxPositions / lowFreqFactor) {
-        frequency /= factor;
-      } else if (wavelength >= originalMaxPositions / highFreqFactor) {
-        const smooth = (originalMaxPositions / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-        frequency = ((1 - smooth) * frequency) / factor + smooth * frequency;
-      }
-    }
-    result[i] = frequency;
-  }
-  return result;
-}
-
 /**
  * Per-row multipliers that apply rotary embeddings to a whole `[rows, heads + 2 * kvHeads, headDim]` q/k/v block
  * as `out = x * cos + rotateHalf(x) * sin` (Hugging Face "rotate_half" layout: entry `i` pairs with

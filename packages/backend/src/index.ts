@@ -13,6 +13,14 @@ export {
   type SequenceErrorReason,
 } from './errors.js';
 export {
+  checkForkIds,
+  checkForwardInputs,
+  releaseSequences,
+  type CheckedSequenceInput,
+  type ForwardInputLimits,
+} from './implement/check-inputs.js';
+export { SerialQueue } from './implement/serial-queue.js';
+export {
   SUPPORTED_MODEL_TYPES,
   parseModelConfig,
   readModelConfig,
@@ -21,6 +29,7 @@ export {
   type LayerAttentionType,
   type RopeScaling,
 } from './model-dir/model-config.js';
+export { ropeInverseFrequencies } from './model-dir/rope-frequencies.js';
 export {
   generationDefaults,
   parseGenerationConfig,

@@ -1,10 +1,10 @@
 import {
   AbortError,
   BackendDisposedError,
-  BatchLimitError,
-  InvalidInputError,
-  PositionLimitError,
-  SequenceError,
+  checkForkIds,
+  checkForwardInputs,
+  releaseSequences,
+  SerialQueue,
   type BackendCapabilitiesV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
@@ -123,7 +123,7 @@ class Mock implements MockBackend {
   private readonly settings: MockBackendSettings;
   private readonly sequences = new Map<string, MockSequence>();
   private readonly seedState: number;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private disposed = false;
 
   constructor(settings: MockBackendSettings) {
@@ -153,54 +153,21 @@ class Mock implements MockBackend {
   }
 
   doForward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
-    return this.serial(() => this.forward(options));
+    return this.queue.run(() => this.forward(options));
   }
 
   doRelease(ids: readonly string[]): Promise<void> {
-    return this.serial(() => {
+    return this.queue.run(() => {
       this.live();
-      const seen = new Set<string>();
-      let problem: SequenceError | undefined;
-      for (const id of ids) {
-        if (seen.has(id)) {
-          problem ??= new SequenceError({
-            sequenceId: id,
-            reason: 'duplicate',
-            message: `id ${JSON.stringify(id)} is listed twice`,
-          });
-          continue;
-        }
-        seen.add(id);
-        if (!this.sequences.delete(id)) {
-          problem ??= new SequenceError({
-            sequenceId: id,
-            reason: 'unknown',
-            message: `sequence ${JSON.stringify(id)} is not live`,
-          });
-        }
-      }
-      if (problem !== undefined) throw problem;
+      releaseSequences(ids, (id) => this.sequences.delete(id));
     });
   }
 
   doFork(fromId: string, toId: string): Promise<void> {
-    return this.serial(() => {
+    return this.queue.run(() => {
       this.live();
-      const source = this.sequences.get(fromId);
-      if (source === undefined) {
-        throw new SequenceError({
-          sequenceId: fromId,
-          reason: 'unknown',
-          message: `sequence ${JSON.stringify(fromId)} is not live`,
-        });
-      }
-      if (this.sequences.has(toId)) {
-        throw new SequenceError({
-          sequenceId: toId,
-          reason: 'exists',
-          message: `sequence ${JSON.stringify(toId)} is live`,
-        });
-      }
+      checkForkIds(fromId, toId, (id) => this.sequences.has(id));
+      const source = this.sequences.get(fromId)!;
       this.sequences.set(toId, { tokens: [...source.tokens], state: source.state });
     });
   }
@@ -212,16 +179,10 @@ class Mock implements MockBackend {
   }
 
   doDispose(): Promise<void> {
-    return this.serial(() => {
+    return this.queue.run(() => {
       this.disposed = true;
       this.sequences.clear();
     });
-  }
-
-  private serial<T>(task: () => Promise<T> | T): Promise<T> {
-    const result = this.tail.then(task);
-    this.tail = result.catch(() => undefined);
-    return result;
   }
 
   private live(): void {
@@ -230,45 +191,13 @@ class Mock implements MockBackend {
 
   private async forward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
     this.live();
-    AbortError.throwIfAborted(options.signal);
     const { vocabSize, maxPositions } = this.model;
-    const inputs = options.sequences;
-    if (inputs.length === 0) throw new InvalidInputError({ message: 'doForward needs at least one sequence' });
-    if (inputs.length > this.capabilities.maxBatchSize) {
-      throw new BatchLimitError({ batchSize: inputs.length, maxBatchSize: this.capabilities.maxBatchSize });
-    }
-    const seen = new Set<string>();
-    const batch: { id: string; tokens: number[]; startPosition: number }[] = [];
-    for (const input of inputs) {
-      const { id } = input;
-      if (seen.has(id))
-        throw new SequenceError({
-          sequenceId: id,
-          reason: 'duplicate',
-          message: `id ${JSON.stringify(id)} appears twice`,
-        });
-      seen.add(id);
-      const tokens = Array.from(input.tokens);
-      if (tokens.length === 0)
-        throw new InvalidInputError({ sequenceId: id, message: `sequence ${JSON.stringify(id)} has no tokens` });
-      const bad = tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= vocabSize);
-      if (bad !== undefined) {
-        throw new InvalidInputError({ sequenceId: id, message: `token ${bad} is not an integer in [0, ${vocabSize})` });
-      }
-      const existing = this.sequences.get(id);
-      const start = existing?.tokens.length ?? 0;
-      if (input.startPosition !== undefined && input.startPosition !== start) {
-        throw new SequenceError({
-          sequenceId: id,
-          reason: existing === undefined ? 'unknown' : 'position-mismatch',
-          message: `sequence ${JSON.stringify(id)} holds ${start} tokens, startPosition is ${input.startPosition}`,
-        });
-      }
-      if (start + tokens.length > maxPositions) {
-        throw new PositionLimitError({ sequenceId: id, requestedPositions: start + tokens.length, maxPositions });
-      }
-      batch.push({ id, tokens, startPosition: start });
-    }
+    const inputs = checkForwardInputs(
+      options,
+      { vocabSize, maxPositions, maxBatchSize: this.capabilities.maxBatchSize },
+      (id) => this.sequences.get(id)?.tokens.length,
+    );
+    const batch = inputs.map(({ id, tokens, start }) => ({ id, tokens: Array.from(tokens), startPosition: start }));
     const call: MockForwardCall = { index: this.calls.length, sequences: batch };
     this.calls.push(call);
     const latency =
@@ -287,7 +216,7 @@ class Mock implements MockBackend {
       const existing = this.sequences.get(id);
       // Work on a copy so that a throwing custom logits function leaves every sequence unchanged.
       const sequence = { tokens: [...(existing?.tokens ?? [])], state: existing?.state ?? this.seedState };
-      const wantPrompt = inputs[i]!.wantPromptLogits === true;
+      const wantPrompt = inputs[i]!.wantPromptLogits;
       const prompt =
         wantPrompt && this.capabilities.promptLogits ? new Float32Array(tokens.length * vocabSize) : undefined;
       if (wantPrompt && prompt === undefined) {

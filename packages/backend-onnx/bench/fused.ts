@@ -136,17 +136,78 @@ async function transformersDecode(model: TransformersModel, tokens: number[]) {
 }
 
 interface Profile {
+  batch: number;
   nodesPerRun: number;
+  /** ms per step inside `session.run`: `modelRunMs` plus onnxruntime-node's input and output conversions. */
+  runMs: number;
   modelRunMs: number;
   kernelsMs: number;
   ops: { op: string; ms: number; nodes: number }[];
 }
 
+/** The KV shape of the `bench` model. */
+interface Shape {
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+}
+
 /**
- * A bare loop over the fused file with onnxruntime's profiler on: a 128-token prefill, then 32 decode steps in the
- * shared buffer; the profile's per-node kernel times of the decode runs, summed by operator type.
+ * A bare onnxruntime-node loop over the fused file, what the backend does without its bookkeeping: one buffer of
+ * `context + newTokens` slots per row, a `context`-token prefill of `batch` rows, then greedy decode steps (argmax
+ * included). Returns ms per decode step and, of it, ms inside `session.run`.
  */
-async function profileFused(file: string, layers: number, kvHeads: number, headDim: number): Promise<Profile> {
+async function bareFused(
+  session: ort.InferenceSession,
+  shape: Shape,
+  steps: number,
+  batch = 1,
+): Promise<{ stepMs: number; runMs: number }> {
+  const { layers, kvHeads, headDim } = shape;
+  const capacity = context + newTokens;
+  const buffers = Array.from(
+    { length: 2 * layers },
+    () =>
+      new ort.Tensor('float32', new Float32Array(batch * kvHeads * capacity * headDim), [
+        batch,
+        kvHeads,
+        capacity,
+        headDim,
+      ]),
+  );
+  const step = async (tokens: number[][], past: number) => {
+    const seq = tokens[0]!.length;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens.flat(), BigInt), [batch, seq]),
+      seqlens_k: new ort.Tensor('int32', new Int32Array(batch).fill(past + seq - 1), [batch]),
+      total_sequence_length: new ort.Tensor('int32', Int32Array.of(past + seq), []),
+      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
+    };
+    const fetches: Record<string, ort.Tensor | null> = { logits: null };
+    for (let i = 0; i < layers; i++) {
+      feeds[`past_key_values.${i}.key`] = fetches[`present.${i}.key`] = buffers[2 * i]!;
+      feeds[`past_key_values.${i}.value`] = fetches[`present.${i}.value`] = buffers[2 * i + 1]!;
+    }
+    const out = await session.run(feeds, fetches as ort.InferenceSession.FetchesType);
+    const logits = out['logits']!.data as Float32Array;
+    const vocab = logits.length / batch;
+    return Array.from({ length: batch }, (_, b) => [argmax(logits.subarray(b * vocab, (b + 1) * vocab))]);
+  };
+  let next = await step(
+    Array.from({ length: batch }, (_, b) => prompt(context, 9 + b)),
+    0,
+  );
+  const before = insideRun;
+  const start = performance.now();
+  for (let k = 0; k < steps; k++) next = await step(next, context + k);
+  return { stepMs: (performance.now() - start) / steps, runMs: (insideRun - before) / steps };
+}
+
+/**
+ * {@link bareFused} with onnxruntime's profiler on (32 decode steps): the per-node kernel times of the decode runs,
+ * summed by operator type.
+ */
+async function profileFused(file: string, shape: Shape, batch = 1): Promise<Profile> {
   const prefix = path.join(os.tmpdir(), `gen-fused-profile-${process.pid}`);
   const session = await ort.InferenceSession.create(file, {
     intraOpNumThreads: threads,
@@ -155,27 +216,7 @@ async function profileFused(file: string, layers: number, kvHeads: number, headD
     profileFilePrefix: prefix,
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   });
-  const capacity = context + 64;
-  const buffers = Array.from(
-    { length: 2 * layers },
-    () => new ort.Tensor('float32', new Float32Array(kvHeads * capacity * headDim), [1, kvHeads, capacity, headDim]),
-  );
-  const step = async (tokens: number[], past: number) => {
-    const feeds: Record<string, ort.Tensor> = {
-      input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
-      seqlens_k: new ort.Tensor('int32', Int32Array.of(past + tokens.length - 1), [1]),
-      total_sequence_length: new ort.Tensor('int32', Int32Array.of(past + tokens.length), []),
-      num_logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(1n), []),
-    };
-    const fetches: Record<string, ort.Tensor | null> = { logits: null };
-    for (let i = 0; i < layers; i++) {
-      feeds[`past_key_values.${i}.key`] = fetches[`present.${i}.key`] = buffers[2 * i]!;
-      feeds[`past_key_values.${i}.value`] = fetches[`present.${i}.value`] = buffers[2 * i + 1]!;
-    }
-    await session.run(feeds, fetches as ort.InferenceSession.FetchesType);
-  };
-  await step(prompt(context, 9), 0);
-  for (let k = 0; k < 32; k++) await step([k + 1], context + k);
+  const { runMs } = await bareFused(session, shape, 32, batch);
   session.endProfiling();
   await session.release();
   const dir = path.dirname(prefix);
@@ -201,7 +242,9 @@ async function profileFused(file: string, layers: number, kvHeads: number, headD
     byOp.set(op, entry);
   }
   return {
+    batch,
     nodesPerRun,
+    runMs,
     modelRunMs: median(runs.slice(1).map((e) => e.dur / 1000)),
     kernelsMs: decodeNodes.reduce((sum, e) => sum + e.dur, 0) / decodeRuns / 1000,
     ops: [...byOp]
@@ -229,10 +272,13 @@ interface DtypeResult {
   fileMB: { fused: number; standard: number };
   bytesPerToken: number;
   decode: { fused: Decode; fusedSpinning: Decode; standard: Decode; transformers: Decode | undefined };
+  /** ms per decode step of {@link bareFused}, per round. */
+  bare: number[];
   prefill: { fused: number[]; standard: number[]; transformers: number[] };
   batch: { fused: number[]; standard: number[] };
   sameTokens: boolean;
   profile: Profile;
+  batchProfile: Profile;
 }
 
 async function main(): Promise<void> {
@@ -281,6 +327,17 @@ async function main(): Promise<void> {
     const transformers = values['no-transformers']
       ? undefined
       : await loadTransformersModel(standardDir, dtype, threads);
+    const file = path.join(
+      fusedDir,
+      'onnx',
+      { fp32: 'model.onnx', int8: 'model_quantized.onnx', q4: 'model_q4.onnx' }[dtype],
+    );
+    const shape = { layers: config.numHiddenLayers, kvHeads: config.numKeyValueHeads, headDim };
+    const bare = await ort.InferenceSession.create(file, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    });
     const warm = prompt(context, 1);
     for (const backend of [fused, fusedSpinning, standard]) await greedy(backend, warm, 4, 'warm');
     await transformers?.generate(warm, 4);
@@ -298,10 +355,12 @@ async function main(): Promise<void> {
         standard: emptyDecode(),
         transformers: transformers === undefined ? undefined : emptyDecode(),
       },
+      bare: [],
       prefill: { fused: [], standard: [], transformers: [] },
       batch: { fused: [], standard: [] },
       sameTokens: true,
-      profile: { nodesPerRun: 0, modelRunMs: 0, kernelsMs: 0, ops: [] },
+      profile: { batch: 1, nodesPerRun: 0, runMs: 0, modelRunMs: 0, kernelsMs: 0, ops: [] },
+      batchProfile: { batch: 1, nodesPerRun: 0, runMs: 0, modelRunMs: 0, kernelsMs: 0, ops: [] },
     };
     for (let round = 0; round < rounds; round++) {
       const tokens = prompt(context, 2 + round);
@@ -309,6 +368,7 @@ async function main(): Promise<void> {
       record(result.decode.fused, a);
       const b = await greedy(fusedSpinning, tokens, newTokens, `s${round}`);
       record(result.decode.fusedSpinning, b);
+      result.bare.push((await bareFused(bare, shape, newTokens)).stepMs);
       const c = await greedy(standard, tokens, newTokens, `d${round}`);
       record(result.decode.standard, c);
       result.sameTokens &&= a.generated.join() === c.generated.join();
@@ -327,7 +387,7 @@ async function main(): Promise<void> {
       log(
         `round ${round}: fused ${a.stepMs.toFixed(2)} ms/token (between runs ${a.betweenMs.toFixed(2)}), ` +
           `spinning ${b.stepMs.toFixed(2)} (between runs ${b.betweenMs.toFixed(2)}, argmax ${b.argmaxMs.toFixed(2)} ` +
-          `vs ${a.argmaxMs.toFixed(2)}), standard ${c.stepMs.toFixed(2)}` +
+          `vs ${a.argmaxMs.toFixed(2)}), bare loop ${result.bare.at(-1)!.toFixed(2)}, standard ${c.stepMs.toFixed(2)}` +
           (transformers === undefined
             ? ''
             : `, transformers.js ${result.decode.transformers!.stepMs.at(-1)!.toFixed(2)}`) +
@@ -344,12 +404,9 @@ async function main(): Promise<void> {
     }
     await transformers?.dispose();
     for (const backend of [fused, fusedSpinning, standard]) await backend.doDispose();
-    const file = path.join(
-      fusedDir,
-      'onnx',
-      { fp32: 'model.onnx', int8: 'model_quantized.onnx', q4: 'model_q4.onnx' }[dtype],
-    );
-    result.profile = await profileFused(file, config.numHiddenLayers, config.numKeyValueHeads, headDim);
+    await bare.release();
+    result.profile = await profileFused(file, shape);
+    result.batchProfile = await profileFused(file, shape, batchSizes.at(-1));
     log(`profile: ${result.profile.nodesPerRun} nodes per run, model_run ${result.profile.modelRunMs.toFixed(2)} ms`);
     results.push(result);
   }
@@ -387,14 +444,14 @@ function report(
       `${run.modelSeconds > 5 ? ` (${run.modelSeconds.toFixed(0)} s of it writing the model files)` : ''}. Memory read ` +
       `bandwidth measured in the run: ${gb(run.bandwidth1)} GB/s (1 thread), ${gb(run.bandwidth)} GB/s (${threads} threads).`,
     '',
-    '| dtype | fused tok/s | target | roofline tok/s | fused / roofline | standard (ours) tok/s | transformers.js (standard file) tok/s | llama.cpp | fused / standard | same greedy tokens |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| dtype | fused tok/s | target | roofline tok/s | fused / roofline | bare onnxruntime loop, fused file | standard (ours) tok/s | transformers.js (standard file) tok/s | llama.cpp | fused / standard | same greedy tokens |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const rooflineMs = (r.bytesPerToken / run.bandwidth) * 1000;
       const t = r.decode.transformers;
       return (
         `| ${r.dtype} | ${rate(r.decode.fused.stepMs)} | ${targets[r.dtype]} | ${(1000 / rooflineMs).toFixed(1)} | ` +
-        `${((rooflineMs / best(r.decode.fused.stepMs)) * 100).toFixed(0)}% | ${rate(r.decode.standard.stepMs)} | ` +
+        `${((rooflineMs / best(r.decode.fused.stepMs)) * 100).toFixed(0)}% | ${rate(r.bare)} | ${rate(r.decode.standard.stepMs)} | ` +
         `${t === undefined ? 'not run' : rate(t.stepMs)} | ${llamaCpp[r.dtype].decode} (${llamaCpp[r.dtype].weights}) | ` +
         `${(median(r.decode.standard.stepMs) / median(r.decode.fused.stepMs)).toFixed(2)}x | ${r.sameTokens ? 'yes' : 'no'} |`
       );
@@ -411,22 +468,30 @@ function report(
         `${(r.batch.fused.at(-1)! / r.batch.fused[0]!).toFixed(1)}x |`,
     ),
     '',
-    '| dtype | ms per decode step, fused: all / in session.run / JavaScript between runs (of it argmax) | the same with intra-op spinning on | spinning on tok/s | onnxruntime profile: nodes per run, model_run ms, kernels ms | top operators (ms per step, nodes) |',
-    '|---|---|---|---|---|---|',
+    '| dtype | ms per decode step, fused: all / in session.run / JavaScript between runs (of it argmax) | the same with intra-op spinning on | spinning on tok/s |',
+    '|---|---|---|---|',
     ...results.map((r) => {
       const d = r.decode.fused;
       const s = r.decode.fusedSpinning;
       const split = (x: Decode) =>
         `${median(x.stepMs).toFixed(2)} / ${median(x.runMs).toFixed(2)} / ${median(x.betweenMs).toFixed(2)} (${median(x.argmaxMs).toFixed(3)})`;
-      const p = r.profile;
-      return (
-        `| ${r.dtype} | ${split(d)} | ${split(s)} | ${rate(s.stepMs)} | ${p.nodesPerRun}, ${p.modelRunMs.toFixed(2)}, ${p.kernelsMs.toFixed(2)} | ` +
-        `${p.ops
-          .slice(0, 6)
-          .map((o) => `${o.op} ${o.ms.toFixed(2)} (${o.nodes})`)
-          .join(', ')} |`
-      );
+      return `| ${r.dtype} | ${split(d)} | ${split(s)} | ${rate(s.stepMs)} |`;
     }),
+    '',
+    "onnxruntime profile of a bare decode loop over the fused file (context 128; profiling on): ms per step inside `session.run`, of it in onnxruntime's `model_run` and in kernels; the rest of `session.run` is onnxruntime-node converting inputs and outputs (each bound KV buffer is copied into a new JavaScript buffer).",
+    '',
+    '| dtype | batch | nodes per run | session.run ms | model_run ms | kernels ms | top operators (ms per step, nodes) |',
+    '|---|---|---|---|---|---|---|',
+    ...results.flatMap((r) =>
+      [r.profile, r.batchProfile].map(
+        (p) =>
+          `| ${r.dtype} | ${p.batch} | ${p.nodesPerRun} | ${p.runMs.toFixed(2)} | ${p.modelRunMs.toFixed(2)} | ${p.kernelsMs.toFixed(2)} | ` +
+          `${p.ops
+            .slice(0, 6)
+            .map((o) => `${o.op} ${o.ms.toFixed(2)} (${o.nodes})`)
+            .join(', ')} |`,
+      ),
+    ),
   ];
   return lines.join('\n');
 }

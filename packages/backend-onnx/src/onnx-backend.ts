@@ -1,12 +1,12 @@
 import {
   AbortError,
+  checkForkIds,
+  checkForwardInputs,
+  releaseSequences,
+  SerialQueue,
   BackendDisposedError,
-  BatchLimitError,
   describeModel,
-  InvalidInputError,
-  PositionLimitError,
   readModelDirectory,
-  SequenceError,
   type BackendCapabilitiesV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
@@ -23,7 +23,6 @@ import type { CacheGroup, SequenceState } from './kv-group.js';
 import { graphMentions, resolveModelFile } from './model-file.js';
 import type { OnnxBackendSettings } from './onnx-backend-settings.js';
 import { executeRun, planRuns, type RowInput, type RowOutput, type RunContext } from './run-batch.js';
-import { SerialQueue } from './serial-queue.js';
 import { openSession } from './session.js';
 
 function checkPositiveInteger(name: string, value: number | undefined): void {
@@ -303,50 +302,19 @@ class OnnxBackend<S extends { readonly length: number }> implements BackendV1 {
   doRelease(ids: readonly string[]): Promise<void> {
     return this.queue.run(() => {
       this.live();
-      const seen = new Set<string>();
-      let problem: SequenceError | undefined;
-      for (const id of ids) {
-        if (seen.has(id)) {
-          problem ??= new SequenceError({
-            sequenceId: id,
-            reason: 'duplicate',
-            message: `id ${JSON.stringify(id)} is listed twice`,
-          });
-          continue;
-        }
-        seen.add(id);
-        if (!this.sequences.delete(id)) {
-          problem ??= new SequenceError({
-            sequenceId: id,
-            reason: 'unknown',
-            message: `cannot release sequence ${JSON.stringify(id)}: it is not live (never created or already released)`,
-          });
-        }
+      try {
+        releaseSequences(ids, (id) => this.sequences.delete(id));
+      } finally {
+        this.cache.released(this.sequences);
       }
-      this.cache.released(this.sequences);
-      if (problem !== undefined) throw problem;
     });
   }
 
   doFork(fromId: string, toId: string): Promise<void> {
     return this.queue.run(() => {
       this.live();
-      const source = this.sequences.get(fromId);
-      if (source === undefined) {
-        throw new SequenceError({
-          sequenceId: fromId,
-          reason: 'unknown',
-          message: `cannot fork sequence ${JSON.stringify(fromId)}: it is not live (never created or already released)`,
-        });
-      }
-      if (this.sequences.has(toId)) {
-        throw new SequenceError({
-          sequenceId: toId,
-          reason: 'exists',
-          message: `cannot fork into ${JSON.stringify(toId)}: that sequence is live`,
-        });
-      }
-      this.sequences.set(toId, this.cache.fork(source, this.sequences));
+      checkForkIds(fromId, toId, (id) => this.sequences.has(id));
+      this.sequences.set(toId, this.cache.fork(this.sequences.get(fromId)!, this.sequences));
     });
   }
 
@@ -377,67 +345,19 @@ class OnnxBackend<S extends { readonly length: number }> implements BackendV1 {
 
   private validate(options: BackendForwardOptionsV1): RowInput<S>[] {
     const { vocabSize, maxPositions } = this.model;
-    const inputs = options.sequences;
-    if (inputs.length === 0) throw new InvalidInputError({ message: 'doForward needs at least one sequence' });
-    if (inputs.length > this.capabilities.maxBatchSize) {
-      throw new BatchLimitError({ batchSize: inputs.length, maxBatchSize: this.capabilities.maxBatchSize });
-    }
-    const seen = new Set<string>();
-    return inputs.map((input, index) => {
-      const { id, tokens } = input;
-      if (typeof id !== 'string') {
-        throw new InvalidInputError({ message: `sequence id must be a string, got ${typeof id}` });
-      }
-      if (seen.has(id)) {
-        throw new SequenceError({
-          sequenceId: id,
-          reason: 'duplicate',
-          message: `id ${JSON.stringify(id)} appears twice in one batch`,
-        });
-      }
-      seen.add(id);
-      if (tokens.length === 0) {
-        throw new InvalidInputError({
-          sequenceId: id,
-          message: `sequence ${JSON.stringify(id)} has no tokens to append`,
-        });
-      }
-      for (let i = 0; i < tokens.length; i++) {
-        const token = tokens[i]!;
-        if (!Number.isInteger(token) || token < 0 || token >= vocabSize) {
-          throw new InvalidInputError({
-            sequenceId: id,
-            message: `sequence ${JSON.stringify(id)}: token ${i} is ${token}, not an integer in [0, ${vocabSize})`,
-          });
-        }
-      }
-      const state = this.sequences.get(id);
-      const start = state?.length ?? 0;
-      if (input.startPosition !== undefined && input.startPosition !== start) {
-        throw state === undefined
-          ? new SequenceError({
-              sequenceId: id,
-              reason: 'unknown',
-              message: `sequence ${JSON.stringify(id)} is not live (never created or already released), but startPosition is ${input.startPosition}`,
-            })
-          : new SequenceError({
-              sequenceId: id,
-              reason: 'position-mismatch',
-              message: `sequence ${JSON.stringify(id)} holds ${start} tokens, but startPosition is ${input.startPosition}`,
-            });
-      }
-      if (start + tokens.length > maxPositions) {
-        throw new PositionLimitError({ sequenceId: id, requestedPositions: start + tokens.length, maxPositions });
-      }
-      return {
-        index,
-        id,
-        tokens: tokens instanceof Int32Array ? tokens : Int32Array.from(tokens),
-        state,
-        start,
-        wantPromptLogits: input.wantPromptLogits === true,
-      };
-    });
+    const checked = checkForwardInputs(
+      options,
+      { vocabSize, maxPositions, maxBatchSize: this.capabilities.maxBatchSize },
+      (id) => this.sequences.get(id)?.length,
+    );
+    return checked.map((input, index) => ({
+      index,
+      id: input.id,
+      tokens: input.tokens,
+      state: this.sequences.get(input.id),
+      start: input.start,
+      wantPromptLogits: input.wantPromptLogits,
+    }));
   }
 
   private async forward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {

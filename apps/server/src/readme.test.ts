@@ -43,8 +43,15 @@ describe('README', () => {
     await openAiExample(server.url, (line) => lines.push(line));
     expect(lines[0]).toBe('model: tiny');
     expect(lines.some((line) => line.startsWith('chat: '))).toBe(true);
-    expect(lines.some((line) => line.startsWith('stream usage: 20 completion tokens'))).toBe(true);
-    expect(lines.some((line) => line.startsWith('completion: ') && line.endsWith('8 logprobs'))).toBe(true);
+    // Unseeded sampling may reach EOS before max_tokens (20): the usage chunk reports what was generated.
+    const usage = lines.find((line) => line.startsWith('stream usage: '));
+    const completionTokens = Number(/^stream usage: (\d+) completion tokens$/.exec(usage ?? '')?.[1]);
+    expect(completionTokens).toBeGreaterThanOrEqual(1);
+    expect(completionTokens).toBeLessThanOrEqual(20);
+    const completion = lines.find((line) => line.startsWith('completion: '));
+    const logprobCount = Number(/, (\d+) logprobs$/.exec(completion ?? '')?.[1]);
+    expect(logprobCount).toBeGreaterThanOrEqual(1);
+    expect(logprobCount).toBeLessThanOrEqual(8); // max_tokens 8; unseeded sampling may end at EOS sooner
     expect(lines.at(-1)).toContain('400: 400 `temperature` must be >= 0');
   });
 

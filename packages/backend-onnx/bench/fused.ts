@@ -14,11 +14,21 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BackendV1 } from '@gen/backend';
 import { ensureModelDir, planModelDir } from '@gen/model-kit';
 import * as ort from 'onnxruntime-node';
 import { createOnnxBackend } from '../src/index.js';
 import { measureReadBandwidth } from './bandwidth.js';
+import {
+  argmax,
+  batchedDecode,
+  gb,
+  greedyDecode,
+  insideRunMs,
+  log,
+  median,
+  prefillTokensPerSecond,
+  prompt,
+} from './common.js';
 import { loadTransformersModel, type TransformersModel } from './transformers-js.js';
 
 type Dtype = 'fp32' | 'int8' | 'q4';
@@ -49,87 +59,18 @@ const llamaCpp: Record<Dtype, { weights: string; decode: number; prefill: number
 };
 const targets: Record<Dtype, number> = { fp32: 65, int8: 170, q4: 250 };
 
-// Time inside onnxruntime's session.run (ours and transformers.js alike): the rest of a step is JavaScript.
-let insideRun = 0;
-const sessionPrototype = (ort.InferenceSession as unknown as { prototype: unknown }).prototype as {
-  run: (...args: unknown[]) => Promise<unknown>;
-};
-const originalRun = sessionPrototype.run;
-sessionPrototype.run = async function (this: unknown, ...args: unknown[]) {
-  const start = performance.now();
-  try {
-    return await originalRun.apply(this, args);
-  } finally {
-    insideRun += performance.now() - start;
-  }
-};
-
-const log = (message: string) => process.stderr.write(`${message}\n`);
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const gb = (bytesPerSecond: number) => (bytesPerSecond / 1e9).toFixed(1);
-const prompt = (length: number, salt: number) => Array.from({ length }, (_, i) => (i * 131 + salt * 977 + 11) % 760);
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let v = 1; v < row.length; v++) if (row[v]! > row[best]!) best = v;
-  return best;
-}
-
-/** One greedy decode: prefill `tokens`, then `steps` one-token calls. Times per token, split by where they go. */
-async function greedy(backend: BackendV1, tokens: number[], steps: number, id: string) {
-  let result = await backend.doForward({ sequences: [{ id, tokens }] });
-  const runBefore = insideRun;
-  let sampling = 0;
-  const generated: number[] = [];
-  const start = performance.now();
-  for (let s = 0; s < steps; s++) {
-    const sampled = performance.now();
-    generated.push(argmax(result.sequences[0]!.logits));
-    sampling += performance.now() - sampled;
-    result = await backend.doForward({ sequences: [{ id, tokens: [generated[s]!] }] });
-  }
-  const stepMs = (performance.now() - start) / steps;
-  const runMs = (insideRun - runBefore) / steps;
-  await backend.doRelease([id]);
-  return { stepMs, runMs, betweenMs: stepMs - runMs, argmaxMs: sampling / steps, generated };
-}
-
-/** Aggregate decode tokens/s of `batch` sequences stepping together after a batched prefill of `context` tokens. */
-async function batched(backend: BackendV1, batch: number): Promise<number> {
-  const ids = Array.from({ length: batch }, (_, i) => `b${batch}-${i}`);
-  let result = await backend.doForward({ sequences: ids.map((id, i) => ({ id, tokens: prompt(context, 100 + i) })) });
-  const steps = 32;
-  const start = performance.now();
-  for (let s = 0; s < steps; s++) {
-    result = await backend.doForward({
-      sequences: ids.map((id, i) => ({ id, tokens: [argmax(result.sequences[i]!.logits)] })),
-    });
-  }
-  const seconds = (performance.now() - start) / 1000;
-  await backend.doRelease(ids);
-  return (batch * steps) / seconds;
-}
-
-async function prefill(backend: BackendV1, salt: number): Promise<number> {
-  const start = performance.now();
-  await backend.doForward({ sequences: [{ id: 'long', tokens: prompt(prefillLength, salt) }] });
-  const seconds = (performance.now() - start) / 1000;
-  await backend.doRelease(['long']);
-  return prefillLength / seconds;
-}
-
 /** transformers.js: decode time per token = (generate 64 - generate 1) / 63. */
 async function transformersDecode(model: TransformersModel, tokens: number[]) {
   let start = performance.now();
-  let before = insideRun;
+  let before = insideRunMs();
   await model.generate(tokens, 1);
   const one = performance.now() - start;
-  const oneRun = insideRun - before;
+  const oneRun = insideRunMs() - before;
   start = performance.now();
-  before = insideRun;
+  before = insideRunMs();
   const generated = await model.generate(tokens, newTokens);
   const all = performance.now() - start;
-  const allRun = insideRun - before;
+  const allRun = insideRunMs() - before;
   const stepMs = (all - one) / (newTokens - 1);
   const runMs = (allRun - oneRun) / (newTokens - 1);
   return { stepMs, runMs, betweenMs: stepMs - runMs, generated };
@@ -197,10 +138,10 @@ async function bareFused(
     Array.from({ length: batch }, (_, b) => prompt(context, 9 + b)),
     0,
   );
-  const before = insideRun;
+  const before = insideRunMs();
   const start = performance.now();
   for (let k = 0; k < steps; k++) next = await step(next, context + k);
-  return { stepMs: (performance.now() - start) / steps, runMs: (insideRun - before) / steps };
+  return { stepMs: (performance.now() - start) / steps, runMs: (insideRunMs() - before) / steps };
 }
 
 /**
@@ -339,7 +280,7 @@ async function main(): Promise<void> {
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
     const warm = prompt(context, 1);
-    for (const backend of [fused, fusedSpinning, standard]) await greedy(backend, warm, 4, 'warm');
+    for (const backend of [fused, fusedSpinning, standard]) await greedyDecode(backend, warm, 4, 'warm');
     await transformers?.generate(warm, 4);
 
     const result: DtypeResult = {
@@ -364,12 +305,12 @@ async function main(): Promise<void> {
     };
     for (let round = 0; round < rounds; round++) {
       const tokens = prompt(context, 2 + round);
-      const a = await greedy(fused, tokens, newTokens, `f${round}`);
+      const a = await greedyDecode(fused, tokens, newTokens, `f${round}`);
       record(result.decode.fused, a);
-      const b = await greedy(fusedSpinning, tokens, newTokens, `s${round}`);
+      const b = await greedyDecode(fusedSpinning, tokens, newTokens, `s${round}`);
       record(result.decode.fusedSpinning, b);
       result.bare.push((await bareFused(bare, shape, newTokens)).stepMs);
-      const c = await greedy(standard, tokens, newTokens, `d${round}`);
+      const c = await greedyDecode(standard, tokens, newTokens, `d${round}`);
       record(result.decode.standard, c);
       result.sameTokens &&= a.generated.join() === c.generated.join();
       if (transformers !== undefined) {
@@ -377,8 +318,8 @@ async function main(): Promise<void> {
         record(result.decode.transformers!, t);
         result.sameTokens &&= t.generated.join() === c.generated.join();
       }
-      result.prefill.fused.push(await prefill(fused, 50 + round));
-      result.prefill.standard.push(await prefill(standard, 50 + round));
+      result.prefill.fused.push(await prefillTokensPerSecond(fused, prefillLength, 50 + round));
+      result.prefill.standard.push(await prefillTokensPerSecond(standard, prefillLength, 50 + round));
       if (transformers !== undefined) {
         start = performance.now();
         await transformers.generate(prompt(prefillLength, 50 + round), 1);
@@ -396,8 +337,8 @@ async function main(): Promise<void> {
       );
     }
     for (const size of batchSizes) {
-      result.batch.fused.push(await batched(fused, size));
-      result.batch.standard.push(await batched(standard, size));
+      result.batch.fused.push((await batchedDecode(fused, size, context, 32)).tokensPerSecond);
+      result.batch.standard.push((await batchedDecode(standard, size, context, 32)).tokensPerSecond);
       log(
         `batch ${size}: fused ${result.batch.fused.at(-1)!.toFixed(0)} tok/s, standard ${result.batch.standard.at(-1)!.toFixed(0)}`,
       );

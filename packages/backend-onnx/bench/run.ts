@@ -18,6 +18,7 @@ import { ensureModelDir, planModelDir } from '@gen/model-kit';
 import * as ort from 'onnxruntime-node';
 import { createOnnxBackend } from '../src/index.js';
 import { measureReadBandwidth } from './bandwidth.js';
+import { batchedDecode, gb, greedyDecode, insideRunMs, log, median, prompt } from './common.js';
 import type { transformersDtype } from './transformers-js.js';
 import { loadTransformersModel } from './transformers-js.js';
 
@@ -39,78 +40,6 @@ const context = 128;
 const newTokens = 64;
 const prefillLength = 512;
 const batchSizes = [1, 4, 16];
-
-// Time spent inside onnxruntime (session.run, for ours and for transformers.js alike): the rest of a step is glue.
-let insideRun = 0;
-const sessionPrototype = (ort.InferenceSession as unknown as { prototype: unknown }).prototype as {
-  run: (...args: unknown[]) => Promise<unknown>;
-};
-const originalRun = sessionPrototype.run;
-sessionPrototype.run = async function (this: unknown, ...args: unknown[]) {
-  const start = performance.now();
-  try {
-    return await originalRun.apply(this, args);
-  } finally {
-    insideRun += performance.now() - start;
-  }
-};
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const log = (message: string) => process.stderr.write(`${message}\n`);
-
-function prompt(length: number, salt: number): number[] {
-  // Ids the tokenizer knows (the bench tokenizer has 763 tokens), deterministic.
-  return Array.from({ length }, (_, i) => (i * 131 + salt * 977 + 11) % 760);
-}
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let v = 1; v < row.length; v++) if (row[v]! > row[best]!) best = v;
-  return best;
-}
-
-/** Our greedy loop: prefill, then one doForward per token. Returns timings and the tokens. */
-async function oursGreedy(backend: BackendV1, tokens: number[], steps: number, id: string) {
-  let start = performance.now();
-  let result = await backend.doForward({ sequences: [{ id, tokens }] });
-  const prefillMs = performance.now() - start;
-  const generated: number[] = [];
-  const runBefore = insideRun;
-  let sampling = 0;
-  start = performance.now();
-  for (let s = 0; s < steps; s++) {
-    const sampled = performance.now();
-    generated.push(argmax(result.sequences[0]!.logits));
-    sampling += performance.now() - sampled;
-    result = await backend.doForward({ sequences: [{ id, tokens: [generated[s]!] }] });
-  }
-  const decodeMs = (performance.now() - start) / steps;
-  const glueMs = decodeMs - (insideRun - runBefore + sampling) / steps;
-  await backend.doRelease([id]);
-  return { prefillMs, decodeMs, glueMs, generated };
-}
-
-/** Aggregate decode tokens/s with `batch` sequences stepping together (after a batched prefill). */
-async function oursBatch(backend: BackendV1, batch: number) {
-  const ids = Array.from({ length: batch }, (_, i) => `b${batch}-${i}`);
-  let result = await backend.doForward({
-    sequences: ids.map((id, i) => ({ id, tokens: prompt(context, 100 + i) })),
-  });
-  const runBefore = insideRun;
-  let sampling = 0;
-  const start = performance.now();
-  for (let s = 0; s < newTokens; s++) {
-    const sampled = performance.now();
-    const next = ids.map((id, i) => ({ id, tokens: [argmax(result.sequences[i]!.logits)] }));
-    sampling += performance.now() - sampled;
-    result = await backend.doForward({ sequences: next });
-  }
-  const elapsed = performance.now() - start;
-  const glueMs = (elapsed - (insideRun - runBefore) - sampling) / newTokens;
-  const stats = backend.stats();
-  await backend.doRelease(ids);
-  return { tokensPerSecond: (batch * newTokens) / (elapsed / 1000), glueMs, stats };
-}
 
 /** KV-cache bytes per cached token for a batch of prompts of different lengths (left padding included). */
 async function paddedKvBytes(backend: BackendV1): Promise<number> {
@@ -189,8 +118,8 @@ async function main(): Promise<void> {
     });
     const transformers = await loadTransformersModel(modelDir, dtype, threads);
     const warm = prompt(context, 1);
-    await oursGreedy(backend, warm, 8, 'warm');
-    await oursGreedy(spinningBackend, warm, 8, 'warm');
+    await greedyDecode(backend, warm, 8, 'warm');
+    await greedyDecode(spinningBackend, warm, 8, 'warm');
     await transformers.generate(warm, 8);
 
     const ours = { decode: [] as number[], glue: [] as number[], prefill512: [] as number[] };
@@ -199,27 +128,27 @@ async function main(): Promise<void> {
     let sameGreedyTokens = true;
     for (let round = 0; round < rounds; round++) {
       const tokens = prompt(context, 2 + round);
-      const mine = await oursGreedy(spinningBackend, tokens, newTokens, `s${round}`);
-      spinningDecode.push(mine.decodeMs);
+      const mine = await greedyDecode(spinningBackend, tokens, newTokens, `s${round}`);
+      spinningDecode.push(mine.stepMs);
       ours.glue.push(mine.glueMs);
 
       // transformers.js: decode time per token = (generate 64 - generate 1) / 63; its glue = that minus its runs.
       start = performance.now();
-      let runBefore = insideRun;
+      let runBefore = insideRunMs();
       await transformers.generate(tokens, 1);
       const one = performance.now() - start;
-      const oneRun = insideRun - runBefore;
+      const oneRun = insideRunMs() - runBefore;
       start = performance.now();
-      runBefore = insideRun;
+      runBefore = insideRunMs();
       const generated = await transformers.generate(tokens, newTokens);
       const all = performance.now() - start;
-      const allRun = insideRun - runBefore;
+      const allRun = insideRunMs() - runBefore;
       theirs.decode.push((all - one) / (newTokens - 1));
       theirs.glue.push((all - one - (allRun - oneRun)) / (newTokens - 1));
       sameGreedyTokens &&= generated.join() === mine.generated.join();
 
-      const quiet = await oursGreedy(backend, tokens, newTokens, `r${round}`);
-      ours.decode.push(quiet.decodeMs);
+      const quiet = await greedyDecode(backend, tokens, newTokens, `r${round}`);
+      ours.decode.push(quiet.stepMs);
       ours.glue.push(quiet.glueMs);
       sameGreedyTokens &&= quiet.generated.join() === mine.generated.join();
 
@@ -232,7 +161,7 @@ async function main(): Promise<void> {
       await transformers.generate(long, 1);
       theirs.prefill512.push(prefillLength / ((performance.now() - start) / 1000));
       log(
-        `round ${round}: ours ${quiet.decodeMs.toFixed(2)} ms/token, spinning ${mine.decodeMs.toFixed(2)} ` +
+        `round ${round}: ours ${quiet.stepMs.toFixed(2)} ms/token, spinning ${mine.stepMs.toFixed(2)} ` +
           `(glue ${mine.glueMs.toFixed(2)}), transformers.js ${theirs.decode.at(-1)!.toFixed(2)} ms/token ` +
           `(glue ${theirs.glue.at(-1)!.toFixed(2)})`,
       );
@@ -248,7 +177,7 @@ async function main(): Promise<void> {
       baselineAfterRelease: false,
     };
     for (const size of batchSizes) {
-      const measured = await oursBatch(backend, size);
+      const measured = await batchedDecode(backend, size, context, newTokens);
       batch.push({ batch: size, tokensPerSecond: measured.tokensPerSecond, glueMs: measured.glueMs });
       log(`batch ${size}: ${measured.tokensPerSecond.toFixed(1)} tokens/s`);
       if (size === batchSizes.at(-1)) {
@@ -338,10 +267,6 @@ async function main(): Promise<void> {
       ),
     );
   }
-}
-
-function gb(bytesPerSecond: number): string {
-  return (bytesPerSecond / 1e9).toFixed(1);
 }
 
 await main();

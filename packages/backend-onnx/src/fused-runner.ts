@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { float16ToFloat32 } from './float16.js';
 import type { GraphSignature } from './graph-signature.js';
 import type { KvLayout } from './kv-group.js';
+import { runSession, type OnnxSession } from './onnx-session.js';
 import { KvSlab } from './kv-slab.js';
 import { indexTensor, type RowInput, type RowOutput } from './run-batch.js';
 
@@ -15,7 +16,7 @@ export interface FusedState {
 
 /** Everything the fused runs need. */
 export interface FusedContext {
-  readonly session: ort.InferenceSession;
+  readonly session: OnnxSession;
   readonly signature: GraphSignature;
   readonly layout: KvLayout;
   readonly vocabSize: number;
@@ -109,6 +110,7 @@ export class FusedKvCache {
         0,
         batch.map((r) => ({ tokens: r.tokens, past: 0 })),
         keep,
+        signal,
       );
       batch.forEach((row, b) => {
         target.copyRow(rowOf.get(row)!, scratch, b, row.tokens.length);
@@ -123,6 +125,7 @@ export class FusedKvCache {
         rowOf.get(row)!,
         [{ tokens: row.tokens, past: row.start }],
         row.wantPromptLogits ? 0 : 1,
+        signal,
       );
       this.collect(result, 0, row, row.tokens.length, logits, promptLogits);
     }
@@ -150,7 +153,7 @@ export class FusedKvCache {
               ? { tokens: undefined, past: lengths.get(r) ?? 0 }
               : { tokens: input.tokens, past: input.start };
           });
-          const result = await this.run(target, from, runRows, 1);
+          const result = await this.run(target, from, runRows, 1, signal);
           segment.forEach((r, b) => {
             const input = byRow.get(r);
             if (input !== undefined) this.collect(result, b, input, 1, logits, promptLogits);
@@ -303,13 +306,15 @@ export class FusedKvCache {
   /**
    * One onnxruntime run over rows `[from, from + rows.length)` of `slab`: row b appends its tokens (right-padded
    * with id 0 to the longest) after its `past` slots; a row without tokens rides along with a dummy token written
-   * at slot `past`. `keep` is `num_logits_to_keep` (0: all positions).
+   * at slot `past`. `keep` is `num_logits_to_keep` (0: all positions). An abort of `signal` stops the run where
+   * the binding can.
    */
   private async run(
     slab: KvSlab,
     from: number,
     rows: readonly RunRow[],
     keep: number,
+    signal: AbortSignal | undefined,
   ): Promise<{ data: Float32Array | Uint16Array; kept: number }> {
     const { signature, session, vocabSize } = this.context;
     const batch = rows.length;
@@ -343,13 +348,7 @@ export class FusedKvCache {
       feeds[layer.pastKey] = fetches[layer.presentKey] = tensors[2 * i]!;
       feeds[layer.pastValue] = fetches[layer.presentValue] = tensors[2 * i + 1]!;
     });
-    let outputs: ort.InferenceSession.OnnxValueMapType;
-    try {
-      outputs = await session.run(feeds, fetches as ort.InferenceSession.FetchesType);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      throw new BackendError(`onnxruntime failed to run ${this.context.file}: ${message}`, { cause: error });
-    }
+    const outputs = await runSession(session, feeds, fetches, this.context.file, signal);
     const logits = outputs[signature.logits.name] as ort.Tensor;
     const [outBatch, kept, outVocab] = logits.dims as number[];
     const expectedKept = keep === 0 ? seq : Math.min(keep, seq);

@@ -11,6 +11,9 @@
  */
 export type OnnxModelDtype = 'fp32' | 'fp16' | 'int8' | 'q4' | 'q4f16';
 
+/** How onnxruntime is called; see {@link OnnxBackendSettings.binding}. */
+export type OnnxBinding = 'auto' | 'direct' | 'onnxruntime-node';
+
 /** An onnxruntime execution provider by name. */
 export type OnnxExecutionProviderName = 'cpu' | 'cuda' | 'webgpu';
 
@@ -47,6 +50,29 @@ export interface OnnxBackendSettings {
    * time from the ones doing work and a decode step can take twice as long. Default `false`.
    */
   intraOpSpinning?: boolean;
+  /**
+   * How onnxruntime is called:
+   *
+   * - `direct`: onnxruntime's C API, through koffi (an optional dependency with prebuilt binaries), on the library
+   *   onnxruntime-node installs. Outputs bound to caller buffers (the KV buffers of fused graphs) are written in
+   *   place and nothing is copied back; CPU execution provider only.
+   * - `onnxruntime-node`: onnxruntime-node's `InferenceSession`, which copies every output into a new JavaScript
+   *   buffer after each run, bound ones included (about 0.5 ms per step at batch 1 and most of a batch-16 step on
+   *   the `bench` model; see `docs/backends/onnx.md`).
+   * - `auto` (the default): `direct` when koffi loads and every execution provider listed is `cpu`, else
+   *   `onnxruntime-node`. The environment variable `GEN_ONNX_BINDING` (`direct`, `onnxruntime-node` or `auto`)
+   *   sets what `auto` means for a process.
+   *
+   * Which one loaded, and why, is in `capabilities.details.binding` / `bindingReason`.
+   */
+  binding?: OnnxBinding;
+  /**
+   * With the `direct` binding, where runs execute: `main` (the calling thread, as onnxruntime-node does: the
+   * event loop waits for the run; the fastest) or `worker` (a koffi worker thread: the event loop keeps serving
+   * during a run, an abort stops a run at its next operator, and each run costs about 0.2 ms more). Default
+   * `main`.
+   */
+  runThread?: 'main' | 'worker';
   /** Execution providers in order of preference. Default `['cpu']`. */
   executionProviders?: readonly OnnxExecutionProvider[];
   /** onnxruntime graph optimizations applied when the session is created. Default `all`. */
@@ -61,10 +87,10 @@ export interface OnnxBackendSettings {
    * Fused graphs (`GroupQueryAttention` with a shared KV buffer; `@gen/model-kit`'s default export): slots per
    * sequence in the KV buffers. `grow` (the default) sizes a batch's buffers to its longest sequence plus up to 32
    * slots and grows them in steps of 32 (each growth copies the caches once); a number allocates that many slots
-   * up front (at most `max_position_embeddings`; a sequence that outgrows it still grows the buffers). Smaller is
-   * faster: onnxruntime-node copies every output buffer back into JavaScript after each run, the KV buffers
-   * included, so a step costs a copy of the whole buffer (see `docs/backends/onnx.md`). Ignored for standard
-   * graphs.
+   * up front (at most `max_position_embeddings`; a sequence that outgrows it still grows the buffers). With the
+   * `onnxruntime-node` binding smaller is faster: it copies every output buffer back into JavaScript after each
+   * run, the KV buffers included, so a step costs a copy of the whole buffer (see `docs/backends/onnx.md`); the
+   * `direct` binding copies nothing. Ignored for standard graphs.
    */
   kvCapacity?: number | 'grow';
   /** Most sequences per `doForward` call. Default 32. */

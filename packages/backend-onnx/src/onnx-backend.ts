@@ -16,13 +16,13 @@ import {
   type BackendV1,
   type BackendWarningV1,
 } from '@gen/backend';
-import * as ort from 'onnxruntime-node';
 import { FusedKvCache, type FusedState } from './fused-runner.js';
 import { readGraphSignature } from './graph-signature.js';
 import type { CacheGroup, SequenceState } from './kv-group.js';
 import { graphMentions, resolveModelFile } from './model-file.js';
 import type { OnnxBackendSettings } from './onnx-backend-settings.js';
 import { executeRun, planRuns, type RowInput, type RowOutput, type RunContext } from './run-batch.js';
+import type { OnnxSession } from './onnx-session.js';
 import { openSession } from './session.js';
 
 function checkPositiveInteger(name: string, value: number | undefined): void {
@@ -118,7 +118,10 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
     intraOpSpinning: settings.intraOpSpinning === true,
     graphOptimizationLevel: settings.graphOptimizationLevel ?? 'all',
     preferredOutputLocation: settings.preferredOutputLocation ?? 'cpu',
-    onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
+    onnxruntime: opened.onnxruntimeVersion,
+    binding: opened.binding,
+    bindingReason: opened.bindingReason,
+    ...(opened.runThread === undefined ? {} : { runThread: opened.runThread }),
     graphInputs: opened.session.inputNames.length,
     positionIds: signature.positionIds !== undefined,
     groupQueryAttention,
@@ -206,7 +209,7 @@ class GroupSequenceCache implements SequenceCache<SequenceState> {
     const outputs: RowOutput[] = [];
     for (const run of runs) {
       AbortError.throwIfAborted(signal);
-      const result = await executeRun(run, context, logits);
+      const result = await executeRun(run, context, logits, signal);
       logits = result.logits;
       outputs.push(...result.outputs);
     }
@@ -278,13 +281,13 @@ class OnnxBackend<S extends { readonly length: number }> implements BackendV1 {
   readonly model: BackendModelV1;
   readonly capabilities: BackendCapabilitiesV1;
   readonly warnings: readonly BackendWarningV1[];
-  private session: ort.InferenceSession | undefined;
+  private session: OnnxSession | undefined;
   private readonly sequences = new Map<string, S>();
   private readonly queue = new SerialQueue();
 
   constructor(
     private readonly cache: SequenceCache<S>,
-    session: ort.InferenceSession,
+    session: OnnxSession,
     model: BackendModelV1,
     capabilities: BackendCapabilitiesV1,
     warnings: BackendWarningV1[],

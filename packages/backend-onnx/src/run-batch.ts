@@ -2,6 +2,7 @@ import { BackendError } from '@gen/backend';
 import * as ort from 'onnxruntime-node';
 import { float16ToFloat32 } from './float16.js';
 import type { GraphSignature, IndexType } from './graph-signature.js';
+import { runSession, type OnnxSession } from './onnx-session.js';
 import { CacheGroup, compactGroup, groupBytes, type KvLayout, type SequenceState } from './kv-group.js';
 
 /** One sequence of a `doForward` call, validated; `S` is how the backend keeps a live sequence's cache. */
@@ -26,7 +27,7 @@ export interface RowOutput<S = SequenceState> {
 
 /** Everything a run needs besides its rows. */
 export interface RunContext {
-  readonly session: ort.InferenceSession;
+  readonly session: OnnxSession;
   readonly signature: GraphSignature;
   readonly layout: KvLayout;
   readonly vocabSize: number;
@@ -152,6 +153,7 @@ export async function executeRun(
   rows: readonly RowInput[],
   context: RunContext,
   logits?: Float32Array,
+  signal?: AbortSignal,
 ): Promise<{ outputs: RowOutput[]; logits: Float32Array }> {
   const { signature, layout, vocabSize } = context;
   const newTokens = rows.reduce((max, row) => Math.max(max, row.tokens.length), 0);
@@ -208,13 +210,7 @@ export async function executeRun(
     feeds[layer.pastValue] = past.tensors[2 * i + 1]!;
   });
 
-  let results: ort.InferenceSession.OnnxValueMapType;
-  try {
-    results = await context.session.run(feeds, signature.fetches);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new BackendError(`onnxruntime failed to run ${context.file}: ${message}`, { cause: error });
-  }
+  const results = await runSession(context.session, feeds, signature.fetches, context.file, signal);
 
   const logitsTensor = results[signature.logits.name] as ort.Tensor;
   const [outBatch, outPositions, outVocab] = logitsTensor.dims as number[];

@@ -1,10 +1,21 @@
 import { BackendError, ModelLoadError, type BackendWarningV1 } from '@gen/backend';
 import * as ort from 'onnxruntime-node';
-import type { OnnxBackendSettings, OnnxExecutionProvider } from './onnx-backend-settings.js';
+import { DirectSession } from './direct/direct-session.js';
+import { loadOrtCApi, OrtStatusError } from './direct/ort-c-api.js';
+import type { OnnxBackendSettings, OnnxBinding, OnnxExecutionProvider } from './onnx-backend-settings.js';
+import type { OnnxSession } from './onnx-session.js';
 
 /** A created session and what it runs on. */
 export interface OpenedSession {
-  readonly session: ort.InferenceSession;
+  readonly session: OnnxSession;
+  /** How onnxruntime is called. */
+  readonly binding: 'direct' | 'onnxruntime-node';
+  /** Why this binding (what `auto` found, or that it was asked for). */
+  readonly bindingReason: string;
+  /** onnxruntime's version. */
+  readonly onnxruntimeVersion: string;
+  /** direct binding: whether runs execute on a worker thread. */
+  readonly runThread?: 'main' | 'worker';
   /** The execution provider that loaded (the first of the list that could). */
   readonly executionProvider: string;
   /** `cpu`, `cuda:0`, `webgpu`. */
@@ -51,6 +62,8 @@ export async function openSession(
 ): Promise<OpenedSession> {
   const providers = [...(settings.executionProviders ?? ['cpu'])];
   if (providers.length === 0) throw new RangeError('executionProviders must name at least one provider');
+  const choice = chooseBinding(settings, providers);
+  if (choice.binding === 'direct') return openDirect(file, settings, warnings, choice.reason);
   const unavailable: string[] = [];
   for (let i = 0; i < providers.length; i++) {
     const provider = providers[i]!;
@@ -75,7 +88,14 @@ export async function openSession(
           details: `${unavailable.join('; ')}; running on ${providerName(provider)}`,
         });
       }
-      return { session, executionProvider: providerName(provider), device: deviceOf(provider) };
+      return {
+        session,
+        binding: 'onnxruntime-node',
+        bindingReason: choice.reason,
+        onnxruntimeVersion: ort.env.versions.node ?? ort.env.versions.common,
+        executionProvider: providerName(provider),
+        device: deviceOf(provider),
+      };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (isProviderUnavailable(message)) {
@@ -89,6 +109,89 @@ export async function openSession(
     `no execution provider could be loaded for ${file}: ${unavailable.join('; ')}. ` +
       'See docs/backends/onnx.md for installing the CUDA provider, or include "cpu" in executionProviders.',
   );
+}
+
+const bindings: readonly OnnxBinding[] = ['auto', 'direct', 'onnxruntime-node'];
+
+/**
+ * The binding to use: the one asked for, else `GEN_ONNX_BINDING`, else `direct` when the C API loads and only the
+ * CPU provider is listed.
+ *
+ * @throws {RangeError} an unknown binding name.
+ * @throws {BackendError} `direct` was asked for where it cannot run.
+ */
+function chooseBinding(
+  settings: OnnxBackendSettings,
+  providers: readonly OnnxExecutionProvider[],
+): { binding: 'direct' | 'onnxruntime-node'; reason: string } {
+  const fromEnvironment = process.env['GEN_ONNX_BINDING'];
+  if (settings.binding !== undefined && !bindings.includes(settings.binding)) {
+    throw new RangeError(`binding must be one of ${bindings.join(', ')}, got ${String(settings.binding)}`);
+  }
+  if (fromEnvironment !== undefined && fromEnvironment !== '' && !bindings.includes(fromEnvironment as OnnxBinding)) {
+    throw new RangeError(`GEN_ONNX_BINDING must be one of ${bindings.join(', ')}, got ${fromEnvironment}`);
+  }
+  const asked: OnnxBinding =
+    settings.binding !== undefined && settings.binding !== 'auto'
+      ? settings.binding
+      : ((fromEnvironment || 'auto') as OnnxBinding);
+  const source = settings.binding !== undefined && settings.binding !== 'auto' ? 'binding' : 'GEN_ONNX_BINDING';
+  if (asked === 'onnxruntime-node') return { binding: 'onnxruntime-node', reason: `${source} is onnxruntime-node` };
+  const gpu = providers.map(providerName).filter((name) => name !== 'cpu');
+  const loaded = gpu.length > 0 ? undefined : loadOrtCApi();
+  const unavailable =
+    gpu.length > 0
+      ? `the direct binding runs the CPU provider only, and executionProviders lists ${gpu.join(', ')}`
+      : loaded !== undefined && 'error' in loaded
+        ? `onnxruntime's C API could not be loaded: ${loaded.error}`
+        : undefined;
+  if (asked === 'direct') {
+    if (unavailable !== undefined) throw new BackendError(`${source} is direct, but ${unavailable}`);
+    return { binding: 'direct', reason: `${source} is direct` };
+  }
+  return unavailable === undefined
+    ? { binding: 'direct', reason: "auto: onnxruntime's C API loaded through koffi" }
+    : { binding: 'onnxruntime-node', reason: `auto: ${unavailable}` };
+}
+
+function openDirect(
+  file: string,
+  settings: OnnxBackendSettings,
+  warnings: BackendWarningV1[],
+  reason: string,
+): OpenedSession {
+  const runThread = settings.runThread ?? 'main';
+  if (runThread !== 'main' && runThread !== 'worker') {
+    throw new RangeError(`runThread must be main or worker, got ${String(runThread)}`);
+  }
+  let session: DirectSession;
+  try {
+    session = DirectSession.create(file, {
+      intraOpThreads: settings.intraOpThreads,
+      intraOpSpinning: settings.intraOpSpinning,
+      graphOptimizationLevel: settings.graphOptimizationLevel,
+      runThread,
+    });
+  } catch (error) {
+    if (error instanceof OrtStatusError) throw loadError(file, error.message.replace(/^CreateSession: /, ''), error);
+    throw error;
+  }
+  if (runThread === 'worker' && session.runThread === 'main') {
+    warnings.push({
+      type: 'unsupported-setting',
+      setting: 'runThread',
+      details: 'koffi was configured by another module before this one, so runs stay on the main thread',
+    });
+  }
+  return {
+    session,
+    binding: 'direct',
+    bindingReason: reason,
+    onnxruntimeVersion: session.version,
+    runThread: session.runThread,
+    executionProvider: 'cpu',
+    device: 'cpu',
+  };
 }
 
 function firstLine(message: string): string {

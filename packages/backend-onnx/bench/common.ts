@@ -4,21 +4,25 @@
  */
 import type { BackendStatsV1, BackendV1 } from '@gen/backend';
 import * as ort from 'onnxruntime-node';
+import { DirectSession } from '../src/direct/direct-session.js';
 
-// Time inside onnxruntime's session.run (ours and transformers.js alike): the rest of a step is JavaScript.
+// Time inside onnxruntime's session.run (both bindings, and transformers.js): the rest of a step is JavaScript.
 let insideRun = 0;
-const sessionPrototype = (ort.InferenceSession as unknown as { prototype: unknown }).prototype as {
-  run: (...args: unknown[]) => Promise<unknown>;
-};
-const originalRun = sessionPrototype.run;
-sessionPrototype.run = async function (this: unknown, ...args: unknown[]) {
-  const start = performance.now();
-  try {
-    return await originalRun.apply(this, args);
-  } finally {
-    insideRun += performance.now() - start;
-  }
-};
+for (const prototype of [
+  (ort.InferenceSession as unknown as { prototype: unknown }).prototype,
+  DirectSession.prototype,
+]) {
+  const timed = prototype as { run: (...args: unknown[]) => Promise<unknown> };
+  const originalRun = timed.run;
+  timed.run = async function (this: unknown, ...args: unknown[]) {
+    const start = performance.now();
+    try {
+      return await originalRun.apply(this, args);
+    } finally {
+      insideRun += performance.now() - start;
+    }
+  };
+}
 
 /** Milliseconds spent inside `InferenceSession.run` since the process started (take differences). */
 export const insideRunMs = (): number => insideRun;

@@ -212,11 +212,11 @@ interface DtypeResult {
   dtype: Dtype;
   fileMB: { fused: number; standard: number };
   bytesPerToken: number;
-  decode: { fused: Decode; fusedSpinning: Decode; standard: Decode; transformers: Decode | undefined };
+  decode: { fused: Decode; fusedNode: Decode; standard: Decode; transformers: Decode | undefined };
   /** ms per decode step of {@link bareFused}, per round. */
   bare: number[];
   prefill: { fused: number[]; standard: number[]; transformers: number[] };
-  batch: { fused: number[]; standard: number[] };
+  batch: { fused: number[]; fusedNode: number[]; standard: number[] };
   sameTokens: boolean;
   profile: Profile;
   batchProfile: Profile;
@@ -263,7 +263,7 @@ async function main(): Promise<void> {
     log(`\n== ${dtype} ==`);
     const settings = { dtype, intraOpThreads: threads, maxBatchSize: 16 } as const;
     const fused = await createOnnxBackend({ modelDir: fusedDir, ...settings });
-    const fusedSpinning = await createOnnxBackend({ modelDir: fusedDir, ...settings, intraOpSpinning: true });
+    const fusedNode = await createOnnxBackend({ modelDir: fusedDir, ...settings, binding: 'onnxruntime-node' });
     const standard = await createOnnxBackend({ modelDir: standardDir, ...settings });
     const transformers = values['no-transformers']
       ? undefined
@@ -280,7 +280,7 @@ async function main(): Promise<void> {
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
     const warm = prompt(context, 1);
-    for (const backend of [fused, fusedSpinning, standard]) await greedyDecode(backend, warm, 4, 'warm');
+    for (const backend of [fused, fusedNode, standard]) await greedyDecode(backend, warm, 4, 'warm');
     await transformers?.generate(warm, 4);
 
     const result: DtypeResult = {
@@ -292,13 +292,13 @@ async function main(): Promise<void> {
       bytesPerToken: linearParameters * bytesPerWeight[dtype] + kvBytesPerPosition * (context + newTokens / 2),
       decode: {
         fused: emptyDecode(),
-        fusedSpinning: emptyDecode(),
+        fusedNode: emptyDecode(),
         standard: emptyDecode(),
         transformers: transformers === undefined ? undefined : emptyDecode(),
       },
       bare: [],
       prefill: { fused: [], standard: [], transformers: [] },
-      batch: { fused: [], standard: [] },
+      batch: { fused: [], fusedNode: [], standard: [] },
       sameTokens: true,
       profile: { batch: 1, nodesPerRun: 0, runMs: 0, modelRunMs: 0, kernelsMs: 0, ops: [] },
       batchProfile: { batch: 1, nodesPerRun: 0, runMs: 0, modelRunMs: 0, kernelsMs: 0, ops: [] },
@@ -307,8 +307,9 @@ async function main(): Promise<void> {
       const tokens = prompt(context, 2 + round);
       const a = await greedyDecode(fused, tokens, newTokens, `f${round}`);
       record(result.decode.fused, a);
-      const b = await greedyDecode(fusedSpinning, tokens, newTokens, `s${round}`);
-      record(result.decode.fusedSpinning, b);
+      const b = await greedyDecode(fusedNode, tokens, newTokens, `n${round}`);
+      record(result.decode.fusedNode, b);
+      result.sameTokens &&= a.generated.join() === b.generated.join();
       result.bare.push((await bareFused(bare, shape, newTokens)).stepMs);
       const c = await greedyDecode(standard, tokens, newTokens, `d${round}`);
       record(result.decode.standard, c);
@@ -327,8 +328,7 @@ async function main(): Promise<void> {
       }
       log(
         `round ${round}: fused ${a.stepMs.toFixed(2)} ms/token (between runs ${a.betweenMs.toFixed(2)}), ` +
-          `spinning ${b.stepMs.toFixed(2)} (between runs ${b.betweenMs.toFixed(2)}, argmax ${b.argmaxMs.toFixed(2)} ` +
-          `vs ${a.argmaxMs.toFixed(2)}), bare loop ${result.bare.at(-1)!.toFixed(2)}, standard ${c.stepMs.toFixed(2)}` +
+          `on onnxruntime-node ${b.stepMs.toFixed(2)} (between runs ${b.betweenMs.toFixed(2)}), bare loop ${result.bare.at(-1)!.toFixed(2)}, standard ${c.stepMs.toFixed(2)}` +
           (transformers === undefined
             ? ''
             : `, transformers.js ${result.decode.transformers!.stepMs.at(-1)!.toFixed(2)}`) +
@@ -338,13 +338,14 @@ async function main(): Promise<void> {
     }
     for (const size of batchSizes) {
       result.batch.fused.push((await batchedDecode(fused, size, context, 32)).tokensPerSecond);
+      result.batch.fusedNode.push((await batchedDecode(fusedNode, size, context, 32)).tokensPerSecond);
       result.batch.standard.push((await batchedDecode(standard, size, context, 32)).tokensPerSecond);
       log(
-        `batch ${size}: fused ${result.batch.fused.at(-1)!.toFixed(0)} tok/s, standard ${result.batch.standard.at(-1)!.toFixed(0)}`,
+        `batch ${size}: fused ${result.batch.fused.at(-1)!.toFixed(0)} tok/s, on onnxruntime-node ${result.batch.fusedNode.at(-1)!.toFixed(0)}, standard ${result.batch.standard.at(-1)!.toFixed(0)}`,
       );
     }
     await transformers?.dispose();
-    for (const backend of [fused, fusedSpinning, standard]) await backend.doDispose();
+    for (const backend of [fused, fusedNode, standard]) await backend.doDispose();
     await bare.release();
     result.profile = await profileFused(file, shape);
     result.batchProfile = await profileFused(file, shape, batchSizes.at(-1));
@@ -385,38 +386,38 @@ function report(
       `${run.modelSeconds > 5 ? ` (${run.modelSeconds.toFixed(0)} s of it writing the model files)` : ''}. Memory read ` +
       `bandwidth measured in the run: ${gb(run.bandwidth1)} GB/s (1 thread), ${gb(run.bandwidth)} GB/s (${threads} threads).`,
     '',
-    '| dtype | fused tok/s | target | roofline tok/s | fused / roofline | bare onnxruntime loop, fused file | standard (ours) tok/s | transformers.js (standard file) tok/s | llama.cpp | fused / standard | same greedy tokens |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| dtype | fused tok/s | target | roofline tok/s | fused / roofline | fused, onnxruntime-node binding | bare onnxruntime-node loop, fused file | standard (ours) tok/s | transformers.js (standard file) tok/s | llama.cpp | fused / standard | same greedy tokens |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const rooflineMs = (r.bytesPerToken / run.bandwidth) * 1000;
       const t = r.decode.transformers;
       return (
         `| ${r.dtype} | ${rate(r.decode.fused.stepMs)} | ${targets[r.dtype]} | ${(1000 / rooflineMs).toFixed(1)} | ` +
-        `${((rooflineMs / best(r.decode.fused.stepMs)) * 100).toFixed(0)}% | ${rate(r.bare)} | ${rate(r.decode.standard.stepMs)} | ` +
+        `${((rooflineMs / best(r.decode.fused.stepMs)) * 100).toFixed(0)}% | ${rate(r.decode.fusedNode.stepMs)} | ${rate(r.bare)} | ${rate(r.decode.standard.stepMs)} | ` +
         `${t === undefined ? 'not run' : rate(t.stepMs)} | ${llamaCpp[r.dtype].decode} (${llamaCpp[r.dtype].weights}) | ` +
         `${(median(r.decode.standard.stepMs) / median(r.decode.fused.stepMs)).toFixed(2)}x | ${r.sameTokens ? 'yes' : 'no'} |`
       );
     }),
     '',
-    `| dtype | file MB fused / standard | read per token | prefill ${prefillLength} tok/s fused | standard | transformers.js | llama.cpp | ${batchSizes.map((b) => `batch ${b} fused tok/s (standard)`).join(' | ')} | batch ${batchSizes.at(-1)} / batch 1 |`,
+    `| dtype | file MB fused / standard | read per token | prefill ${prefillLength} tok/s fused | standard | transformers.js | llama.cpp | ${batchSizes.map((b) => `batch ${b} fused tok/s (onnxruntime-node binding / standard)`).join(' | ')} | batch ${batchSizes.at(-1)} / batch 1 |`,
     `|---|---|---|---|---|---|---|${batchSizes.map(() => '---').join('|')}|---|`,
     ...results.map(
       (r) =>
         `| ${r.dtype} | ${r.fileMB.fused.toFixed(0)} / ${r.fileMB.standard.toFixed(0)} | ${(r.bytesPerToken / 1e6).toFixed(0)} MB | ` +
         `${median(r.prefill.fused).toFixed(0)} (${top(r.prefill.fused).toFixed(0)}) | ${median(r.prefill.standard).toFixed(0)} | ` +
         `${r.prefill.transformers.length === 0 ? 'not run' : median(r.prefill.transformers).toFixed(0)} | ${llamaCpp[r.dtype].prefill} | ` +
-        `${r.batch.fused.map((x, i) => `${x.toFixed(0)} (${r.batch.standard[i]!.toFixed(0)})`).join(' | ')} | ` +
+        `${r.batch.fused.map((x, i) => `${x.toFixed(0)} (${r.batch.fusedNode[i]!.toFixed(0)} / ${r.batch.standard[i]!.toFixed(0)})`).join(' | ')} | ` +
         `${(r.batch.fused.at(-1)! / r.batch.fused[0]!).toFixed(1)}x |`,
     ),
     '',
-    '| dtype | ms per decode step, fused: all / in session.run / JavaScript between runs (of it argmax) | the same with intra-op spinning on | spinning on tok/s |',
-    '|---|---|---|---|',
+    '| dtype | ms per decode step, fused: all / in session.run / JavaScript between runs (of it argmax) | the same on the onnxruntime-node binding |',
+    '|---|---|---|',
     ...results.map((r) => {
       const d = r.decode.fused;
-      const s = r.decode.fusedSpinning;
+      const s = r.decode.fusedNode;
       const split = (x: Decode) =>
         `${median(x.stepMs).toFixed(2)} / ${median(x.runMs).toFixed(2)} / ${median(x.betweenMs).toFixed(2)} (${median(x.argmaxMs).toFixed(3)})`;
-      return `| ${r.dtype} | ${split(d)} | ${split(s)} | ${rate(s.stepMs)} |`;
+      return `| ${r.dtype} | ${split(d)} | ${split(s)} |`;
     }),
     '',
     "onnxruntime profile of a bare decode loop over the fused file (context 128; profiling on): ms per step inside `session.run`, of it in onnxruntime's `model_run` and in kernels; the rest of `session.run` is onnxruntime-node converting inputs and outputs (each bound KV buffer is copied into a new JavaScript buffer).",

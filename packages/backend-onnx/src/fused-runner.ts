@@ -25,8 +25,10 @@ export interface FusedContext {
    * `GroupQueryAttention` refuses a buffer longer than it.
    */
   readonly maxCapacity: number;
-  /** Slots per row: `grow` (start small, grow in steps of {@link capacityStep}) or a fixed number. */
+  /** Slots per row: `grow` (start small, grow in steps of `capacityStep`) or a fixed number. */
   readonly capacity: number | 'grow';
+  /** Growth step of `grow` buffers: see {@link capacitySteps}. */
+  readonly capacityStep: number;
   /** Most rows of one prompt run. */
   readonly maxRunRows: number;
   /** The model file, for error messages. */
@@ -42,11 +44,13 @@ export interface FusedCallResult {
 }
 
 /**
- * Capacity grows in steps of this many slots. onnxruntime-node copies every fetched output into a new JavaScript
- * buffer after each run (the bound `present` buffers included), so a step costs a copy of the whole buffer: a small
- * step keeps it close to the cache in use, and a regrowth (which copies the rows once) comes every 32 tokens.
+ * Capacity grows in steps of this many slots, per binding. onnxruntime-node copies every fetched output into a new
+ * JavaScript buffer after each run (the bound `present` buffers included), so a step costs a copy of the whole
+ * buffer: a small step keeps it close to the cache in use, and a regrowth (which copies the rows once) comes every
+ * 32 tokens. The direct binding copies nothing per step, so its buffers grow less often (a regrowth allocates and
+ * copies every row of the slab).
  */
-export const capacityStep = 32;
+export const capacitySteps = { direct: 128, 'onnxruntime-node': 32 } as const;
 /** Rows of a new slab are a multiple of this, so sequences can join without a rebuild. */
 const rowStep = 4;
 /** Extra padded positions a prompt may add to a batch of new prompts rather than run apart. */
@@ -206,7 +210,10 @@ export class FusedKvCache {
   /** Slots per row for a slab whose rows need `required` slots (their longest cache after the call, plus one). */
   private capacityFor(required: number): number {
     const { capacity, maxCapacity } = this.context;
-    return Math.min(maxCapacity, capacity === 'grow' ? roundUp(required, capacityStep) : Math.max(capacity, required));
+    return Math.min(
+      maxCapacity,
+      capacity === 'grow' ? roundUp(required, this.context.capacityStep) : Math.max(capacity, required),
+    );
   }
 
   /**

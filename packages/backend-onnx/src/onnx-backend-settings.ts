@@ -85,8 +85,8 @@ export interface OnnxBackendSettings {
   preferredOutputLocation?: 'cpu' | 'gpu-buffer';
   /**
    * Fused graphs (`GroupQueryAttention` with a shared KV buffer; `@gen/model-kit`'s default export): slots per
-   * sequence in the KV buffers. `grow` (the default) sizes a batch's buffers to its longest sequence plus up to 32
-   * slots and grows them in steps of 32 (each growth copies the caches once); a number allocates that many slots
+   * sequence in the KV buffers. `grow` (the default) sizes a batch's buffers to its longest sequence plus up to 128
+   * slots and grows them in steps of 128 (32 on the `onnxruntime-node` binding; each growth copies the caches once); a number allocates that many slots
    * up front (at most `max_position_embeddings`; a sequence that outgrows it still grows the buffers). With the
    * `onnxruntime-node` binding smaller is faster: it copies every output buffer back into JavaScript after each
    * run, the KV buffers included, so a step costs a copy of the whole buffer (see `docs/backends/onnx.md`); the

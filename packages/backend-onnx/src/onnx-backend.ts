@@ -16,7 +16,7 @@ import {
   type BackendV1,
   type BackendWarningV1,
 } from '@gen/backend';
-import { FusedKvCache, type FusedState } from './fused-runner.js';
+import { capacitySteps, FusedKvCache, type FusedState } from './fused-runner.js';
 import { readGraphSignature } from './graph-signature.js';
 import type { CacheGroup, SequenceState } from './kv-group.js';
 import { graphMentions, resolveModelFile } from './model-file.js';
@@ -155,6 +155,7 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
           vocabSize: config.vocabSize,
           maxCapacity: config.maxPositions,
           capacity: settings.kvCapacity ?? 'grow',
+          capacityStep: capacitySteps[opened.binding],
           maxRunRows: maxBatchSize,
           file: file.path,
         }),

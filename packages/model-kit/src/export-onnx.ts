@@ -27,6 +27,11 @@ export interface ExportOnnxOptions {
    * Default `fused`.
    */
   graphStyle?: OnnxGraphStyle;
+  /**
+   * Weights per quantization block of the `int8` and `q4` variants: 16, 32, 64, 128 or 256 (default 32). Larger
+   * blocks store fewer scales and decode faster, with more quantization error.
+   */
+  quantBlockSize?: number;
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -119,7 +124,7 @@ export async function exportOnnx(dir: string, options: ExportOnnxOptions = {}): 
     { read: (name) => checkpoint.readFloat32(name) },
     options.externalData,
     options.onProgress,
-    { variants: options.variants, graphStyle: options.graphStyle },
+    { variants: options.variants, graphStyle: options.graphStyle, quantBlockSize: options.quantBlockSize },
   );
   return { dir: outDir, files, architecture: spec.architecture, sourceDtype: checkpoint.dtype };
 }

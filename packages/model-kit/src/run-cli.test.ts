@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +101,28 @@ describe('gen-model CLI', () => {
     expect(standard.inputNames).toContain('attention_mask');
   });
 
+  it('--quant-block-size writes fewer scales per weight, for both graph styles', async () => {
+    const source = await temp();
+    await runCli(
+      ['make', '--preset', 'tiny', '--out', source, '--formats', 'safetensors', '--layers', '1'],
+      captureIo().io,
+    );
+    const sizes: Record<string, number> = {};
+    for (const style of ['fused', 'standard'])
+      for (const block of ['16', '64']) {
+        const out = await temp();
+        const argv = ['export-onnx', source, '--out', out, '--graph-style', style, '--onnx-variants', 'q4'];
+        expect(await runCli([...argv, '--quant-block-size', block], captureIo().io)).toBe(0);
+        sizes[`${style} ${block}`] = (await stat(join(out, 'onnx', 'model_q4.onnx'))).size;
+        // onnxruntime loads it: the block size is one its MatMulNBits kernels take.
+        await (await ort.InferenceSession.create(join(out, 'onnx', 'model_q4.onnx'))).release();
+      }
+    // Per 64 weights of a projection row: 4 float32 scales at block 16, one at block 64 (tiny's rows are 64 and
+    // 176 weights long, so larger blocks would be mostly padding).
+    expect(sizes['fused 64']).toBeLessThan(sizes['fused 16']!);
+    expect(sizes['standard 64']).toBeLessThan(sizes['standard 16']!);
+  });
+
   it('answers --help and rejects bad usage with exit code 2 and a pointer to --help', async () => {
     const help = captureIo();
     expect(await runCli(['--help'], help.io)).toBe(0);
@@ -122,6 +144,8 @@ describe('gen-model CLI', () => {
       ['export-onnx', 'a', '--external-data', 'sometimes'],
       ['export-onnx', 'a', '--graph-style', 'genai'],
       ['make', '--preset', 'tiny', '--out', '/tmp/x', '--graph-style', 'optimum'],
+      ['make', '--preset', 'tiny', '--out', '/tmp/x', '--quant-block-size', '48'],
+      ['export-onnx', 'a', '--quant-block-size', 'big'],
     ];
     for (const argv of bad) {
       const { io, stderr } = captureIo();

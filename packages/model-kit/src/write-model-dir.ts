@@ -7,6 +7,7 @@ import { stringifyJson } from './json.js';
 import { resolveModelConfig, type ModelConfig, type PresetName } from './model-config.js';
 import {
   buildDecoderGraph,
+  checkQuantBlockSize,
   contribOpsets,
   decoderOpsetVersion,
   defaultOnnxGraphStyle,
@@ -69,6 +70,11 @@ export interface WriteModelDirOptions {
    * to `standard` graphs only (fused graphs take each token's position from its cache slot).
    */
   onnxGraphStyle?: OnnxGraphStyle;
+  /**
+   * Weights per quantization block of the `int8` and `q4` variants (16, 32, 64, 128 or 256; default 32): larger
+   * blocks store fewer scales and decode faster, with more quantization error.
+   */
+  onnxQuantBlockSize?: number;
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -185,6 +191,7 @@ export async function writeModelDir(options: WriteModelDirOptions): Promise<Mode
         variants: options.onnxVariants,
         positionIds: options.onnxPositionIds,
         graphStyle: options.onnxGraphStyle,
+        quantBlockSize: options.onnxQuantBlockSize,
       })),
     );
   }
@@ -212,6 +219,7 @@ export async function writeOnnxDecoder(
     variants?: readonly OnnxVariant[] | undefined;
     positionIds?: boolean | undefined;
     graphStyle?: OnnxGraphStyle | undefined;
+    quantBlockSize?: number | undefined;
   } = {},
 ): Promise<string[]> {
   const variants = [...new Set<OnnxVariant>(graphOptions.variants ?? ['fp32'])];
@@ -222,6 +230,7 @@ export async function writeOnnxDecoder(
       message: `Unknown ONNX graph style "${String(style)}"; expected standard or fused.`,
     });
   }
+  const quantBlockSize = checkQuantBlockSize(graphOptions.quantBlockSize);
   const files: string[] = [];
   for (const variant of variants) {
     const fileName = onnxVariantFiles[variant];
@@ -235,9 +244,10 @@ export async function writeOnnxDecoder(
       modelPath: join(dir, 'onnx', fileName),
       graph:
         style === 'fused'
-          ? buildFusedDecoderGraph(spec, weights, { variant })
+          ? buildFusedDecoderGraph(spec, weights, { variant, quantBlockSize })
           : buildDecoderGraph(spec, weights, {
               variant,
+              quantBlockSize,
               ...(graphOptions.positionIds === undefined ? {} : { positionIds: graphOptions.positionIds }),
             }),
       opsetVersion: decoderOpsetVersion,

@@ -57,10 +57,26 @@ export interface DecoderGraphOptions {
    * `attention_mask` (running sum minus one), as exports of models without a position input do.
    */
   positionIds?: boolean;
+  /** Weights per quantization block of the `MatMulNBits` variants; see {@link checkQuantBlockSize}. Default 32. */
+  quantBlockSize?: number;
 }
 
-/** Block size of the `MatMulNBits` variants. */
-const quantBlockSize = 32;
+/** Default block size of the `MatMulNBits` variants: as llama.cpp's Q4_0 / Q8_0 and onnxruntime-genai's CPU builds. */
+export const defaultQuantBlockSize = 32;
+
+/**
+ * Validates a `MatMulNBits` block size (weights per scale and zero point): 16, 32, 64, 128 or 256, what
+ * onnxruntime's kernels take. Larger blocks store fewer scales and run faster, with more quantization error.
+ *
+ * @throws {RangeError} any other value.
+ */
+export function checkQuantBlockSize(value: number | undefined): number {
+  const size = value ?? defaultQuantBlockSize;
+  if (![16, 32, 64, 128, 256].includes(size)) {
+    throw new RangeError(`quantBlockSize must be 16, 32, 64, 128 or 256, got ${String(value)}`);
+  }
+  return size;
+}
 
 /** Largest finite float32: masked attention scores are set to its negative, as transformers does. */
 const float32Lowest = -3.4028234663852886e38;
@@ -90,6 +106,7 @@ export function buildDecoderGraph(
   const groups = numHeads / kvHeads;
   const shapes = new Map(decoderTensors(spec).map((t) => [t.name, t.shape]));
   const variant = options.variant ?? 'fp32';
+  const quantBlockSize = checkQuantBlockSize(options.quantBlockSize);
   const half = variant === 'fp16';
   const nbits = variant === 'q4' ? 4 : variant === 'int8' ? 8 : undefined;
   const ioFloat = half ? DataType.FLOAT16 : DataType.FLOAT;

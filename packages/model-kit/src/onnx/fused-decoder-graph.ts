@@ -1,7 +1,7 @@
 import { InvalidModelConfigError } from '../errors.js';
 import { ropeInverseFrequencies, type DecoderSpec } from '../hf-config.js';
 import { decoderTensors, elementCount, type WeightSource } from '../weights.js';
-import type { OnnxVariant } from './decoder-graph.js';
+import { checkQuantBlockSize, type OnnxVariant } from './decoder-graph.js';
 import { attr, GraphBuilder } from './graph-builder.js';
 import { DataType, type GraphSpec, type ValueInfoSpec } from './onnx-proto.js';
 import { quantizeBlockwise } from './quantize.js';
@@ -9,9 +9,6 @@ import { bytesOf, sharedOnce, toFloat16, transpose } from './weight-bytes.js';
 
 /** onnxruntime's contrib operator domain. */
 const ms = 'com.microsoft';
-
-/** Block size of the `MatMulNBits` weights. */
-const quantBlockSize = 32;
 
 /** Options of {@link buildFusedDecoderGraph}. */
 export interface FusedDecoderGraphOptions {
@@ -35,6 +32,10 @@ export interface FusedDecoderGraphOptions {
    * products; 0 keeps float32 activations, which tests use to compare the kernel with a dequantized reference).
    */
   accuracyLevel?: 0 | 1 | 4;
+  /**
+   * Weights per quantization block of the `MatMulNBits` nodes; see {@link checkQuantBlockSize}. Default 32.
+   */
+  quantBlockSize?: number;
 }
 
 /** The graph inputs a fused decoder takes besides the per-layer caches, in order. */
@@ -91,6 +92,7 @@ export function buildFusedDecoderGraph(
   }
   const rotaryNodes = (options.rotary ?? (d % 16 === 0 ? 'attention' : 'node')) === 'node';
   const accuracyLevel = options.accuracyLevel ?? 4;
+  const quantBlockSize = checkQuantBlockSize(options.quantBlockSize);
   const epsilon = attr.float(spec.rmsNormEps);
 
   // A float weight as stored: float32, or float16 followed by a Cast to float32 (folded by onnxruntime at load).

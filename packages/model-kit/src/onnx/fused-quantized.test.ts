@@ -47,10 +47,10 @@ const argmax = (values: ArrayLike<number>) => {
 /** Whether a checkpoint tensor is stored as `MatMulNBits` codes in the quantized fused graphs. */
 const isQuantized = (name: string) => /_proj\.weight$/.test(name) || name === 'lm_head.weight';
 
-/** Block-wise quantized then dequantized, exactly as the graph writer quantizes (block 32, symmetric). */
-function roundTrip(weight: Float32Array, shape: readonly number[], bits: 4 | 8): Float32Array {
+/** Block-wise quantized then dequantized, exactly as the graph writer quantizes (symmetric). */
+function roundTrip(weight: Float32Array, shape: readonly number[], bits: 4 | 8, blockSize: number): Float32Array {
   const [n, k] = shape as [number, number];
-  return dequantizeBlockwise(quantizeBlockwise(weight, n, k, { bits, blockSize: 32 }));
+  return dequantizeBlockwise(quantizeBlockwise(weight, n, k, { bits, blockSize }));
 }
 
 /**
@@ -58,8 +58,8 @@ function roundTrip(weight: Float32Array, shape: readonly number[], bits: 4 | 8):
  * dequantized; a tied `lm_head` becomes an untied one (the quantized graphs quantize `lm_head` but gather the
  * embedding in float32).
  */
-async function writeDequantized(source: string, spec: DecoderSpec, bits: 4 | 8): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `mk-dequantized-${bits}-`));
+async function writeDequantized(source: string, spec: DecoderSpec, bits: 4 | 8, blockSize = 32): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `mk-dequantized-${bits}-${blockSize}-`));
   const config = JSON.parse(await readFile(join(source, 'config.json'), 'utf8')) as Record<string, unknown>;
   await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, tie_word_embeddings: false }));
   const checkpoint = await openSafetensorsCheckpoint(source);
@@ -74,7 +74,7 @@ async function writeDequantized(source: string, spec: DecoderSpec, bits: 4 | 8):
       produce: async () => {
         const stored = name === 'lm_head.weight' && spec.tieWordEmbeddings ? 'model.embed_tokens.weight' : name;
         const values = await checkpoint.readFloat32(stored);
-        const out = isQuantized(name) ? roundTrip(values, shape, bits) : values;
+        const out = isQuantized(name) ? roundTrip(values, shape, bits, blockSize) : values;
         return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
       },
     })),
@@ -88,6 +88,7 @@ describe.each(['tiny', 'tiny-qwen2'] as const)('quantized fused graphs of %s', (
   let spec: DecoderSpec;
   let original: ReferenceModel;
   const dequantized = new Map<4 | 8, ReferenceModel>();
+  let dequantized64: ReferenceModel;
   const files = new Map<string, string>();
 
   beforeAll(async () => {
@@ -100,6 +101,8 @@ describe.each(['tiny', 'tiny-qwen2'] as const)('quantized fused graphs of %s', (
     const graphs: Record<string, FusedDecoderGraphOptions> = {
       fp32: {},
       'q4-acc0': { variant: 'q4', accuracyLevel: 0 },
+      // 64-weight blocks: the intermediate size (176 in tiny) ends in a zero-padded block.
+      'q4-b64-acc0': { variant: 'q4', accuracyLevel: 0, quantBlockSize: 64 },
       'q4-acc4': { variant: 'q4' },
       'int8-acc0': { variant: 'int8', accuracyLevel: 0 },
       'int8-acc4': { variant: 'int8' },
@@ -118,6 +121,7 @@ describe.each(['tiny', 'tiny-qwen2'] as const)('quantized fused graphs of %s', (
     original = loadReferenceModel(dir);
     for (const bits of [4, 8] as const)
       dequantized.set(bits, loadReferenceModel(await writeDequantized(dir, spec, bits)));
+    dequantized64 = loadReferenceModel(await writeDequantized(dir, spec, 4, 64));
   });
 
   const open = (name: string) =>
@@ -144,11 +148,12 @@ describe.each(['tiny', 'tiny-qwen2'] as const)('quantized fused graphs of %s', (
   it.each([
     [4, 'q4-acc0'],
     [8, 'int8-acc0'],
+    [4, 'q4-b64-acc0'],
   ] as const)(
-    '%i-bit with float32 activations equals the float64 forward pass of its dequantized weights',
+    '%i-bit with float32 activations equals the float64 forward pass of its dequantized weights (%s)',
     async (bits, name) => {
       const ids = tokens(24, 1, spec.vocabSize);
-      const expected = dequantized.get(bits)!.forward(ids);
+      const expected = (name === 'q4-b64-acc0' ? dequantized64 : dequantized.get(bits)!).forward(ids);
       const actual = await prefill(name, ids);
       const worst = Math.max(...ids.map((_, p) => maxAbsDiff(actual[p]!, expected[p]!)));
       console.info(`${preset} ${name}: max |logit - dequantized float64 reference| ${worst.toExponential(2)}`);

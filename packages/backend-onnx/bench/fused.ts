@@ -10,13 +10,15 @@
  * rounds, every engine once per round), `--dtypes fp32,int8,q4`, `--no-transformers`, `--markdown FILE`,
  * `--json FILE`.
  */
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureModelDir, planModelDir } from '@gen/model-kit';
 import * as ort from 'onnxruntime-node';
+import { DirectSession } from '../src/direct/direct-session.js';
 import { createOnnxBackend } from '../src/index.js';
+import type { OnnxSession } from '../src/onnx-session.js';
 import { measureReadBandwidth } from './bandwidth.js';
 import {
   argmax,
@@ -99,7 +101,7 @@ interface Shape {
  * included). Returns ms per decode step and, of it, ms inside `session.run`.
  */
 async function bareFused(
-  session: ort.InferenceSession,
+  session: OnnxSession,
   shape: Shape,
   steps: number,
   batch = 1,
@@ -129,7 +131,7 @@ async function bareFused(
       feeds[`past_key_values.${i}.key`] = fetches[`present.${i}.key`] = buffers[2 * i]!;
       feeds[`past_key_values.${i}.value`] = fetches[`present.${i}.value`] = buffers[2 * i + 1]!;
     }
-    const out = await session.run(feeds, fetches as ort.InferenceSession.FetchesType);
+    const out = await session.run(feeds, fetches);
     const logits = out['logits']!.data as Float32Array;
     const vocab = logits.length / batch;
     return Array.from({ length: batch }, (_, b) => [argmax(logits.subarray(b * vocab, (b + 1) * vocab))]);
@@ -150,25 +152,17 @@ async function bareFused(
  */
 async function profileFused(file: string, shape: Shape, batch = 1): Promise<Profile> {
   const prefix = path.join(os.tmpdir(), `gen-fused-profile-${process.pid}`);
-  const session = await ort.InferenceSession.create(file, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    enableProfiling: true,
-    profileFilePrefix: prefix,
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  });
+  const session = DirectSession.create(file, { intraOpThreads: threads, profileFilePrefix: prefix });
   const { runMs } = await bareFused(session, shape, 32, batch);
-  session.endProfiling();
+  const profile = session.endProfiling();
   await session.release();
-  const dir = path.dirname(prefix);
-  const name = (await readdir(dir)).find((f) => f.startsWith(path.basename(prefix)) && f.endsWith('.json'))!;
-  const events = JSON.parse(await readFile(path.join(dir, name), 'utf8')) as {
+  const events = JSON.parse(await readFile(profile, 'utf8')) as {
     cat: string;
     name: string;
     dur: number;
     args?: { op_name?: string };
   }[];
-  await rm(path.join(dir, name), { force: true });
+  await rm(profile, { force: true });
   const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run');
   const nodes = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
   const nodesPerRun = nodes.length / runs.length;
@@ -420,7 +414,7 @@ function report(
       return `| ${r.dtype} | ${split(d)} | ${split(s)} |`;
     }),
     '',
-    "onnxruntime profile of a bare decode loop over the fused file (context 128; profiling on): ms per step inside `session.run`, of it in onnxruntime's `model_run` and in kernels; the rest of `session.run` is onnxruntime-node converting inputs and outputs (each bound KV buffer is copied into a new JavaScript buffer).",
+    "onnxruntime profile of a bare decode loop over the fused file on the direct binding (context 128; profiling on): ms per step inside `session.run`, of it in onnxruntime's `model_run` and in kernels; the rest of `session.run` is the binding describing the tensors and copying the logits out.",
     '',
     '| dtype | batch | nodes per run | session.run ms | model_run ms | kernels ms | top operators (ms per step, nodes) |',
     '|---|---|---|---|---|---|---|',

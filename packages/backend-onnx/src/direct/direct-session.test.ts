@@ -6,6 +6,8 @@
 import { AbortError, BackendError } from '@gen/backend';
 import { ensureModelDir } from '@gen/model-kit';
 import * as ort from 'onnxruntime-node';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnnxBackend } from '../index.js';
@@ -183,6 +185,23 @@ describe('the direct binding', () => {
     expect((error as Error).message).toMatch(/^Run: .+/);
     const out = await a.run(good.feeds, good.fetches);
     expect(out['logits']!.dims).toEqual([1, 1, vocab]);
+  });
+
+  it("writes onnxruntime's profile when asked, with a model_run event per run", async () => {
+    const prefix = path.join(await mkdtemp(path.join(tmpdir(), 'direct-profile-')), 'run');
+    const a = DirectSession.create(fusedFile, { intraOpThreads: 1, profileFilePrefix: prefix });
+    const kv = kvBuffers(1, 16);
+    for (let step = 0; step < 3; step++) {
+      const { feeds, fetches } = fusedFeeds(kv, 1, step, [step + 1]);
+      await a.run(feeds, fetches);
+    }
+    const file = a.endProfiling();
+    await a.release();
+    expect(path.basename(file)).toMatch(/^run.*\.json$/);
+    const events = JSON.parse(await readFile(file, 'utf8')) as { cat: string; name: string }[];
+    expect(events.filter((e) => e.cat === 'Session' && e.name === 'model_run')).toHaveLength(3);
+    expect(events.some((e) => e.cat === 'Node' && e.name.includes('GroupQueryAttention'))).toBe(true);
+    expect(() => direct(fusedFile).endProfiling()).toThrow(/profiling is off/);
   });
 
   it('release frees the session once queued runs are done; later runs reject', async () => {

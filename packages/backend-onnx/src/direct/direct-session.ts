@@ -60,6 +60,7 @@ export class DirectSession implements OnnxSession {
   private runOptions: Pointer;
   private queue: Promise<unknown> = Promise.resolve();
   private running = false;
+  private profiling = false;
 
   private constructor(
     private readonly api: OrtCApi,
@@ -94,7 +95,14 @@ export class DirectSession implements OnnxSession {
    * @throws {Error} the C API is not available here (the message says why): callers fall back to onnxruntime-node.
    * @throws {OrtStatusError} onnxruntime refused the file or an option.
    */
-  static create(file: string, options: OnnxSessionOptions & { runThread?: 'main' | 'worker' }): DirectSession {
+  static create(
+    file: string,
+    options: OnnxSessionOptions & {
+      runThread?: 'main' | 'worker';
+      /** Turns onnxruntime's profiler on: it writes `<prefix>_<date>.json`; see {@link endProfiling}. */
+      profileFilePrefix?: string;
+    },
+  ): DirectSession {
     const loaded = loadOrtCApi();
     if ('error' in loaded) throw new Error(loaded.error);
     const { api } = loaded;
@@ -121,6 +129,9 @@ export class DirectSession implements OnnxSession {
         ),
         'AddSessionConfigEntry',
       );
+      if (options.profileFilePrefix !== undefined) {
+        api.check(fn.EnableProfiling(sessionOptions, options.profileFilePrefix), 'EnableProfiling');
+      }
       session = api.out('CreateSession', fn.CreateSession, api.env, file, sessionOptions);
     } finally {
       fn.ReleaseSessionOptions(sessionOptions);
@@ -128,7 +139,9 @@ export class DirectSession implements OnnxSession {
     let runOptions: Pointer = null;
     try {
       runOptions = api.out('CreateRunOptions', fn.CreateRunOptions);
-      return new DirectSession(api, session, runOptions, options.runThread === 'worker' && api.asyncRuns);
+      const created = new DirectSession(api, session, runOptions, options.runThread === 'worker' && api.asyncRuns);
+      created.profiling = options.profileFilePrefix !== undefined;
+      return created;
     } catch (error) {
       if (runOptions !== null) fn.ReleaseRunOptions(runOptions);
       fn.ReleaseSession(session);
@@ -157,6 +170,27 @@ export class DirectSession implements OnnxSession {
     if (this.running && this.runOptions !== null) {
       this.api.check(this.api.fn.RunOptionsSetTerminate(this.runOptions), 'RunOptionsSetTerminate');
     }
+  }
+
+  /**
+   * Stops onnxruntime's profiler (turned on by `profileFilePrefix`) and returns the path of the JSON file it wrote.
+   *
+   * @throws {Error} profiling was not on (no `profileFilePrefix`), or the session was released.
+   * @throws {OrtStatusError} the file could not be written.
+   */
+  endProfiling(): string {
+    if (this.session === null) throw new Error('the onnxruntime session was released');
+    if (!this.profiling) throw new Error('profiling is off: create the session with profileFilePrefix');
+    this.profiling = false;
+    const pointer = this.api.out(
+      'SessionEndProfiling',
+      this.api.fn.SessionEndProfiling,
+      this.session,
+      this.api.allocator,
+    );
+    const file = this.api.string(pointer);
+    this.api.check(this.api.fn.AllocatorFree(this.api.allocator, pointer), 'AllocatorFree');
+    return file;
   }
 
   /** Frees the session once the runs already asked for are done. Later runs throw. */

@@ -33,6 +33,7 @@ const slots = {
   Run: 9,
   CreateSessionOptions: 10,
   SetSessionExecutionMode: 13,
+  EnableProfiling: 14,
   SetSessionLogSeverityLevel: 22,
   SetSessionGraphOptimizationLevel: 23,
   SetIntraOpNumThreads: 24,
@@ -66,6 +67,7 @@ const slots = {
   ReleaseTypeInfo: 98,
   ReleaseTensorTypeAndShapeInfo: 99,
   ReleaseSessionOptions: 100,
+  SessionEndProfiling: 110,
   AddSessionConfigEntry: 130,
 } as const;
 
@@ -80,6 +82,7 @@ const signatures: Record<keyof typeof slots, string> = {
     'const char **outputNames, size_t outputCount, _Inout_ void **outputs)',
   CreateSessionOptions: 'void *f(_Out_ void **out)',
   SetSessionExecutionMode: 'void *f(void *options, int mode)',
+  EnableProfiling: 'void *f(void *options, const char *prefix)',
   SetSessionLogSeverityLevel: 'void *f(void *options, int level)',
   SetSessionGraphOptimizationLevel: 'void *f(void *options, int level)',
   SetIntraOpNumThreads: 'void *f(void *options, int threads)',
@@ -114,6 +117,7 @@ const signatures: Record<keyof typeof slots, string> = {
   ReleaseTypeInfo: 'void f(void *info)',
   ReleaseTensorTypeAndShapeInfo: 'void f(void *info)',
   ReleaseSessionOptions: 'void f(void *options)',
+  SessionEndProfiling: 'void *f(void *session, void *allocator, _Out_ void **out)',
   AddSessionConfigEntry: 'void *f(void *options, const char *key, const char *value)',
 };
 

@@ -96,6 +96,10 @@ export async function loadModel(options: LoadModelOptions = {}): Promise<LoadedM
     const create = tfjs['createTfjsBackend'] as (settings: Record<string, unknown>) => Promise<BackendV1>;
     backend = await create({ modelDir });
   }
+  const binding = backend.capabilities.details?.['binding'];
+  if (binding !== undefined) {
+    log(`backend onnx: ${String(binding)} binding (${String(backend.capabilities.details?.['bindingReason'])})`);
+  }
   for (const warning of backend.warnings) log(`backend warning: ${JSON.stringify(warning)}`);
   const tokenizer = await loadTokenizer(modelDir);
   const modelId = options.modelId ?? (embedded ? `gen-demo-${DEMO_PRESET}` : basename(modelDir));

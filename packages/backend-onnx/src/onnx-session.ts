@@ -17,6 +17,11 @@ export interface OnnxSession {
   release(): Promise<void>;
   /** Stops a run in progress, where the binding can (the C API binding can; onnxruntime-node cannot). */
   abort?(): void;
+  /**
+   * True when outputs bound to caller tensors are written in place and returned as they are (the C API binding);
+   * onnxruntime-node copies them into new buffers after the run, so binding them there only adds work.
+   */
+  readonly bindsOutputsInPlace?: boolean;
 }
 
 /** Session settings both bindings take. */

@@ -2,8 +2,8 @@ import { BackendError } from '@gen/backend';
 import * as ort from 'onnxruntime-node';
 import { float16ToFloat32 } from './float16.js';
 import type { GraphSignature, IndexType } from './graph-signature.js';
-import { runSession, type OnnxSession } from './onnx-session.js';
-import { CacheGroup, compactGroup, groupBytes, type KvLayout, type SequenceState } from './kv-group.js';
+import { runSession, type OnnxSession, type SessionFetches } from './onnx-session.js';
+import { allocateKv, CacheGroup, compactGroup, groupBytes, type KvLayout, type SequenceState } from './kv-group.js';
 
 /** One sequence of a `doForward` call, validated; `S` is how the backend keeps a live sequence's cache. */
 export interface RowInput<S = SequenceState> {
@@ -210,7 +210,25 @@ export async function executeRun(
     feeds[layer.pastValue] = past.tensors[2 * i + 1]!;
   });
 
-  const results = await runSession(context.session, feeds, signature.fetches, context.file, signal);
+  // Where bound outputs cost nothing (the direct binding), onnxruntime writes each layer's `present` (past + new
+  // entries, the next step's cache) straight into a tensor of the expected shape instead of a buffer of its own
+  // that would be copied out.
+  let fetches: SessionFetches = signature.fetches;
+  if (context.session.bindsOutputsInPlace === true) {
+    const bound: Record<string, ort.Tensor | null> = { [signature.logits.name]: null };
+    const dims = [batch, layout.kvHeads, total, layout.headDim];
+    for (const layer of signature.layers) {
+      for (const name of [layer.presentKey, layer.presentValue]) {
+        bound[name] = new ort.Tensor(
+          layout.kvType,
+          allocateKv(layout.kvType, batch * layout.kvHeads * total * layout.headDim),
+          dims,
+        );
+      }
+    }
+    fetches = bound;
+  }
+  const results = await runSession(context.session, feeds, fetches, context.file, signal);
 
   const logitsTensor = results[signature.logits.name] as ort.Tensor;
   const [outBatch, outPositions, outVocab] = logitsTensor.dims as number[];

@@ -56,6 +56,8 @@ export class DirectSession implements OnnxSession {
   readonly outputNames: readonly string[];
   readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
   readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  /** Outputs bound to caller tensors are written in place and returned as they are. */
+  readonly bindsOutputsInPlace = true;
   private session: Pointer;
   private runOptions: Pointer;
   private queue: Promise<unknown> = Promise.resolve();

@@ -71,18 +71,21 @@ const slots = {
   AddSessionConfigEntry: 130,
 } as const;
 
-/** C signatures of the slots (`S` returns an `OrtStatus*`, null on success). */
+/** `ORTCHAR_T`, the character type of paths: UTF-16 `wchar_t` on Windows, UTF-8 `char` elsewhere. */
+const pathChar = process.platform === 'win32' ? 'const char16_t' : 'const char';
+
+/** C signatures of the slots (`void *` results are `OrtStatus*`, null on success). */
 const signatures: Record<keyof typeof slots, string> = {
   GetErrorCode: 'int f(void *status)',
   GetErrorMessage: 'const char *f(void *status)',
   CreateEnv: 'void *f(int level, const char *logid, _Out_ void **out)',
-  CreateSession: 'void *f(void *env, const char *path, void *options, _Out_ void **out)',
+  CreateSession: `void *f(void *env, ${pathChar} *path, void *options, _Out_ void **out)`,
   Run:
     'void *f(void *session, void *runOptions, const char **inputNames, void **inputs, size_t inputCount, ' +
     'const char **outputNames, size_t outputCount, _Inout_ void **outputs)',
   CreateSessionOptions: 'void *f(_Out_ void **out)',
   SetSessionExecutionMode: 'void *f(void *options, int mode)',
-  EnableProfiling: 'void *f(void *options, const char *prefix)',
+  EnableProfiling: `void *f(void *options, ${pathChar} *prefix)`,
   SetSessionLogSeverityLevel: 'void *f(void *options, int level)',
   SetSessionGraphOptimizationLevel: 'void *f(void *options, int level)',
   SetIntraOpNumThreads: 'void *f(void *options, int threads)',

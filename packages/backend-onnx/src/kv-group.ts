@@ -53,6 +53,17 @@ export function allocateKv(kvType: FloatType, length: number): KvArray {
   return kvType === 'float16' ? new Uint16Array(length) : new Float32Array(length);
 }
 
+/**
+ * A typed array of the cache's element type whose contents are left as the allocator found them, for buffers that
+ * onnxruntime overwrites whole (a standard graph's `present` outputs): skips zero-filling megabytes per step.
+ */
+export function allocateKvUninitialized(kvType: FloatType, length: number): KvArray {
+  const bytes = Buffer.allocUnsafeSlow(length * bytesPerElement(kvType));
+  return kvType === 'float16'
+    ? new Uint16Array(bytes.buffer, bytes.byteOffset, length)
+    : new Float32Array(bytes.buffer, bytes.byteOffset, length);
+}
+
 /** The CPU data of a cache tensor (downloaded first when it lives on a device). */
 async function dataOf(tensor: ort.Tensor): Promise<KvArray> {
   return (tensor.location === 'cpu' ? tensor.data : await tensor.getData()) as KvArray;

@@ -3,7 +3,14 @@ import * as ort from 'onnxruntime-node';
 import { float16ToFloat32 } from './float16.js';
 import type { GraphSignature, IndexType } from './graph-signature.js';
 import { runSession, type OnnxSession, type SessionFetches } from './onnx-session.js';
-import { allocateKv, CacheGroup, compactGroup, groupBytes, type KvLayout, type SequenceState } from './kv-group.js';
+import {
+  allocateKvUninitialized,
+  CacheGroup,
+  compactGroup,
+  groupBytes,
+  type KvLayout,
+  type SequenceState,
+} from './kv-group.js';
 
 /** One sequence of a `doForward` call, validated; `S` is how the backend keeps a live sequence's cache. */
 export interface RowInput<S = SequenceState> {
@@ -221,7 +228,7 @@ export async function executeRun(
       for (const name of [layer.presentKey, layer.presentValue]) {
         bound[name] = new ort.Tensor(
           layout.kvType,
-          allocateKv(layout.kvType, batch * layout.kvHeads * total * layout.headDim),
+          allocateKvUninitialized(layout.kvType, batch * layout.kvHeads * total * layout.headDim),
           dims,
         );
       }

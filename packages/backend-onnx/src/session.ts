@@ -62,8 +62,18 @@ export async function openSession(
 ): Promise<OpenedSession> {
   const providers = [...(settings.executionProviders ?? ['cpu'])];
   if (providers.length === 0) throw new RangeError('executionProviders must name at least one provider');
+  if (settings.runThread !== undefined && settings.runThread !== 'main' && settings.runThread !== 'worker') {
+    throw new RangeError(`runThread must be main or worker, got ${String(settings.runThread)}`);
+  }
   const choice = chooseBinding(settings, providers);
   if (choice.binding === 'direct') return openDirect(file, settings, warnings, choice.reason);
+  if (settings.runThread === 'worker') {
+    warnings.push({
+      type: 'unsupported-setting',
+      setting: 'runThread',
+      details: 'runs go to a worker thread on the direct binding only; onnxruntime-node runs them on the main thread',
+    });
+  }
   const unavailable: string[] = [];
   for (let i = 0; i < providers.length; i++) {
     const provider = providers[i]!;
@@ -161,9 +171,6 @@ function openDirect(
   reason: string,
 ): OpenedSession {
   const runThread = settings.runThread ?? 'main';
-  if (runThread !== 'main' && runThread !== 'worker') {
-    throw new RangeError(`runThread must be main or worker, got ${String(runThread)}`);
-  }
   let session: DirectSession;
   try {
     session = DirectSession.create(file, {

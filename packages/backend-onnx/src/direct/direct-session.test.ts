@@ -275,6 +275,14 @@ describe('the direct binding', () => {
     it('rejects a bad binding or runThread, and direct with a GPU provider', async () => {
       await expect(createOnnxBackend({ modelDir: fusedDir, binding: 'koffi' as never })).rejects.toThrow(RangeError);
       await expect(
+        createOnnxBackend({ modelDir: fusedDir, binding: 'onnxruntime-node', runThread: 'gpu' as never }),
+      ).rejects.toThrow(RangeError);
+      const node = await createOnnxBackend({ modelDir: fusedDir, binding: 'onnxruntime-node', runThread: 'worker' });
+      expect(node.warnings).toContainEqual(
+        expect.objectContaining({ type: 'unsupported-setting', setting: 'runThread' }),
+      );
+      await node.doDispose();
+      await expect(
         createOnnxBackend({ modelDir: fusedDir, binding: 'direct', runThread: 'gpu' as never }),
       ).rejects.toThrow(RangeError);
       await expect(

@@ -21,7 +21,9 @@ const elementTypes: Readonly<Record<number, ort.Tensor.Type>> = {
 };
 const elementTypeIds = new Map(Object.entries(elementTypes).map(([id, type]) => [type, Number(id)]));
 
-const typedArrays: Partial<Record<ort.Tensor.Type, new (buffer: ArrayBuffer) => ort.Tensor.DataType>> = {
+const typedArrays: Partial<
+  Record<ort.Tensor.Type, { new (buffer: ArrayBuffer): ort.Tensor.DataType; readonly BYTES_PER_ELEMENT: number }>
+> = {
   float32: Float32Array,
   uint8: Uint8Array,
   int8: Int8Array,
@@ -313,26 +315,19 @@ export class DirectSession implements OnnxSession {
     const { api } = this;
     const { fn, koffi } = api;
     const info = api.out(`output '${name}'`, fn.GetTensorTypeAndShape, value);
-    let type: ort.Tensor.Type | undefined;
-    let dims: number[];
+    let described: { typeId: number; dims: number[] };
     try {
-      const typeId = new Int32Array(1);
-      api.check(fn.GetTensorElementType(info, typeId), 'GetTensorElementType');
-      type = elementTypes[typeId[0]!];
-      const rank = [0];
-      api.check(fn.GetDimensionsCount(info, rank), 'GetDimensionsCount');
-      const shape = new BigInt64Array(Math.max(1, Number(rank[0])));
-      api.check(fn.GetDimensions(info, shape, Number(rank[0])), 'GetDimensions');
-      dims = Array.from(shape.subarray(0, Number(rank[0])), Number);
+      described = this.tensorInfo(info);
     } finally {
       fn.ReleaseTensorTypeAndShapeInfo(info);
     }
+    const { typeId, dims } = described;
+    const type = elementTypes[typeId];
     const Typed = type === undefined ? undefined : typedArrays[type];
     if (type === undefined || Typed === undefined) {
-      throw new TypeError(`output '${name}' has an element type this binding does not read`);
+      throw new TypeError(`output '${name}' has element type ${typeId}, which this binding does not read`);
     }
-    const count = dims.reduce((a, b) => a * b, 1);
-    const bytes = count * (new Typed(new ArrayBuffer(0)) as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+    const bytes = dims.reduce((a, b) => a * b, 1) * Typed.BYTES_PER_ELEMENT;
     const copy = new ArrayBuffer(bytes);
     if (bytes > 0) {
       const data = api.out(`output '${name}'`, fn.GetTensorMutableData, value);
@@ -344,6 +339,20 @@ export class DirectSession implements OnnxSession {
   private checkOutput(name: string): string {
     if (!this.outputNames.includes(name)) throw new RangeError(`'fetches' names an unknown output: ${name}`);
     return name;
+  }
+
+  /** Element type and dimensions (-1 where symbolic) of an `OrtTensorTypeAndShapeInfo`. */
+  private tensorInfo(info: Pointer): { typeId: number; dims: number[] } {
+    const { api } = this;
+    const { fn } = api;
+    const typeId = new Int32Array(1);
+    api.check(fn.GetTensorElementType(info, typeId), 'GetTensorElementType');
+    const rank = [0];
+    api.check(fn.GetDimensionsCount(info, rank), 'GetDimensionsCount');
+    const n = Number(rank[0]);
+    const dims = new BigInt64Array(Math.max(1, n));
+    api.check(fn.GetDimensions(info, dims, n), 'GetDimensions');
+    return { typeId: typeId[0]!, dims: Array.from(dims.subarray(0, n), Number) };
   }
 
   /** Names and types of the graph's inputs or outputs, as onnxruntime-node reports them. */
@@ -378,22 +387,12 @@ export class DirectSession implements OnnxSession {
         }
         // Owned by the type info: not released on its own.
         const info = api.out('tensor info', fn.CastTypeInfoToTensorInfo, typeInfo);
-        const typeId = new Int32Array(1);
-        api.check(fn.GetTensorElementType(info, typeId), 'GetTensorElementType');
-        const rank = [0];
-        api.check(fn.GetDimensionsCount(info, rank), 'GetDimensionsCount');
-        const n = Number(rank[0]);
-        const dims = new BigInt64Array(Math.max(1, n));
-        api.check(fn.GetDimensions(info, dims, n), 'GetDimensions');
-        const symbols = new BigUint64Array(Math.max(1, n));
-        api.check(fn.GetSymbolicDimensions(info, symbols, n), 'GetSymbolicDimensions');
-        const shape: (number | string)[] = [];
-        for (let d = 0; d < n; d++) {
-          const dim = Number(dims[d]);
-          shape.push(dim >= 0 ? dim : symbols[d] === 0n ? '' : api.string(symbols[d]!));
-        }
-        const type = elementTypes[typeId[0]!];
-        if (type === undefined) throw new OrtStatusError(`${kind} '${name}' has element type ${typeId[0]}`, 9);
+        const { typeId, dims } = this.tensorInfo(info);
+        const symbols = new BigUint64Array(Math.max(1, dims.length));
+        api.check(fn.GetSymbolicDimensions(info, symbols, dims.length), 'GetSymbolicDimensions');
+        const shape = dims.map((dim, d) => (dim >= 0 ? dim : symbols[d] === 0n ? '' : api.string(symbols[d]!)));
+        const type = elementTypes[typeId];
+        if (type === undefined) throw new OrtStatusError(`${kind} '${name}' has element type ${typeId}`, 9);
         metadata.push({ name, isTensor: true, type, shape } as ort.InferenceSession.ValueMetadata);
       } finally {
         fn.ReleaseTypeInfo(typeInfo);

@@ -188,7 +188,7 @@ describe('TGI routes: 400, 413, 415', () => {
       body: '--x\r\ncontent-disposition: form-data; name="inputs"\r\n\r\nHello\r\n--x--',
       headers: { 'content-type': 'multipart/form-data; boundary=x' },
     });
-    expectTgiError(multipart, 415, /Unsupported content type "multipart\/form-data"/);
+    expectTgiError(multipart, 415, 'Expected request with `Content-Type: application/json`');
     const binary = await send(server.url, {
       path: '/v1/completions',
       body: '\u0000\u0001binary',
@@ -203,11 +203,40 @@ describe('TGI routes: 400, 413, 415', () => {
     expectTgiError(gzipped, 415, /Unsupported content encoding "gzip"/);
   });
 
-  it('JSON sent with a lenient content type still works (curl -d form encoding, text/plain, none)', async () => {
-    for (const contentType of ['application/x-www-form-urlencoded', 'text/plain', 'application/json; charset=utf-8']) {
+  it('TGI routes refuse a POST that does not declare JSON, before reading it (axum wording, as TGI)', async () => {
+    const cases: [string, Record<string, string | null>][] = [
+      ['application/x-www-form-urlencoded', { 'content-type': 'application/x-www-form-urlencoded' }],
+      ['text/plain', { 'content-type': 'text/plain;charset=UTF-8' }],
+      ['none', { 'content-type': null }],
+    ];
+    for (const path of ['/generate', '/generate_stream', '/', '/tokenize', '/detokenize']) {
+      for (const [name, headers] of cases) {
+        const answer = await send(server.url, {
+          path,
+          body: '{"inputs":"x","parameters":{"max_new_tokens":1}}',
+          headers,
+        });
+        expectTgiError(answer, 415, 'Expected request with `Content-Type: application/json`');
+        expect(answer.status, `${path} ${name}`).toBe(415);
+      }
+      // Even an empty body: the media type is checked first.
+      expectTgiError(await send(server.url, { path, body: '', headers: { 'content-type': null } }), 415);
+    }
+    for (const contentType of ['application/json', 'application/json; charset=utf-8', 'application/vnd.api+json']) {
       const answer = await send(server.url, {
         path: '/generate',
         body: '{"inputs":"x","parameters":{"max_new_tokens":1}}',
+        headers: { 'content-type': contentType },
+      });
+      expect(answer.status, contentType).toBe(200);
+    }
+  });
+
+  it('OpenAI routes take JSON sent with a lenient content type (curl -d form encoding, text/plain)', async () => {
+    for (const contentType of ['application/x-www-form-urlencoded', 'text/plain', 'application/json; charset=utf-8']) {
+      const answer = await send(server.url, {
+        path: '/v1/completions',
+        body: '{"model":"m","prompt":"x","max_tokens":1}',
         headers: { 'content-type': contentType },
       });
       expect(answer.status, contentType).toBe(200);

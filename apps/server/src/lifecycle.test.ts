@@ -93,6 +93,7 @@ describe('client disconnect', () => {
     const pending = fetch(`${server.url}/generate`, {
       method: 'POST',
       body: JSON.stringify({ inputs: 'slow', parameters: { max_new_tokens: 300 } }),
+      headers: { 'content-type': 'application/json' },
       signal: controller.signal,
     }).catch((error: unknown) => error);
     await waitFor(() => backend.stats().sequences === 1, 3_000);

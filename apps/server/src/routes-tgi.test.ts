@@ -302,13 +302,17 @@ describe('POST / (TGI compat route)', () => {
     expect(typeof events[2]!.generated_text).toBe('string');
   });
 
-  it('accepts a body sent as form encoding by curl -d (content type ignored, JSON parsed)', async () => {
+  it('refuses a body sent as form encoding by curl -d with 415, as TGI does', async () => {
     const answer = await postJson(
       server.url,
       '/generate',
       { inputs: 'Hello', parameters: { max_new_tokens: 2 } },
       { 'content-type': 'application/x-www-form-urlencoded' },
     );
-    expect(answer.status).toBe(200);
+    expect(answer.status).toBe(415);
+    expect(JSON.parse(answer.text)).toEqual({
+      error: 'Expected request with `Content-Type: application/json`',
+      error_type: 'validation',
+    });
   });
 });

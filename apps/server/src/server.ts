@@ -64,7 +64,21 @@ function keyMatches(presented: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-/** Content types a JSON body may come with: JSON itself, and what curl -d and simple clients send. */
+/** The media types TGI's router (axum's `Json` extractor) takes a body with: `application/json` and `*+json`. */
+const JSON_MEDIA_TYPE = /^application\/(json|[\w.+-]+\+json)$/i;
+
+/**
+ * The 415 TGI's routes answer when a POST does not declare a JSON body (axum's wording), or undefined. Checked before
+ * the body is read, as axum does; OpenAI-family routes stay lenient (curl's `-d` sends form encoding).
+ */
+function tgiContentTypeError(method: string, url: string, contentType: string | undefined): HttpError | undefined {
+  if (method !== 'POST' || familyOf(url) !== 'tgi') return undefined;
+  const mediaType = contentType?.split(';')[0]!.trim() ?? '';
+  if (JSON_MEDIA_TYPE.test(mediaType)) return undefined;
+  return new HttpError(415, 'Expected request with `Content-Type: application/json`', 'validation');
+}
+
+/** Content types a JSON body may come with on OpenAI-family routes: JSON itself, and what curl -d sends. */
 const JSON_CARRIERS = /^(application\/(json|[\w.+-]+\+json|x-www-form-urlencoded)|text\/plain)$/i;
 
 /**
@@ -133,7 +147,8 @@ export function createServer(options: ServerOptions): GenServer {
     return503OnClosing: false,
   });
 
-  // JSON bodies whatever the declared content type (curl -d sends form encoding); invalid JSON is a 400.
+  // JSON bodies; TGI routes were already refused in preParsing without a JSON type, OpenAI routes take any type
+  // (curl -d sends form encoding). Invalid JSON is a 400.
   app.removeAllContentTypeParsers();
   // A body that is not JSON and says so (multipart, octet-stream, gzip...) is refused with 415, as TGI does.
   app.addContentTypeParser('*', { parseAs: 'string' }, (request, body, done) => {
@@ -165,6 +180,12 @@ export function createServer(options: ServerOptions): GenServer {
     const response = reply.raw;
     inFlight.add(response);
     response.once('close', () => inFlight.delete(response));
+  });
+
+  // TGI's routes refuse a POST that does not declare JSON, before reading it (after authentication, as TGI).
+  app.addHook('preParsing', async (request) => {
+    const refused = tgiContentTypeError(request.method, request.url, request.headers['content-type']);
+    if (refused !== undefined) throw refused;
   });
 
   app.addHook('onSend', async (request, reply) => {

@@ -1,6 +1,13 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 
 /**
+ * How `data` lines are written. `openai`: `data: ` before every event, as OpenAI (and Together, vLLM) send.
+ * `axum`: TGI's bytes, from axum 0.7: `data:` directly followed by JSON for JSON events, `data: ` for plain strings
+ * such as `[DONE]`. Clients that match the exact line `data: [DONE]` (huggingface_hub) need the space.
+ */
+export type SseStyle = 'openai' | 'axum';
+
+/**
  * Writes Server-Sent Events to a raw response: `data:` events, keep-alive comments while the stream is silent,
  * and backpressure (a write waits for `drain` when the socket buffer is full, so a slow client cannot make the
  * server buffer a whole generation).
@@ -13,6 +20,7 @@ export class SseWriter {
   constructor(
     private readonly response: ServerResponse,
     private readonly keepAliveMs = 15_000,
+    private readonly style: SseStyle = 'openai',
   ) {
     response.on('close', () => this.stopKeepAlive());
   }
@@ -46,9 +54,10 @@ export class SseWriter {
     return this.closed || this.response.destroyed || this.response.writableEnded;
   }
 
-  /** Sends one `data:` event (a JSON value, or a raw string such as `[DONE]`). */
+  /** Sends one `data:` event (a JSON value, or a raw string such as `[DONE]`), spaced as the writer's style says. */
   send(data: unknown): Promise<void> {
-    return this.write(`data:${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+    if (typeof data === 'string') return this.write(`data: ${data}\n\n`);
+    return this.write(`${this.style === 'axum' ? 'data:' : 'data: '}${JSON.stringify(data)}\n\n`);
   }
 
   /** Ends the response. */

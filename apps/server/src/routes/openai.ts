@@ -272,7 +272,14 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
               : null;
           if (event.delta !== '' || logprobs !== null) {
             chunks.push(
-              chunk([{ index: event.choice, delta: { content: event.delta }, logprobs, finish_reason: null }]),
+              chunk([
+                {
+                  index: event.choice,
+                  delta: { role: 'assistant', content: event.delta },
+                  logprobs,
+                  finish_reason: null,
+                },
+              ]),
             );
           }
         } else if (event.type === 'choice-end') {
@@ -280,7 +287,8 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
             chunk([
               {
                 index: event.choice.index,
-                delta: {},
+                // Every delta names the role: TGI's and Together's Python clients require it in every chunk.
+                delta: { role: 'assistant' },
                 logprobs: null,
                 finish_reason: openAiFinishReason(event.choice.finishReason),
               },

@@ -78,7 +78,7 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
   }
   const { stream } = generation;
   reply.hijack();
-  const sse = new SseWriter(reply.raw, context.keepAliveMs);
+  const sse = new SseWriter(reply.raw, context.keepAliveMs, 'axum');
   sse.start({
     ...reply.getHeaders(),
     'x-compute-type': 'gen',

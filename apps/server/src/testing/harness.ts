@@ -85,6 +85,10 @@ export interface HttpAnswer {
   json: unknown;
 }
 
+function defaultHeaders(body: unknown): Record<string, string> {
+  return body === undefined ? {} : { 'content-type': 'application/json' };
+}
+
 /**
  * Sends one request with node:http (no retries, no body rewriting: a string body is sent byte for byte).
  * Times out after `timeoutMs` (default 20 s).
@@ -95,10 +99,16 @@ export function send(
     method?: string;
     path?: string;
     body?: unknown;
-    headers?: Record<string, string>;
+    /** Extra headers; `null` leaves a header out (the JSON content type is sent by default with a body). */
+    headers?: Record<string, string | null>;
     timeoutMs?: number;
   } = {},
 ): Promise<HttpAnswer> {
+  const headers: Record<string, string> = defaultHeaders(options.body);
+  for (const [name, value] of Object.entries(options.headers ?? {})) {
+    if (value === null) delete headers[name];
+    else headers[name] = value;
+  }
   const target = new URL(options.path ?? '', url);
   const body =
     options.body === undefined
@@ -111,10 +121,7 @@ export function send(
       target,
       {
         method: options.method ?? (body === undefined ? 'GET' : 'POST'),
-        headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...options.headers,
-        },
+        headers,
         timeout: options.timeoutMs ?? 20_000,
       },
       (res) => {

@@ -64,6 +64,75 @@ function stopList(value: unknown): string[] | undefined {
   throw validationError('`stop` must be a string or an array of strings', 'stop');
 }
 
+/** Fields both OpenAI generation routes read: OpenAI's sampling fields and vLLM's extras. */
+const COMMON_FIELDS = [
+  'model',
+  'temperature',
+  'top_p',
+  'top_k',
+  'min_p',
+  'typical_p',
+  'max_tokens',
+  'max_completion_tokens',
+  'stop',
+  'seed',
+  'presence_penalty',
+  'frequency_penalty',
+  'repetition_penalty',
+  'logit_bias',
+  'min_tokens',
+  'ignore_eos',
+  'stop_token_ids',
+  'n',
+  'stream',
+  'stream_options',
+  'response_format',
+] as const;
+
+/**
+ * Fields OpenAI clients send that have no effect on a local server, accepted and ignored (docs/server.md says why):
+ * `user` / `safety_identifier` (abuse tracking), `store` / `metadata` (stored completions), `service_tier`,
+ * `prompt_cache_key` (routing hints of OpenAI's fleet).
+ */
+export const OPENAI_IGNORED_FIELDS: readonly string[] = [
+  'user',
+  'safety_identifier',
+  'store',
+  'metadata',
+  'service_tier',
+  'prompt_cache_key',
+];
+
+/** Every field `/v1/chat/completions` accepts (read or ignored). */
+export const CHAT_FIELDS: readonly string[] = [
+  ...COMMON_FIELDS,
+  'messages',
+  'logprobs',
+  'top_logprobs',
+  'tools',
+  'tool_choice',
+  'parallel_tool_calls',
+  ...OPENAI_IGNORED_FIELDS,
+];
+
+/** Every field `/v1/completions` accepts (read or ignored). */
+export const COMPLETION_FIELDS: readonly string[] = [
+  ...COMMON_FIELDS,
+  'prompt',
+  'suffix',
+  'best_of',
+  'echo',
+  'logprobs',
+  ...OPENAI_IGNORED_FIELDS,
+];
+
+/** Refuses the first field not in `accepted`, with OpenAI's wording (a 400 `invalid_request_error`). */
+export function refuseUnknownFields(body: Record<string, unknown>, accepted: readonly string[]): void {
+  for (const name of Object.keys(body)) {
+    if (!accepted.includes(name)) throw validationError(`Unrecognized request argument supplied: ${name}`, name);
+  }
+}
+
 /**
  * The sampling parameters of an OpenAI request. `temperature: 0` means greedy (the warpers are left out);
  * otherwise sampling is on, as OpenAI's default temperature is 1. vLLM-style extras (top_k, min_p,
@@ -134,6 +203,7 @@ function commonParameters(body: Record<string, unknown>, defaultMaxTokens: numbe
 /** Parses a `/v1/chat/completions` body. */
 export function parseChatRequest(body: unknown, maxTopLogprobs: number): OpenAiChatRequest {
   const object = asObject(body, 'request body');
+  refuseUnknownFields(object, CHAT_FIELDS);
   const messages = object['messages'];
   if (!Array.isArray(messages) || messages.length === 0) {
     throw validationError('`messages` must be a non-empty array', 'messages');
@@ -160,12 +230,32 @@ export function parseChatRequest(body: unknown, maxTopLogprobs: number): OpenAiC
     if (!Array.isArray(object['tools'])) throw validationError('`tools` must be an array', 'tools');
     tools = object['tools'].map((tool) => asObject(tool, 'tools'));
   }
+  // Tools reach the chat template; the output is not parsed into tool calls yet, so only the choices that need no
+  // constraint on the output are taken: `auto` (the default), and `none`, which leaves the tools out of the prompt.
+  const toolChoice = object['tool_choice'];
+  if (toolChoice !== undefined && toolChoice !== null && toolChoice !== 'auto') {
+    if (toolChoice === 'none') tools = undefined;
+    else {
+      throw validationError(
+        `\`tool_choice\` ${JSON.stringify(toolChoice)} is not supported by this server (only "auto" and "none")`,
+        'tool_choice',
+      );
+    }
+  }
+  const parallel = optionalBoolean(object, 'parallel_tool_calls');
+  if (parallel === false) {
+    throw validationError(
+      '`parallel_tool_calls: false` is not supported by this server: tool calls are not parsed from the output',
+      'parallel_tool_calls',
+    );
+  }
   return { ...common, messages: messages as ChatMessage[], tools, logprobs, topLogprobs };
 }
 
 /** Parses a `/v1/completions` body. */
 export function parseCompletionRequest(body: unknown): OpenAiCompletionRequest {
   const object = asObject(body, 'request body');
+  refuseUnknownFields(object, COMPLETION_FIELDS);
   if (object['suffix'] !== undefined && object['suffix'] !== null) {
     throw validationError('`suffix` (insertion) is not supported by this server', 'suffix');
   }

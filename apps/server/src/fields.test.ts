@@ -1,0 +1,87 @@
+/**
+ * Nothing silently ignored on the OpenAI routes: unknown fields are refused with OpenAI's wording, the fields
+ * clients send that have no local meaning are accepted (docs/server.md lists them), and tool choices that would
+ * need the output constrained are refused rather than dropped.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postJson, startServer, tinyModel, type RunningServer } from './testing/harness.js';
+
+let server: RunningServer;
+
+beforeAll(async () => {
+  server = await startServer({ model: await tinyModel() });
+});
+afterAll(() => server?.close());
+
+const chat = { model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 2 };
+const completion = { model: 'tiny', prompt: 'Hi', max_tokens: 2 };
+
+function expectRefused(answer: { status: number; json: unknown }, message: string, param: string): void {
+  expect(answer.status).toBe(400);
+  const error = (answer.json as { error: { message: string; type: string; param: string | null } }).error;
+  expect(error.message).toBe(message);
+  expect(error.type).toBe('invalid_request_error');
+  expect(error.param).toBe(param);
+}
+
+describe('unknown fields', () => {
+  it('are refused on /v1/chat/completions and /v1/completions, naming the field as OpenAI does', async () => {
+    expectRefused(
+      await postJson(server.url, '/v1/chat/completions', { ...chat, temprature: 0.5 }),
+      'Unrecognized request argument supplied: temprature',
+      'temprature',
+    );
+    expectRefused(
+      await postJson(server.url, '/v1/completions', { ...completion, raw_logprobs: true }),
+      'Unrecognized request argument supplied: raw_logprobs',
+      'raw_logprobs',
+    );
+    // A field of the other route is unknown here.
+    expectRefused(
+      await postJson(server.url, '/v1/completions', { ...completion, messages: [] }),
+      'Unrecognized request argument supplied: messages',
+      'messages',
+    );
+  });
+
+  it('the fields OpenAI clients send for OpenAI-side features are accepted and have no effect', async () => {
+    const extras = { user: 'u-1', store: false, metadata: { a: 'b' }, service_tier: 'auto', safety_identifier: 'x' };
+    const plain = await postJson(server.url, '/v1/chat/completions', { ...chat, temperature: 0 });
+    const withExtras = await postJson(server.url, '/v1/chat/completions', { ...chat, ...extras, temperature: 0 });
+    expect(withExtras.status).toBe(200);
+    const text = (answer: { json: unknown }) =>
+      (answer.json as { choices: { message: { content: string } }[] }).choices[0]!.message.content;
+    expect(text(withExtras)).toBe(text(plain));
+    expect((await postJson(server.url, '/v1/completions', { ...completion, ...extras })).status).toBe(200);
+  });
+});
+
+describe('tool_choice and parallel_tool_calls', () => {
+  const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }];
+
+  it('"auto" and "none" are taken; choices that need a constrained output are refused', async () => {
+    expect((await postJson(server.url, '/v1/chat/completions', { ...chat, tools, tool_choice: 'auto' })).status).toBe(
+      200,
+    );
+    expect((await postJson(server.url, '/v1/chat/completions', { ...chat, tools, tool_choice: 'none' })).status).toBe(
+      200,
+    );
+    expectRefused(
+      await postJson(server.url, '/v1/chat/completions', { ...chat, tools, tool_choice: 'required' }),
+      '`tool_choice` "required" is not supported by this server (only "auto" and "none")',
+      'tool_choice',
+    );
+    const named = { type: 'function', function: { name: 'get_weather' } };
+    const answer = await postJson(server.url, '/v1/chat/completions', { ...chat, tools, tool_choice: named });
+    expect(answer.status).toBe(400);
+    expect(answer.text).toContain('tool_choice');
+    expectRefused(
+      await postJson(server.url, '/v1/chat/completions', { ...chat, tools, parallel_tool_calls: false }),
+      '`parallel_tool_calls: false` is not supported by this server: tool calls are not parsed from the output',
+      'parallel_tool_calls',
+    );
+    expect(
+      (await postJson(server.url, '/v1/chat/completions', { ...chat, tools, parallel_tool_calls: true })).status,
+    ).toBe(200);
+  });
+});

@@ -1,5 +1,6 @@
 import type { GenerationParameters } from '@gen/engine';
 import { validationError } from '../errors.js';
+import { refuseUnknownFields } from './openai.js';
 import { asObject } from './tgi.js';
 
 /** Together's `/inference` request after the wire-level checks. */
@@ -10,12 +11,38 @@ export interface TogetherRequest {
   logprobs: number | undefined;
 }
 
+/** Every field `/inference` accepts; `stream_tokens`, `n` and `echo` only with their default values. */
+export const TOGETHER_FIELDS: readonly string[] = [
+  'model',
+  'prompt',
+  'max_tokens',
+  'stop',
+  'temperature',
+  'top_p',
+  'top_k',
+  'repetition_penalty',
+  'logprobs',
+  'seed',
+  'stream_tokens',
+  'n',
+  'echo',
+];
+
 /**
  * Parses Together's `/inference` body: `{model, prompt, max_tokens, temperature, top_p, top_k,
  * repetition_penalty, stop (string or list), logprobs}`. Temperature 0 means greedy; otherwise it samples.
  */
 export function parseTogetherRequest(body: unknown): TogetherRequest {
   const object = asObject(body, 'request body');
+  refuseUnknownFields(object, TOGETHER_FIELDS);
+  // Not built yet: refused rather than answered as if they were absent.
+  if (object['stream_tokens'] === true) {
+    throw validationError('`stream_tokens` is not supported by this server yet', 'stream_tokens');
+  }
+  if (object['n'] !== undefined && object['n'] !== null && object['n'] !== 1) {
+    throw validationError('`n` other than 1 is not supported on /inference yet', 'n');
+  }
+  if (object['echo'] === true) throw validationError('`echo` is not supported on /inference yet', 'echo');
   const prompt = object['prompt'];
   if (typeof prompt !== 'string') throw validationError('`prompt` must be a string', 'prompt');
   const parameters: GenerationParameters = {};

@@ -58,6 +58,7 @@ const SERVE_FLAGS: [string, string | undefined][] = [
   ['--max-total-tokens', 'GEN_MAX_TOTAL_TOKENS'],
   ['--max-concurrent-requests', 'GEN_MAX_CONCURRENT_REQUESTS'],
   ['--max-best-of', 'GEN_MAX_BEST_OF'],
+  ['--max-n', 'GEN_MAX_N'],
   ['--max-stop-sequences', 'GEN_MAX_STOP_SEQUENCES'],
   ['--max-top-n-tokens', 'GEN_MAX_TOP_N_TOKENS'],
   ['--max-client-batch-size', 'GEN_MAX_CLIENT_BATCH_SIZE'],

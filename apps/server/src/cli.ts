@@ -72,7 +72,8 @@ const SERVE_FLAGS: Record<string, FlagSpec> = {
     env: 'GEN_MAX_CONCURRENT_REQUESTS',
     help: 'Requests in flight before new ones get 429 overloaded. Default 128.',
   },
-  'max-best-of': { type: 'string', env: 'GEN_MAX_BEST_OF', help: 'Largest best_of / n. Default 2.' },
+  'max-best-of': { type: 'string', env: 'GEN_MAX_BEST_OF', help: 'Largest best_of. Default 2.' },
+  'max-n': { type: 'string', env: 'GEN_MAX_N', help: 'Largest n (choices returned). Default 16.' },
   'max-stop-sequences': {
     type: 'string',
     env: 'GEN_MAX_STOP_SEQUENCES',
@@ -259,6 +260,7 @@ async function serve(args: string[]): Promise<void> {
       maxTotalTokens: limit('max-total-tokens'),
       maxConcurrentRequests: limit('max-concurrent-requests'),
       maxBestOf: limit('max-best-of'),
+      maxN: limit('max-n'),
       maxStopSequences: integerFlag(values, 'max-stop-sequences', 0),
       maxTopNTokensTgi: integerFlag(values, 'max-top-n-tokens', 0),
       maxClientBatchSize: limit('max-client-batch-size'),

@@ -254,7 +254,7 @@ const BAD_OPENAI: [string, Record<string, unknown>, string | RegExp, string | nu
   ['chat', { top_p: 0 }, '`top_p`', 'top_p'],
   ['chat', { top_p: 1.5 }, '`top_p`', 'top_p'],
   ['chat', { n: 0 }, '`n`', 'n'],
-  ['chat', { n: 3 }, '`n` must be > 0 and <= 2', 'n'],
+  ['chat', { n: 17 }, '`n` must be > 0 and <= 16', 'n'],
   ['chat', { max_tokens: 0 }, '`max_tokens`', 'max_tokens'],
   ['chat', { max_tokens: 10_000 }, 'must be <= 512', 'max_new_tokens'],
   ['chat', { max_completion_tokens: -5 }, '`max_completion_tokens`', 'max_completion_tokens'],

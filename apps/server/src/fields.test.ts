@@ -114,3 +114,18 @@ describe('Together /inference', () => {
     expect(defaults.status).toBe(200);
   });
 });
+
+describe('n is its own limit (default 16), not capped by --max-best-of (default 2)', () => {
+  it('n = 16 returns 16 choices; n = 17 is refused; best_of 3 is still refused', async () => {
+    const answer = await postJson(server.url, '/v1/chat/completions', { ...chat, n: 16 });
+    expect(answer.status).toBe(200);
+    const choices = (answer.json as { choices: { index: number }[] }).choices;
+    expect(choices.map((c) => c.index)).toEqual(Array.from({ length: 16 }, (_, i) => i));
+    const refused = await postJson(server.url, '/v1/chat/completions', { ...chat, n: 17 });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('`n` must be > 0 and <= 16. Given: 17');
+    const bestOf = await postJson(server.url, '/v1/completions', { ...completion, best_of: 3 });
+    expect(bestOf.status).toBe(400);
+    expect(bestOf.text).toContain('best_of');
+  });
+});

@@ -213,10 +213,10 @@ describe('chat.completions', () => {
       expect(bad.type).toBe('invalid_request_error');
     }
     const tooMany = await client.chat.completions
-      .create({ model: 'tiny', messages, max_tokens: 5, n: 9 })
+      .create({ model: 'tiny', messages, max_tokens: 5, n: 17 })
       .catch((e: unknown) => e);
     expect(tooMany).toBeInstanceOf(BadRequestError);
-    expect((tooMany as BadRequestError).message).toContain('`n` must be > 0 and <= 4');
+    expect((tooMany as BadRequestError).message).toContain('`n` must be > 0 and <= 16');
     const tooLong = await client.chat.completions
       .create({ model: 'tiny', messages, max_tokens: 100_000 })
       .catch((e: unknown) => e);

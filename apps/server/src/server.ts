@@ -1,7 +1,13 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import cors from '@fastify/cors';
-import { createEngine, type Engine, type EngineLimits, type SchedulerSettings } from '@gen/engine';
+import {
+  createEngine,
+  DEFAULT_LIMITS as ENGINE_DEFAULT_LIMITS,
+  type Engine,
+  type EngineLimits,
+  type SchedulerSettings,
+} from '@gen/engine';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { LoadedModel, ServerContext, ServerLimits } from './context.js';
 import { HttpError, errorBody, familyOf, nestingError, toHttpError } from './errors.js';
@@ -49,11 +55,10 @@ export interface GenServer {
   close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
+/** The server's default limits: the engine's (declared once, in @gen/engine) and the server's own batch size. */
 const DEFAULT_LIMITS = {
-  maxBestOf: 2,
-  maxStopSequences: 4,
-  maxTopNTokensTgi: 5,
-  maxConcurrentRequests: 128,
+  ...ENGINE_DEFAULT_LIMITS,
+  maxTopNTokensTgi: ENGINE_DEFAULT_LIMITS.maxTopNTokens,
   maxClientBatchSize: 4,
 };
 
@@ -251,6 +256,7 @@ export function createServer(options: ServerOptions): GenServer {
         ...requested,
         maxTotalTokens,
         maxBestOf: requested.maxBestOf ?? DEFAULT_LIMITS.maxBestOf,
+        maxN: requested.maxN ?? DEFAULT_LIMITS.maxN,
         maxStopSequences: requested.maxStopSequences ?? DEFAULT_LIMITS.maxStopSequences,
         maxConcurrentRequests: requested.maxConcurrentRequests ?? DEFAULT_LIMITS.maxConcurrentRequests,
         // OpenAI's top_logprobs goes up to 20; the TGI routes keep TGI's own cap.

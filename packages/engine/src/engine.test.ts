@@ -463,7 +463,8 @@ describe('validation (before anything is streamed)', () => {
       '`best_of` must be > 0 and <= 2. Given: 3',
       'best_of',
     ],
-    [{ inputs: 'hi', parameters: { n: 0 } }, '`n` must be > 0 and <= 2', 'n'],
+    [{ inputs: 'hi', parameters: { n: 0 } }, '`n` must be > 0 and <= 16', 'n'],
+    [{ inputs: 'hi', parameters: { n: 17 } }, '`n` must be > 0 and <= 16. Given: 17', 'n'],
     [
       { inputs: 'hi', parameters: { truncate: 0 } },
       '`truncate` must be strictly positive and less than 32',

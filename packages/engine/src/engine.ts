@@ -121,12 +121,18 @@ interface BatchEntry {
   promptTokens: number;
 }
 
-const TGI_DEFAULTS = {
+/**
+ * The default request limits, declared once: TGI's router defaults (`max_best_of` 2, `max_stop_sequences` 4,
+ * `max_top_n_tokens` 5, `max_concurrent_requests` 128) and `maxN` 16. The server derives its defaults from these.
+ */
+export const DEFAULT_LIMITS = Object.freeze({
   maxBestOf: 2,
+  maxN: 16,
   maxStopSequences: 4,
   maxTopNTokens: 5,
   maxConcurrentRequests: 128,
-};
+});
+const TGI_DEFAULTS = DEFAULT_LIMITS;
 
 /**
  * Creates an engine over a backend and a tokenizer. The engine runs its loop only while there is work, yields to
@@ -162,6 +168,7 @@ class ContinuousBatchingEngine implements Engine {
       maxInputTokens: limits.maxInputTokens ?? Math.max(1, maxTotalTokens - 1),
       maxTotalTokens,
       maxBestOf: limits.maxBestOf ?? TGI_DEFAULTS.maxBestOf,
+      maxN: limits.maxN ?? TGI_DEFAULTS.maxN,
       maxStopSequences: limits.maxStopSequences ?? TGI_DEFAULTS.maxStopSequences,
       maxTopNTokens: limits.maxTopNTokens ?? TGI_DEFAULTS.maxTopNTokens,
       maxConcurrentRequests: limits.maxConcurrentRequests ?? TGI_DEFAULTS.maxConcurrentRequests,

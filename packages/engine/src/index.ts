@@ -1,5 +1,6 @@
 export {
   createEngine,
+  DEFAULT_LIMITS,
   type Engine,
   type EngineSettings,
   type GenerateOptions,

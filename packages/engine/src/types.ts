@@ -168,8 +168,13 @@ export interface EngineLimits {
   maxInputTokens: number;
   /** Largest prompt + max_new_tokens (TGI `max_total_tokens`). Default: model max positions. */
   maxTotalTokens: number;
-  /** Largest `best_of` / `n` (TGI `max_best_of`, default 2; OpenAI-style servers raise it). */
+  /** Largest `best_of` (TGI `max_best_of`, default 2). */
   maxBestOf: number;
+  /**
+   * Largest `n`, the choices returned (default 16). Its own limit, not `maxBestOf`: OpenAI clients ask for many
+   * choices, and they share the prompt's KV through fork where the backend can.
+   */
+  maxN: number;
   /** Most stop sequences (TGI `max_stop_sequences`, default 4). */
   maxStopSequences: number;
   /** Largest `top_n_tokens` (TGI `max_top_n_tokens`, default 5). */

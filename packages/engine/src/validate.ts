@@ -160,9 +160,8 @@ export function validateRequest(request: GenerationRequest, context: ValidationC
   const n =
     parameters.n === undefined || parameters.n === null
       ? 1
-      : positiveInteger('n', parameters.n, `\`n\` must be > 0 and <= ${limits.maxBestOf}`);
-  if (n > limits.maxBestOf)
-    throw new EngineValidationError(`\`n\` must be > 0 and <= ${limits.maxBestOf}. Given: ${n}`, 'n');
+      : positiveInteger('n', parameters.n, `\`n\` must be > 0 and <= ${limits.maxN}`);
+  if (n > limits.maxN) throw new EngineValidationError(`\`n\` must be > 0 and <= ${limits.maxN}. Given: ${n}`, 'n');
   const bestOf =
     parameters.bestOf === undefined || parameters.bestOf === null
       ? 1

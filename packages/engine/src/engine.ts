@@ -132,7 +132,6 @@ export const DEFAULT_LIMITS = Object.freeze({
   maxTopNTokens: 5,
   maxConcurrentRequests: 128,
 });
-const TGI_DEFAULTS = DEFAULT_LIMITS;
 
 /**
  * Creates an engine over a backend and a tokenizer. The engine runs its loop only while there is work, yields to
@@ -167,11 +166,11 @@ class ContinuousBatchingEngine implements Engine {
     this.limits = Object.freeze({
       maxInputTokens: limits.maxInputTokens ?? Math.max(1, maxTotalTokens - 1),
       maxTotalTokens,
-      maxBestOf: limits.maxBestOf ?? TGI_DEFAULTS.maxBestOf,
-      maxN: limits.maxN ?? TGI_DEFAULTS.maxN,
-      maxStopSequences: limits.maxStopSequences ?? TGI_DEFAULTS.maxStopSequences,
-      maxTopNTokens: limits.maxTopNTokens ?? TGI_DEFAULTS.maxTopNTokens,
-      maxConcurrentRequests: limits.maxConcurrentRequests ?? TGI_DEFAULTS.maxConcurrentRequests,
+      maxBestOf: limits.maxBestOf ?? DEFAULT_LIMITS.maxBestOf,
+      maxN: limits.maxN ?? DEFAULT_LIMITS.maxN,
+      maxStopSequences: limits.maxStopSequences ?? DEFAULT_LIMITS.maxStopSequences,
+      maxTopNTokens: limits.maxTopNTokens ?? DEFAULT_LIMITS.maxTopNTokens,
+      maxConcurrentRequests: limits.maxConcurrentRequests ?? DEFAULT_LIMITS.maxConcurrentRequests,
       defaultMaxNewTokens: limits.defaultMaxNewTokens,
     });
     if (this.limits.maxTotalTokens > maxPositions) {

@@ -85,10 +85,6 @@ export interface HttpAnswer {
   json: unknown;
 }
 
-function defaultHeaders(body: unknown): Record<string, string> {
-  return body === undefined ? {} : { 'content-type': 'application/json' };
-}
-
 /**
  * Sends one request with node:http (no retries, no body rewriting: a string body is sent byte for byte).
  * Times out after `timeoutMs` (default 20 s).
@@ -104,7 +100,7 @@ export function send(
     timeoutMs?: number;
   } = {},
 ): Promise<HttpAnswer> {
-  const headers: Record<string, string> = defaultHeaders(options.body);
+  const headers: Record<string, string> = options.body === undefined ? {} : { 'content-type': 'application/json' };
   for (const [name, value] of Object.entries(options.headers ?? {})) {
     if (value === null) delete headers[name];
     else headers[name] = value;

@@ -19,6 +19,8 @@ export {
   type CheckedSequenceInput,
   type ForwardInputLimits,
 } from './implement/check-inputs.js';
+export { checkEmbedInputs, type EmbedInputLimits } from './implement/check-embed-inputs.js';
+export { poolHiddenStates } from './implement/pool-hidden-states.js';
 export { SerialQueue } from './implement/serial-queue.js';
 export {
   SUPPORTED_MODEL_TYPES,

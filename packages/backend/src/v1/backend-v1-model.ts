@@ -62,6 +62,12 @@ export interface BackendCapabilitiesV1 {
   readonly promptLogits: boolean;
   /** Whether `doFork` is implemented. Must equal `typeof backend.doFork === 'function'`. */
   readonly fork: boolean;
+  /**
+   * Whether `doEmbed` is implemented (pooled final hidden states, for embeddings). Must equal
+   * `typeof backend.doEmbed === 'function'`; absent means false. A backend that sets it also sets
+   * `model.hiddenSize`, the length of every embedding.
+   */
+  readonly embeddings?: boolean;
   /** Free-form, backend-specific facts (threads, execution provider...). Not part of the contract. */
   readonly details?: Readonly<Record<string, unknown>>;
 }

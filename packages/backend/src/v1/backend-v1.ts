@@ -1,3 +1,4 @@
+import type { BackendEmbedOptionsV1 } from './backend-v1-embed.js';
 import type { BackendForwardOptionsV1, BackendForwardResultV1 } from './backend-v1-forward.js';
 import type { BackendCapabilitiesV1, BackendModelV1, BackendStatsV1 } from './backend-v1-model.js';
 import type { BackendWarningV1 } from './backend-v1-warning.js';
@@ -15,6 +16,9 @@ import type { BackendWarningV1 } from './backend-v1-warning.js';
  * - {@link BackendV1.doFork} (optional) copies a sequence's cache to a new id, for `n` / `best_of` choices that
  *   share a prompt.
  * - {@link BackendV1.doDispose} frees everything.
+ *
+ * One optional method stands apart from the sequences: {@link BackendV1.doEmbed} returns pooled final hidden
+ * states of whole inputs (for embeddings), without creating or touching any sequence.
  *
  * Guarantees every backend gives (checked by `@gen/testkit`'s conformance suite):
  * - Logits depend only on a sequence's own token history: not on batching, chunking of the prompt, forking, or
@@ -62,6 +66,28 @@ export interface BackendV1 {
    * @throws {SequenceError} `fromId` is not live (`unknown`) or `toId` is live (`exists`).
    */
   doFork?(fromId: string, toId: string): Promise<void>;
+
+  /**
+   * Runs each input through the model from position 0 and returns one vector per input, in input order: the final
+   * hidden states (after the model's final norm, before `lm_head`), `[tokens, hiddenSize]`, pooled as
+   * `options.pooling` says (mean over the positions, or the last position's). Each vector is a fresh
+   * `Float32Array` of length `model.hiddenSize` that belongs to the caller. Present exactly when
+   * `capabilities.embeddings` is true.
+   *
+   * Stateless: the call uses caches of its own and discards them. It creates no sequence, changes no live one,
+   * leaves `stats()` as it was, and is ordered with the other calls like they are with each other. An input's
+   * vector depends only on its own tokens and the pooling, not on the other inputs of the call (within the
+   * backend's numerical tolerance). With `last` pooling it is the state `lm_head` turns into the next-token
+   * logits that `doForward` returns after the same tokens.
+   *
+   * @throws {InvalidInputError} no inputs, an input with no tokens, a token id outside `[0, vocabSize)`, or a
+   *   `pooling` other than `'mean'` and `'last'`.
+   * @throws {BatchLimitError} more than `capabilities.maxBatchSize` inputs.
+   * @throws {PositionLimitError} an input longer than `model.maxPositions`.
+   * @throws {AbortError} `signal` was aborted.
+   * @throws {BackendDisposedError} after `doDispose`.
+   */
+  doEmbed?(options: BackendEmbedOptionsV1): Promise<Float32Array[]>;
 
   /** A snapshot of the live state. Synchronous and cheap. */
   stats(): BackendStatsV1;

@@ -1,4 +1,5 @@
 export type { BackendV1 } from './backend-v1.js';
+export type { BackendEmbedOptionsV1, BackendEmbeddingPoolingV1 } from './backend-v1-embed.js';
 export type {
   BackendForwardOptionsV1,
   BackendForwardResultV1,

@@ -1,6 +1,7 @@
 export { runBackendConformanceTests } from './conformance/run-backend-conformance-tests.js';
 export { abortTests } from './conformance/abort-tests.js';
 export { batchingTests } from './conformance/batching-tests.js';
+export { embeddingTests } from './conformance/embedding-tests.js';
 export { errorTests } from './conformance/error-tests.js';
 export { forkTests } from './conformance/fork-tests.js';
 export { oracleTests } from './conformance/oracle-tests.js';

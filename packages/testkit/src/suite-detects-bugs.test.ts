@@ -59,6 +59,9 @@ describe('the conformance suite catches real bugs', () => {
   it('the correct control backend passes every part, oracle included', () => {
     expect(failuresOf('control')).toEqual([]);
     expect(results.filter((r) => r.ancestorTitles.some((t) => t.startsWith('control: oracle')))).not.toEqual([]);
+    const embeddings = results.filter((r) => r.ancestorTitles.some((t) => t.startsWith('control: embeddings')));
+    expect(embeddings.length).toBeGreaterThan(0);
+    expect(embeddings.every((r) => r.status === 'passed')).toBe(true);
   });
 
   for (const [name, part] of [
@@ -70,6 +73,10 @@ describe('the conformance suite catches real bugs', () => {
     ['fork-off-by-one', 'fork'],
     ['constant-logits', 'specification'],
     ['wrong-numbers', 'oracle'],
+    ['embed-batch-leak', 'embeddings'],
+    ['embed-mean-skips-first', 'embeddings'],
+    ['embed-capability-lies', 'specification'],
+    ['wrong-embeddings', 'oracle'],
   ] as const) {
     it(`a backend with bug "${name}" fails the ${part} part`, () => {
       const failures = failuresOf(`broken:${name}`);

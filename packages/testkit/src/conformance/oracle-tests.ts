@@ -29,10 +29,26 @@ async function script(backend: BackendV1, usePromptLogits: boolean): Promise<Flo
   return outputs;
 }
 
+/** Embeddings a backend produces for a fixed script: a batch of inputs of several lengths, mean and last pooling. */
+async function embeddingScript(backend: BackendV1): Promise<Float32Array[]> {
+  const vocab = backend.model.vocabSize;
+  const inputs = [1, 6, 13].map((n, i) => sampleTokens(Math.min(n, backend.model.maxPositions), vocab, 121 + i));
+  const batch = backend.capabilities.maxBatchSize;
+  const outputs: Float32Array[] = [];
+  for (const pooling of ['mean', 'last'] as const) {
+    for (let start = 0; start < inputs.length; start += batch) {
+      outputs.push(...(await backend.doEmbed!({ tokens: inputs.slice(start, start + batch), pooling })));
+    }
+  }
+  return outputs;
+}
+
 /**
  * Numerical agreement with a reference backend (`options.oracle`, normally `@gen/backend-js`) on each model
  * directory: the same model description, and logits within `options.tolerance` (default 1e-4) for batched
- * prefill with prompt logits and several decode steps. Skipped without `oracle` or `modelDirs`.
+ * prefill with prompt logits and several decode steps; when both have `capabilities.embeddings`, the same
+ * `hiddenSize` and `doEmbed` vectors (mean and last pooling) within the same tolerance. Skipped without `oracle`
+ * or `modelDirs`.
  */
 export function oracleTests(options: BackendConformanceOptions): void {
   const oracle = options.oracle;
@@ -40,9 +56,11 @@ export function oracleTests(options: BackendConformanceOptions): void {
   const tolerance = options.tolerance ?? 1e-4;
   describeTargets(options, 'oracle', (target) => {
     let worst = 0;
+    let worstEmbedding: number | undefined;
     afterAll(() => {
       console.info(
-        `${options.name} vs oracle [${target.modelDir()}]: max abs logit difference ${worst.toExponential(2)}`,
+        `${options.name} vs oracle [${target.modelDir()}]: max abs logit difference ${worst.toExponential(2)}` +
+          (worstEmbedding === undefined ? '' : `, embedding difference ${worstEmbedding.toExponential(2)}`),
       );
     });
 
@@ -74,6 +92,31 @@ export function oracleTests(options: BackendConformanceOptions): void {
               }
               expect.fail(`output ${i} (row ${row}): max abs difference ${difference} exceeds ${tolerance}`);
             }
+          }
+        });
+      } finally {
+        await reference.doDispose();
+      }
+    });
+
+    it(`embeddings match the oracle's within ${tolerance}`, async (context) => {
+      const modelDir = target.modelDir()!;
+      const reference = await oracle({ modelDir });
+      try {
+        await withBackend(target, async (backend) => {
+          if (backend.capabilities.embeddings !== true) context.skip('capabilities.embeddings is not true');
+          if (reference.capabilities.embeddings !== true) context.skip('the oracle has no embeddings');
+          expect(backend.model.hiddenSize).toBe(reference.model.hiddenSize);
+          const actual = await embeddingScript(backend);
+          const expected = await embeddingScript(reference);
+          expect(actual.length).toBe(expected.length);
+          for (let i = 0; i < actual.length; i++) {
+            const difference = maxAbsDifference(actual[i]!, expected[i]!);
+            worstEmbedding = Math.max(worstEmbedding ?? 0, difference);
+            expect(
+              difference,
+              `embedding ${i}: max abs difference ${difference} exceeds ${tolerance}`,
+            ).toBeLessThanOrEqual(tolerance);
           }
         });
       } finally {

@@ -1,5 +1,6 @@
 import { abortTests } from './abort-tests.js';
 import { batchingTests } from './batching-tests.js';
+import { embeddingTests } from './embedding-tests.js';
 import { errorTests } from './error-tests.js';
 import { forkTests } from './fork-tests.js';
 import type { BackendConformanceOptions } from './options.js';
@@ -22,8 +23,8 @@ import { specificationTests } from './specification-tests.js';
  * ```
  *
  * It is the sum of {@link specificationTests}, {@link prefillConsistencyTests}, {@link batchingTests},
- * {@link forkTests}, {@link releaseTests}, {@link errorTests}, {@link abortTests} and {@link oracleTests}, each of
- * which can also be called alone.
+ * {@link forkTests}, {@link releaseTests}, {@link errorTests}, {@link abortTests}, {@link embeddingTests} (skipped
+ * without `capabilities.embeddings`) and {@link oracleTests}, each of which can also be called alone.
  */
 export function runBackendConformanceTests(options: BackendConformanceOptions): void {
   specificationTests(options);
@@ -33,5 +34,6 @@ export function runBackendConformanceTests(options: BackendConformanceOptions): 
   releaseTests(options);
   errorTests(options);
   abortTests(options);
+  embeddingTests(options);
   oracleTests(options);
 }

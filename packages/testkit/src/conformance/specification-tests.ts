@@ -42,6 +42,10 @@ export function specificationTests(options: BackendConformanceOptions): void {
         expect(capabilities.fork, 'capabilities.fork must equal typeof doFork === "function"').toBe(
           typeof backend.doFork === 'function',
         );
+        expect(
+          capabilities.embeddings ?? false,
+          'capabilities.embeddings (absent = false) must equal typeof doEmbed === "function"',
+        ).toBe(typeof backend.doEmbed === 'function');
         expect(Array.isArray(backend.warnings)).toBe(true);
         expect(backend.stats()).toMatchObject({ sequences: 0, cachedTokens: 0 });
       });

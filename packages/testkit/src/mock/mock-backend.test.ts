@@ -98,4 +98,30 @@ describe('createMockBackend', () => {
     await forkable.doForward({ sequences: [{ id: 'p', tokens: [1] }] });
     await expect(forkable.doFork!('p', 'p')).rejects.toSatisfy(SequenceError.isInstance);
   });
+
+  it('embeds only when asked: a hash of each prefix, pooled, recorded in embedCalls', async () => {
+    const plain = createMockBackend();
+    expect(plain.doEmbed).toBeUndefined();
+    expect(plain.capabilities.embeddings).toBe(false);
+    expect(plain.model.hiddenSize).toBeUndefined();
+
+    const backend = createMockBackend({ embeddings: true, hiddenSize: 4 });
+    expect(backend.capabilities.embeddings).toBe(true);
+    expect(backend.model.hiddenSize).toBe(4);
+    const [mean, last] = [
+      await backend.doEmbed!({ tokens: [[3, 1, 4]], pooling: 'mean' }),
+      await backend.doEmbed!({ tokens: [[3], [3, 1], [3, 1, 4]], pooling: 'last' }),
+    ];
+    expect(mean[0]).toHaveLength(4);
+    for (let d = 0; d < 4; d++) {
+      expect(mean[0]![d]).toBeCloseTo((last[0]![d]! + last[1]![d]! + last[2]![d]!) / 3, 6);
+    }
+    expect([
+      ...(
+        await createMockBackend({ embeddings: true, hiddenSize: 4 }).doEmbed!({ tokens: [[3, 1, 4]], pooling: 'mean' })
+      )[0]!,
+    ]).toEqual([...mean[0]!]);
+    expect(backend.embedCalls).toEqual([[[3, 1, 4]], [[3], [3, 1], [3, 1, 4]]]);
+    expect(backend.stats()).toMatchObject({ sequences: 0, cachedTokens: 0 });
+  });
 });

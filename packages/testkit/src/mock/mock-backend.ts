@@ -1,11 +1,14 @@
 import {
   AbortError,
   BackendDisposedError,
+  checkEmbedInputs,
   checkForkIds,
   checkForwardInputs,
+  poolHiddenStates,
   releaseSequences,
   SerialQueue,
   type BackendCapabilitiesV1,
+  type BackendEmbedOptionsV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
   type BackendModelV1,
@@ -45,6 +48,13 @@ export interface MockBackendSettings {
   promptLogits?: boolean;
   /** Whether `doFork` exists. Default true. */
   fork?: boolean;
+  /**
+   * Whether `doEmbed` exists. Default false. Its hidden state at a position is a hash of the token history up to
+   * it (values in `[-1, 1)`), pooled as asked; `model.hiddenSize` is set then.
+   */
+  embeddings?: boolean;
+  /** `model.hiddenSize`, the length of every embedding. Default 16. */
+  hiddenSize?: number;
   /** Delay of every `doForward`, in milliseconds, abortable. A function gets the call. Default 0. */
   latencyMs?: number | ((call: MockForwardCall) => number);
   /**
@@ -62,6 +72,8 @@ export interface MockBackendSettings {
 export interface MockBackend extends BackendV1 {
   /** Every validated `doForward` call, in order. */
   readonly calls: readonly MockForwardCall[];
+  /** The inputs of every validated `doEmbed` call, in order. */
+  readonly embedCalls: readonly (readonly number[])[][];
   /** The token history of a live sequence, or `undefined`. */
   history(id: string): readonly number[] | undefined;
 }
@@ -82,6 +94,11 @@ function mix(h: number): number {
 }
 
 const nextState = (state: number, token: number): number => mix((state ^ Math.imul(token + 1, 0x9e3779b1)) >>> 0);
+
+/** The mock's hidden state after a history whose hash is `state`: `[hiddenSize]` values in `[-1, 1)`. */
+function hashedHiddenState(state: number, out: Float32Array): void {
+  for (let d = 0; d < out.length; d++) out[d] = (mix((state ^ Math.imul(d + 1, 0x165667b1)) >>> 0) / 2 ** 32) * 2 - 1;
+}
 
 function hashedLogits(state: number, out: Float32Array): void {
   for (let v = 0; v < out.length; v++) out[v] = (mix((state + Math.imul(v + 1, 0x27d4eb2f)) >>> 0) / 2 ** 32) * 8 - 4;
@@ -105,11 +122,13 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * Creates a deterministic mock backend for engine and server tests. Its logits are a pure function of each
  * sequence's token history (a hash by default, or `settings.logits`), so prefill, decode, batching and fork agree
  * exactly; it validates inputs and reports errors exactly like a real backend, supports abort, overlapping
- * calls, configurable latency and injected failures, and passes the structural parts of the conformance suite.
+ * calls, configurable latency and injected failures, optionally embeddings (`settings.embeddings`), and passes the
+ * structural parts of the conformance suite.
  */
 export function createMockBackend(settings: MockBackendSettings = {}): MockBackend {
   const backend = new Mock(settings);
   if (settings.fork === false) Object.defineProperty(backend, 'doFork', { value: undefined });
+  if (settings.embeddings !== true) Object.defineProperty(backend, 'doEmbed', { value: undefined });
   return backend;
 }
 
@@ -120,6 +139,7 @@ class Mock implements MockBackend {
   readonly capabilities: BackendCapabilitiesV1;
   readonly warnings: readonly BackendWarningV1[] = [];
   readonly calls: MockForwardCall[] = [];
+  readonly embedCalls: number[][][] = [];
   private readonly settings: MockBackendSettings;
   private readonly sequences = new Map<string, MockSequence>();
   private readonly seedState: number;
@@ -139,12 +159,14 @@ class Mock implements MockBackend {
       eosTokenIds: settings.eosTokenIds ?? [1],
       bosTokenId: settings.bosTokenId ?? 0,
       dtype: 'float32',
+      ...(settings.embeddings === true ? { hiddenSize: settings.hiddenSize ?? 16 } : {}),
     };
     this.capabilities = {
       maxBatchSize: settings.maxBatchSize ?? 16,
       device: 'mock',
       promptLogits: settings.promptLogits ?? true,
       fork: settings.fork ?? true,
+      embeddings: settings.embeddings ?? false,
     };
   }
 
@@ -169,6 +191,35 @@ class Mock implements MockBackend {
       checkForkIds(fromId, toId, (id) => this.sequences.has(id));
       const source = this.sequences.get(fromId)!;
       this.sequences.set(toId, { tokens: [...source.tokens], state: source.state });
+    });
+  }
+
+  doEmbed(options: BackendEmbedOptionsV1): Promise<Float32Array[]> {
+    return this.queue.run(() => {
+      this.live();
+      const { vocabSize, maxPositions } = this.model;
+      const inputs = checkEmbedInputs(options, {
+        vocabSize,
+        maxPositions,
+        maxBatchSize: this.capabilities.maxBatchSize,
+      });
+      this.embedCalls.push(inputs.map((tokens) => Array.from(tokens)));
+      const hidden = this.model.hiddenSize!;
+      const rows = new Float32Array(inputs.reduce((sum, tokens) => sum + tokens.length, 0) * hidden);
+      let row = 0;
+      for (const tokens of inputs) {
+        let state = this.seedState;
+        for (const token of tokens) {
+          state = nextState(state, token);
+          hashedHiddenState(state, rows.subarray(row * hidden, ++row * hidden));
+        }
+      }
+      return poolHiddenStates(
+        rows,
+        inputs.map((tokens) => tokens.length),
+        hidden,
+        options.pooling,
+      );
     });
   }
 

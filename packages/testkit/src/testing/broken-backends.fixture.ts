@@ -17,6 +17,7 @@ function wrap(inner: MockBackend, patch: Partial<BackendV1>): BackendV1 {
     doForward: (options) => inner.doForward(options),
     doRelease: (ids) => inner.doRelease(ids),
     doFork: (from, to) => inner.doFork!(from, to),
+    ...(inner.doEmbed === undefined ? {} : { doEmbed: (options) => inner.doEmbed!(options) }),
     stats: () => inner.stats(),
     doDispose: () => inner.doDispose(),
     ...patch,
@@ -99,6 +100,45 @@ const broken: Record<string, () => BackendV1> = {
       },
     });
   },
+  // Embeddings of batch members after the first depend on their position in the batch.
+  'embed-batch-leak': () => {
+    const inner = createMockBackend({ embeddings: true });
+    return wrap(inner, {
+      doEmbed: async (options) => {
+        const vectors = await inner.doEmbed!(options);
+        vectors.forEach((vector, i) => (vector[0] = vector[0]! + 0.01 * i));
+        return vectors;
+      },
+    });
+  },
+  // Mean pooling leaves the first position out (an off-by-one).
+  'embed-mean-skips-first': () => {
+    const inner = createMockBackend({ embeddings: true });
+    return wrap(inner, {
+      doEmbed: async (options) => {
+        const checked = await inner.doEmbed!(options); // validation and abort as the contract says
+        if (options.pooling !== 'mean') return checked;
+        const lasts = await Promise.all(
+          options.tokens
+            .map((tokens) =>
+              Array.from({ length: tokens.length }, (_, i) =>
+                inner.doEmbed!({ tokens: [Array.from(tokens).slice(0, i + 1)], pooling: 'last' }).then((v) => v[0]!),
+              ),
+            )
+            .map((prefixes) => Promise.all(prefixes)),
+        );
+        return lasts.map((prefixes) => {
+          const kept = prefixes.length > 1 ? prefixes.slice(1) : prefixes;
+          return kept[0]!.map((_, d) => kept.reduce((sum, v) => sum + v[d]!, 0) / kept.length);
+        });
+      },
+    });
+  },
+  // Says it embeds but has no doEmbed.
+  'embed-capability-lies': () => {
+    const inner = createMockBackend();
+    return wrap(inner, { capabilities: { ...inner.capabilities, embeddings: true } });
+  },
 };
 
 for (const [name, create] of Object.entries(broken)) {
@@ -114,11 +154,31 @@ runBackendConformanceTests({
   ...common,
 });
 
-// Control: the correct mock passes everything, oracle part included.
+// Same logits as the oracle, embeddings slightly off (the same way in every call, so only the oracle part sees it).
+runBackendConformanceTests({
+  name: 'broken:wrong-embeddings',
+  createBackend: () => {
+    const inner = createMockBackend({ seed: 1, embeddings: true });
+    return Promise.resolve(
+      wrap(inner, {
+        doEmbed: async (options) => {
+          const vectors = await inner.doEmbed!(options);
+          for (const vector of vectors) vector[1] = vector[1]! + 1e-3;
+          return vectors;
+        },
+      }),
+    );
+  },
+  oracle: () => Promise.resolve(createMockBackend({ seed: 1, embeddings: true })),
+  modelDirs: fakeDirs,
+  ...common,
+});
+
+// Control: the correct mock passes everything, oracle and embedding parts included.
 runBackendConformanceTests({
   name: 'control',
-  createBackend: () => Promise.resolve(createMockBackend({ seed: 5 })),
-  oracle: () => Promise.resolve(createMockBackend({ seed: 5 })),
+  createBackend: () => Promise.resolve(createMockBackend({ seed: 5, embeddings: true })),
+  oracle: () => Promise.resolve(createMockBackend({ seed: 5, embeddings: true })),
   modelDirs: fakeDirs,
   ...common,
 });

@@ -112,6 +112,48 @@ export class Decoder {
    */
   async forward(segments: readonly Segment[], maxPositions: number, signal?: AbortSignal): Promise<Float32Array> {
     const config = this.config;
+    const hidden = config.hiddenSize;
+    const { x, h } = await this.layers(segments, maxPositions, signal);
+
+    // Final norm and lm_head only for the rows whose logits are wanted.
+    let wanted = 0;
+    let t = 0;
+    for (const segment of segments) {
+      const n = segment.tokens.length;
+      const first = segment.allLogits ? 0 : n - 1;
+      for (let j = first; j < n; j++, wanted++) {
+        h.set(x.subarray((t + j) * hidden, (t + j + 1) * hidden), wanted * hidden);
+      }
+      t += n;
+    }
+    rmsNorm(h, wanted, hidden, this.weights.finalNorm, config.rmsNormEps, h);
+    const logits = new Float32Array(wanted * config.vocabSize);
+    linear(h, wanted, this.lmHead, logits);
+    return logits;
+  }
+
+  /**
+   * Like {@link Decoder.forward}, but returns the final hidden states of every row (after the final norm, before
+   * `lm_head`), `[Σ tokens.length, hiddenSize]` in segment order, in a fresh array. `allLogits` is not read.
+   */
+  async hiddenStates(segments: readonly Segment[], maxPositions: number, signal?: AbortSignal): Promise<Float32Array> {
+    const config = this.config;
+    const { x, rows } = await this.layers(segments, maxPositions, signal);
+    const states = new Float32Array(rows * config.hiddenSize);
+    rmsNorm(x, rows, config.hiddenSize, this.weights.finalNorm, config.rmsNormEps, states);
+    return states;
+  }
+
+  /**
+   * The decoder layers over every row of the segments: leaves the residual stream in `x` (`[rows, hiddenSize]`,
+   * a workspace buffer valid until the next call) and writes keys and values into the caches.
+   */
+  private async layers(
+    segments: readonly Segment[],
+    maxPositions: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ x: Float32Array; h: Float32Array; rows: number }> {
+    const config = this.config;
     const { hiddenSize: hidden, headDim, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = config;
     const kvWidth = kvHeads * headDim;
     let rows = 0;
@@ -171,21 +213,7 @@ export class Decoder {
       addInPlace(x, h, rows * hidden);
     }
 
-    // Final norm and lm_head only for the rows whose logits are wanted.
-    let wanted = 0;
-    t = 0;
-    for (const segment of segments) {
-      const n = segment.tokens.length;
-      const first = segment.allLogits ? 0 : n - 1;
-      for (let j = first; j < n; j++, wanted++) {
-        h.set(x.subarray((t + j) * hidden, (t + j + 1) * hidden), wanted * hidden);
-      }
-      t += n;
-    }
-    rmsNorm(h, wanted, hidden, this.weights.finalNorm, config.rmsNormEps, h);
-    const logits = new Float32Array(wanted * config.vocabSize);
-    linear(h, wanted, this.lmHead, logits);
-    return logits;
+    return { x, h, rows };
   }
 
   /** Attention of one query row (all heads) at `position` over the cache; writes `out[row]`. */

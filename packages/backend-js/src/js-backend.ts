@@ -1,14 +1,17 @@
 import {
   AbortError,
   BackendDisposedError,
+  checkEmbedInputs,
   checkForkIds,
   checkForwardInputs,
   describeModel,
   loadDecoderWeights,
+  poolHiddenStates,
   readModelDirectory,
   releaseSequences,
   SerialQueue,
   type BackendCapabilitiesV1,
+  type BackendEmbedOptionsV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
   type BackendModelV1,
@@ -42,8 +45,9 @@ export interface JsBackendSettings {
  * the main thread, with no native dependency. It is the numerical reference other backends are tested against;
  * it is not fast (a decode step reads every weight once, about 4 bytes per parameter).
  *
- * Supports prompt logits, fork, abort (checked before every layer, the call yielding to the event loop there) and
- * overlapping calls (run one after another). Every rejected call leaves the sequences unchanged.
+ * Supports prompt logits, fork, embeddings (`doEmbed`: mean or last pooling of the final hidden states), abort
+ * (checked before every layer, the call yielding to the event loop there) and overlapping calls (run one after
+ * another). Every rejected call leaves the sequences unchanged.
  *
  * @throws {ModelLoadError} the model directory cannot be read (names the file and what was expected).
  * @throws {UnsupportedModelError} the model is not a supported architecture.
@@ -94,6 +98,7 @@ class JsBackend implements BackendV1 {
       device: 'cpu',
       promptLogits: true,
       fork: true,
+      embeddings: true,
       details: { threads: 1, weightBytes: decoder.weightBytes },
     };
   }
@@ -117,6 +122,10 @@ class JsBackend implements BackendV1 {
     });
   }
 
+  doEmbed(options: BackendEmbedOptionsV1): Promise<Float32Array[]> {
+    return this.queue.run(() => this.embed(options));
+  }
+
   stats(): BackendStatsV1 {
     let cachedTokens = 0;
     let kvCacheBytes = 0;
@@ -137,6 +146,28 @@ class JsBackend implements BackendV1 {
   private live(): Decoder {
     if (this.decoder === undefined) throw new BackendDisposedError(this.backendId);
     return this.decoder;
+  }
+
+  private async embed(options: BackendEmbedOptionsV1): Promise<Float32Array[]> {
+    const decoder = this.live();
+    const { vocabSize, maxPositions } = this.model;
+    const inputs = checkEmbedInputs(options, { vocabSize, maxPositions, maxBatchSize: this.capabilities.maxBatchSize });
+    const config = decoder.config;
+    // Caches of this call only: nothing is registered in `sequences`, and they are dropped when it returns.
+    const segments: Segment[] = inputs.map((tokens) => ({
+      cache: new KvCache(config.numLayers, config.numKeyValueHeads, config.headDim),
+      tokens,
+      start: 0,
+      allLogits: false,
+    }));
+    const states = await decoder.hiddenStates(segments, maxPositions, options.signal);
+    AbortError.throwIfAborted(options.signal);
+    return poolHiddenStates(
+      states,
+      inputs.map((tokens) => tokens.length),
+      config.hiddenSize,
+      options.pooling,
+    );
   }
 
   private async forward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {

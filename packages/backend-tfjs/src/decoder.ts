@@ -61,6 +61,35 @@ export class TfjsDecoder {
    * {@link AbortError} there when `signal` is aborted. Every tensor it creates is disposed before it returns.
    */
   async forward(segments: readonly Segment[], signal?: AbortSignal): Promise<Float32Array> {
+    const wanted: number[] = [];
+    let t = 0;
+    for (const segment of segments) {
+      const n = segment.tokens.length;
+      for (let j = 0; j < n; j++, t++) if (segment.allLogits || j === n - 1) wanted.push(t);
+    }
+    return this.run(segments, signal, (x) => {
+      const last = wanted.length === x.shape[0] ? x : tf.gather(x, tf.tensor1d(wanted, 'int32'));
+      return tf.matMul(this.rmsNorm(last), this.weights.lmHead);
+    });
+  }
+
+  /**
+   * Like {@link TfjsDecoder.forward}, but returns the final hidden states of every row (after the final norm, with
+   * its weight, before `lm_head`): `[Σ tokens.length, hiddenSize]` in segment order. `allLogits` is not read.
+   */
+  async hiddenStates(segments: readonly Segment[], signal?: AbortSignal): Promise<Float32Array> {
+    return this.run(segments, signal, (x) => tf.mul(this.rmsNorm(x), this.weights.finalNorm));
+  }
+
+  /**
+   * The decoder layers over every row of the segments, then `head` of the last residual stream `[rows, hidden]`
+   * (inside a tidy); returns the head's values. Keys and values go to the caches, uncommitted.
+   */
+  private async run(
+    segments: readonly Segment[],
+    signal: AbortSignal | undefined,
+    head: (x: tf.Tensor2D) => tf.Tensor,
+  ): Promise<Float32Array> {
     const config = this.config;
     const { hiddenSize: hidden, headDim, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = config;
     let rows = 0;
@@ -68,7 +97,6 @@ export class TfjsDecoder {
 
     const embedded = new Float32Array(rows * hidden);
     const positions = new Int32Array(rows);
-    const wanted: number[] = [];
     let t = 0;
     for (const segment of segments) {
       const n = segment.tokens.length;
@@ -76,7 +104,6 @@ export class TfjsDecoder {
         const token = segment.tokens[j]!;
         embedded.set(this.weights.embedTokens.subarray(token * hidden, (token + 1) * hidden), t * hidden);
         positions[t] = segment.start + j;
-        if (segment.allLogits || j === n - 1) wanted.push(t);
       }
     }
     const multipliers = rotaryMultipliers(positions, this.inverse, heads, kvHeads, 1 / Math.sqrt(headDim));
@@ -101,14 +128,12 @@ export class TfjsDecoder {
         previous.dispose();
       }
       AbortError.throwIfAborted(signal);
-      const logits = tf.tidy(() => {
-        const last = wanted.length === rows ? x : tf.gather(x, tf.tensor1d(wanted, 'int32'));
-        return tf.matMul(this.rmsNorm(last), this.weights.lmHead);
-      });
+      const final = x;
+      const output = tf.tidy(() => head(final));
       try {
-        return (await logits.data()) as Float32Array;
+        return (await output.data()) as Float32Array;
       } finally {
-        logits.dispose();
+        output.dispose();
       }
     } finally {
       x.dispose();

@@ -112,6 +112,40 @@ for (const tfjsBackend of ['wasm', 'cpu'] satisfies TfjsBackendKind[]) {
       expect(after.numBytes).toBe(before.numBytes);
     });
 
+    it('doEmbed leaves no tensor behind (done, rejected or aborted) and matches the oracle on long inputs', async () => {
+      const backend = await createTfjsBackend({ modelDir, tfjsBackend, maxBatchSize: 8 });
+      const oracle = await createJsBackend({ modelDir });
+      try {
+        const vocab = backend.model.vocabSize;
+        await backend.doForward({ sequences: [{ id: 'live', tokens: tokens(9, 1, vocab) }] });
+        const baseline = memory();
+        const stats = backend.stats();
+        // 100 and 70 tokens take the per-head attention path on wasm, 3 the batched one.
+        const inputs = [tokens(100, 11, vocab), tokens(3, 12, vocab), tokens(70, 13, vocab)];
+        let worst = 0;
+        for (const pooling of ['mean', 'last'] as const) {
+          const actual = await backend.doEmbed!({ tokens: inputs, pooling });
+          const expected = await oracle.doEmbed!({ tokens: inputs, pooling });
+          for (let i = 0; i < inputs.length; i++) {
+            worst = Math.max(worst, maxAbsDifference(actual[i]!, expected[i]!));
+          }
+          expect(memory(), `after ${pooling}`).toEqual(baseline);
+        }
+        await expect(backend.doEmbed!({ tokens: [[1], [vocab]], pooling: 'mean' })).rejects.toThrow('not an integer');
+        const late = new AbortController();
+        const call = backend.doEmbed!({ tokens: inputs, pooling: 'mean', signal: late.signal });
+        setImmediate(() => late.abort(new Error('stop')));
+        await call.catch((error: unknown) => expect(AbortError.isInstance(error)).toBe(true));
+        expect(memory(), 'after a rejected and an aborted call').toEqual(baseline);
+        expect(backend.stats()).toEqual(stats);
+        console.info(`tfjs ${tfjsBackend} doEmbed vs oracle: max abs difference ${worst.toExponential(2)}`);
+        expect(worst).toBeLessThanOrEqual(1e-4);
+      } finally {
+        await backend.doDispose();
+        await oracle.doDispose();
+      }
+    });
+
     it('long prompts (per-head attention path) and their decode steps match the oracle', async () => {
       const backend = await createTfjsBackend({ modelDir, tfjsBackend });
       const oracle = await createJsBackend({ modelDir });

@@ -2,13 +2,16 @@ import {
   AbortError,
   BackendDisposedError,
   BackendError,
+  checkEmbedInputs,
   checkForkIds,
   checkForwardInputs,
   describeModel,
+  poolHiddenStates,
   readModelDirectory,
   releaseSequences,
   SerialQueue,
   type BackendCapabilitiesV1,
+  type BackendEmbedOptionsV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
   type BackendModelV1,
@@ -67,8 +70,9 @@ const WASM_PER_HEAD_FROM_TOKENS = 16;
  * backend that loads here (see {@link TfjsBackendSettings.tfjsBackend}): RMSNorm, rotary embeddings (Llama 3.1
  * scaling, rotate_half layout), grouped-query attention over per-sequence KV caches (written in place on wasm and
  * cpu), SwiGLU MLP, qwen2 biases, sliding windows, tied or untied head. Batches may mix prefills and decode steps
- * of any lengths; prompt logits, fork, release and abort (checked before every layer) are supported. Every tensor
- * a call creates is disposed before it returns; a sequence's cache tensors are disposed on release.
+ * of any lengths; prompt logits, fork, embeddings (`doEmbed`), release and abort (checked before every layer) are
+ * supported. Every tensor a call creates is disposed before it returns; a sequence's cache tensors are disposed on
+ * release.
  *
  * @throws {ModelLoadError} the model directory cannot be read (names the file and what was expected).
  * @throws {UnsupportedModelError} the model is not a supported architecture.
@@ -131,6 +135,7 @@ export async function createTfjsBackend(settings: TfjsBackendSettings): Promise<
       device: selected.device,
       promptLogits: true,
       fork: true,
+      embeddings: true,
       details: {
         tfjsBackend: selected.tfjsBackend,
         tfjsBackendKind: selected.kind,
@@ -202,6 +207,10 @@ class TfjsBackend implements BackendV1 {
     });
   }
 
+  doEmbed(options: BackendEmbedOptionsV1): Promise<Float32Array[]> {
+    return this.run((decoder) => this.embed(decoder, options));
+  }
+
   stats(): BackendStatsV1 {
     let cachedTokens = 0;
     let kvCacheBytes = 0;
@@ -232,6 +241,31 @@ class TfjsBackend implements BackendV1 {
       await activate(this.tfjsBackend);
       return task(decoder);
     });
+  }
+
+  private async embed(decoder: TfjsDecoder, options: BackendEmbedOptionsV1): Promise<Float32Array[]> {
+    const { vocabSize, maxPositions } = this.model;
+    const inputs = checkEmbedInputs(options, { vocabSize, maxPositions, maxBatchSize: this.capabilities.maxBatchSize });
+    // Caches of this call only, never registered in `sequences`: disposed whatever happens.
+    const segments: Segment[] = inputs.map((tokens) => ({
+      cache: createKvCache(this.shape, this.memory),
+      tokens,
+      start: 0,
+      allLogits: false,
+    }));
+    try {
+      for (const segment of segments) segment.cache.reserve(segment.tokens.length, maxPositions);
+      const states = await decoder.hiddenStates(segments, options.signal);
+      AbortError.throwIfAborted(options.signal);
+      return poolHiddenStates(
+        states,
+        inputs.map((tokens) => tokens.length),
+        decoder.config.hiddenSize,
+        options.pooling,
+      );
+    } finally {
+      for (const segment of segments) segment.cache.dispose();
+    }
   }
 
   private async forward(decoder: TfjsDecoder, options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {

@@ -36,6 +36,8 @@ export interface ModelTensors {
   readonly layers: readonly LayerTensors[];
   /** `lm_head` (or the tied embedding) transposed, rows scaled by `model.norm.weight`: `[hidden, vocab]`. */
   readonly lmHead: tf.Tensor2D;
+  /** `model.norm.weight` `[hidden]` itself, for the hidden states of `doEmbed` (the head has it folded in). */
+  readonly finalNorm: tf.Tensor1D;
   /** Bytes of the device tensors. */
   readonly bytes: number;
   dispose(): void;
@@ -113,12 +115,14 @@ export async function loadModelTensors(modelDir: string, config: DecoderModelCon
     }
     const finalNorm = await read('model.norm.weight', [hidden]);
     const head = config.tieWordEmbeddings ? embedTokens : await read('lm_head.weight', [vocab, hidden]);
+    const finalNormTensor = own(tf.tensor1d(finalNorm));
     const lmHead = own(tf.tensor2d(scaleRows(transpose(head, vocab, hidden), finalNorm), [hidden, vocab]));
     const bytes = owned.reduce((sum, t) => sum + t.size * 4, 0);
     return {
       embedTokens,
       layers,
       lmHead,
+      finalNorm: finalNormTensor,
       bytes,
       dispose: () => {
         for (const t of owned) t.dispose();

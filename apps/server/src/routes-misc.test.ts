@@ -205,11 +205,20 @@ describe('/metrics', () => {
 });
 
 describe('/docs and /api-doc/openapi.json', () => {
-  it('serves an HTML page and an OpenAPI 3 document naming every route', async () => {
+  it('serves Swagger UI from the package (no CDN: works offline) and an OpenAPI 3 document naming every route', async () => {
     const docs = await send(server.url, { path: '/docs' });
     expect(docs.status).toBe(200);
     expect(docs.headers['content-type']).toMatch(/^text\/html/);
-    expect(docs.text).toContain('/api-doc/openapi.json');
+    const scripts = [...docs.text.matchAll(/src="([^"]+)"/g)].map((m) => m[1]!);
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const script of scripts) {
+      expect(script, 'every script is served by this server').not.toMatch(/^(https?:)?\/\//);
+      const asset = await send(server.url, { path: new URL(script, `${server.url}/docs/`).pathname });
+      expect(asset.status, script).toBe(200);
+    }
+    expect((await send(server.url, { path: '/docs/json' })).json).toEqual(
+      (await send(server.url, { path: '/api-doc/openapi.json' })).json,
+    );
     const openapi = await send(server.url, { path: '/api-doc/openapi.json' });
     expect(openapi.status).toBe(200);
     const doc = openapi.json as { openapi: string; paths: Record<string, Record<string, unknown>> };

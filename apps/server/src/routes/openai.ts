@@ -1,27 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import {
-  CancelledError,
-  type GenerationEvent,
-  type GenerationResult,
-  type GenerationStream,
-  type PrefillToken,
-} from '@gen/engine';
+import type { GenerationEvent, GenerationResult } from '@gen/engine';
 import type { ChatMessage } from '@gen/tokenizer';
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { startGeneration, timeoutError, type ServerContext } from '../context.js';
-import { errorBody, nestingError, toHttpError, validationError } from '../errors.js';
-import { SseWriter } from '../sse.js';
+import type { FastifyInstance } from 'fastify';
+import type { ServerContext } from '../context.js';
+import { errorBody, nestingError, validationError } from '../errors.js';
+import { Exchange } from '../exchange.js';
+import { ROUTE_SCHEMAS } from '../schemas/routes.js';
 import {
   chatLogprobs,
   completionLogprobs,
+  echoedPrefill,
   openAiFinishReason,
   parseChatRequest,
   parseCompletionRequest,
   pickChoices,
 } from '../wire/openai.js';
-
-/** OpenAI's `top_logprobs` maximum. */
-const MAX_TOP_LOGPROBS = 20;
 
 /**
  * Content parts (`[{type: 'text', text}]`, what the OpenAI SDKs send for structured content) are joined into one
@@ -82,154 +75,54 @@ function usage(results: readonly GenerationResult[]) {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
-/**
- * Prompt tokens for echoed logprobs, aligned with the echoed text: special tokens the tokenizer added in front of
- * a text prompt (BOS) are not part of that text, so they are left out (else every `text_offset` would be off by
- * their length).
- */
-function echoedPrefill(
-  prefill: readonly PrefillToken[],
-  echoed: string,
-  tokenizer: { isSpecial(id: number): boolean },
-): { text: string; logprob: number | null }[] {
-  let start = 0;
-  while (
-    start < prefill.length &&
-    tokenizer.isSpecial(prefill[start]!.id) &&
-    !echoed.startsWith(prefill[start]!.text)
-  ) {
-    start++;
-  }
-  return prefill.slice(start).map((token) => ({ text: token.text, logprob: token.logprob ?? null }));
-}
-
-/** Events of several streams, interleaved as they come, each tagged with its stream's index. */
-async function* merge(
-  streams: readonly GenerationStream[],
-): AsyncGenerator<{ source: number; event: GenerationEvent }> {
-  const iterators = streams.map((stream) => stream[Symbol.asyncIterator]());
-  const pending = new Map<number, Promise<{ source: number; result: IteratorResult<GenerationEvent> }>>();
-  const pull = (source: number) =>
-    pending.set(
-      source,
-      iterators[source]!.next().then((result) => ({ source, result })),
-    );
-  iterators.forEach((_, source) => pull(source));
-  try {
-    while (pending.size > 0) {
-      const { source, result } = await Promise.race(pending.values());
-      if (result.done === true) {
-        pending.delete(source);
-        continue;
-      }
-      pull(source);
-      yield { source, event: result.value };
-    }
-  } finally {
-    for (const iterator of iterators) void iterator.return?.();
-  }
-}
-
-/** Starts one generation per prompt, failing fast (and cancelling the started ones) if any is refused. */
-function startAll(
-  context: ServerContext,
-  reply: FastifyReply,
-  inputs: readonly (string | number[])[],
-  parameters: object,
-) {
-  const generations: ReturnType<typeof startGeneration>[] = [];
-  try {
-    for (const input of inputs) generations.push(startGeneration(context, reply, { inputs: input, parameters }));
-  } catch (error) {
-    for (const generation of generations) generation.stream.cancel('another prompt of the request was refused');
-    throw error;
-  }
-  return generations;
-}
-
 /** Streams OpenAI chunks: `onEvent` maps engine events to chunk payloads; usage and `[DONE]` close the stream. */
 async function streamChunks(
-  context: ServerContext,
-  reply: FastifyReply,
-  generations: readonly ReturnType<typeof startGeneration>[],
+  exchange: Exchange,
   includeUsage: boolean,
-  onEvent: (source: number, event: GenerationEvent) => unknown[],
+  onEvent: (source: number, event: Exclude<GenerationEvent, { type: 'error' }>) => unknown[],
   usageChunk: (totals: ReturnType<typeof usage>) => unknown,
 ): Promise<void> {
-  reply.hijack();
-  const sse = new SseWriter(reply.raw, context.keepAliveMs);
-  sse.start({ ...reply.getHeaders(), 'x-request-id': String(reply.request.id) });
+  const sse = exchange.openEventStream('openai');
   const results: GenerationResult[] = [];
-  let failed = false;
   try {
-    for await (const { source, event } of merge(generations.map((g) => g.stream))) {
+    for await (const { source, event } of exchange.events()) {
       if (event.type === 'error') {
-        failed = true;
-        const timedOut = generations[source]!.timedOut();
-        const error = timedOut ? timeoutError(context.requestTimeoutMs!) : toHttpError(event.error);
-        context.metrics.failed(error.errorType);
-        if (!(event.error instanceof CancelledError) || timedOut) await sse.send(errorBody('openai', error).body);
-        for (const generation of generations) generation.stream.cancel('another prompt of the request failed');
-        break;
+        if (event.report) await sse.send(errorBody('openai', event.error).body);
+        return;
       }
-      if (event.type === 'done') {
-        results.push(event.result);
-        context.metrics.succeeded(event.result);
-      }
+      if (event.type === 'done') results.push(event.result);
       for (const chunk of onEvent(source, event)) await sse.send(chunk);
     }
-    if (!failed) {
-      if (includeUsage) await sse.send(usageChunk(usage(results)));
-      await sse.send('[DONE]');
-    }
+    if (includeUsage) await sse.send(usageChunk(usage(results)));
+    await sse.send('[DONE]');
   } finally {
     sse.end();
   }
 }
 
-async function collectAll(context: ServerContext, generations: readonly ReturnType<typeof startGeneration>[]) {
-  try {
-    const results = await Promise.all(generations.map((g) => g.stream.result()));
-    for (const result of results) context.metrics.succeeded(result);
-    return results;
-  } catch (error) {
-    for (const generation of generations) generation.stream.cancel('another prompt of the request failed');
-    const timedOut = generations.some((g) => g.timedOut());
-    const mapped = timedOut ? timeoutError(context.requestTimeoutMs!) : toHttpError(error);
-    context.metrics.failed(mapped.errorType);
-    throw mapped;
-  }
-}
-
 /** Registers `/v1/chat/completions`, `/v1/completions` and `/v1/models`. */
 export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContext): void {
-  app.get('/v1/models', async () => {
+  app.get('/v1/models', { schema: ROUTE_SCHEMAS['GET /v1/models'] }, async () => {
     const { model } = context.ready();
     return { object: 'list', data: [{ id: model.modelId, object: 'model', created: 0, owned_by: 'gen' }] };
   });
 
-  app.post('/v1/chat/completions', async (request, reply) => {
+  app.post('/v1/chat/completions', { schema: ROUTE_SCHEMAS['POST /v1/chat/completions'] }, async (request, reply) => {
     const { model } = context.ready();
-    const parsed = parseChatRequest(request.body, MAX_TOP_LOGPROBS);
-    context.metrics.received();
-    let prompt: string;
-    let generations;
-    try {
-      prompt = model.tokenizer.applyChatTemplate(normalizeMessages(parsed.messages), {
-        addGenerationPrompt: true,
-        ...(parsed.tools === undefined ? {} : { tools: parsed.tools }),
-      });
-      generations = startAll(context, reply, [prompt], { ...parsed.parameters, addSpecialTokens: false });
-    } catch (error) {
-      context.metrics.failed(toHttpError(error).errorType);
-      throw error;
-    }
+    const parsed = parseChatRequest(request.body);
+    const prompt = model.tokenizer.applyChatTemplate(normalizeMessages(parsed.messages), {
+      addGenerationPrompt: true,
+      ...(parsed.tools === undefined ? {} : { tools: parsed.tools }),
+    });
+    const exchange = Exchange.start(context, reply, [
+      { inputs: prompt, parameters: { ...parsed.parameters, addSpecialTokens: false } },
+    ]);
     const id = `chatcmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const base = { id, created, model: model.modelId, system_fingerprint: `gen-${context.version}` };
 
     if (!parsed.stream) {
-      const [result] = await collectAll(context, generations);
+      const [result] = await exchange.results();
       return {
         ...base,
         object: 'chat.completion',
@@ -251,9 +144,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
       ...(parsed.includeUsage ? { usage: null } : {}),
     });
     await streamChunks(
-      context,
-      reply,
-      generations,
+      exchange,
       parsed.includeUsage,
       (_source, event) => {
         const chunks: unknown[] = [];
@@ -302,7 +193,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
     return undefined;
   });
 
-  app.post('/v1/completions', async (request, reply) => {
+  app.post('/v1/completions', { schema: ROUTE_SCHEMAS['POST /v1/completions'] }, async (request, reply) => {
     const { model, limits } = context.ready();
     const parsed = parseCompletionRequest(request.body);
     if (parsed.prompts.length > limits.maxClientBatchSize) {
@@ -311,14 +202,11 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
         'prompt',
       );
     }
-    context.metrics.received();
-    let generations;
-    try {
-      generations = startAll(context, reply, parsed.prompts, parsed.parameters);
-    } catch (error) {
-      context.metrics.failed(toHttpError(error).errorType);
-      throw error;
-    }
+    const exchange = Exchange.start(
+      context,
+      reply,
+      parsed.prompts.map((inputs) => ({ inputs, parameters: parsed.parameters })),
+    );
     const id = `cmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const base = { id, created, model: model.modelId, system_fingerprint: `gen-${context.version}` };
@@ -328,7 +216,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
     };
 
     if (!parsed.stream) {
-      const results = await collectAll(context, generations);
+      const results = await exchange.results();
       const choices = results.flatMap((result, promptIndex) =>
         pickChoices(result.choices, parsed.n).map((choice, i) => {
           const echo = parsed.echo ? promptText(promptIndex) : '';
@@ -354,9 +242,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
     }
 
     await streamChunks(
-      context,
-      reply,
-      generations,
+      exchange,
       parsed.includeUsage,
       (source, event) => {
         const index = (choice: number) => source * parsed.n + choice;

@@ -1,9 +1,9 @@
 import type { GenerationResult, TokenEvent } from '@gen/engine';
-import { CancelledError } from '@gen/engine';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { startGeneration, timeoutError, type ServerContext } from '../context.js';
-import { errorBody, toHttpError, validationError } from '../errors.js';
-import { SseWriter } from '../sse.js';
+import type { ServerContext } from '../context.js';
+import { errorBody, validationError } from '../errors.js';
+import { Exchange } from '../exchange.js';
+import { ROUTE_SCHEMAS } from '../schemas/routes.js';
 import { parseTgiRequest, tgiGenerateResponse, tgiToken, type TgiRequest } from '../wire/tgi.js';
 
 /** TGI's `x-*` response headers for a finished request. */
@@ -30,30 +30,11 @@ async function generateOnce(
   reply: FastifyReply,
   request: TgiRequest,
 ): Promise<{ result: GenerationResult; validationMs: number }> {
-  const { limits } = context.ready();
   const started = performance.now();
-  context.metrics.received();
-  try {
-    if (request.parameters.bestOf !== undefined && request.parameters.bestOf > limits.maxBestOf) {
-      throw validationError(
-        `\`best_of\` must be > 0 and <= ${limits.maxBestOf}. Given: ${request.parameters.bestOf}`,
-        'best_of',
-      );
-    }
-    const generation = startGeneration(context, reply, { inputs: request.inputs, parameters: request.parameters });
-    const validationMs = performance.now() - started;
-    try {
-      const result = await generation.stream.result();
-      context.metrics.succeeded(result);
-      return { result, validationMs };
-    } catch (error) {
-      if (generation.timedOut()) throw timeoutError(context.requestTimeoutMs!);
-      throw error;
-    }
-  } catch (error) {
-    context.metrics.failed(toHttpError(error).errorType);
-    throw error;
-  }
+  const exchange = Exchange.start(context, reply, [{ inputs: request.inputs, parameters: request.parameters }]);
+  const validationMs = performance.now() - started;
+  const [result] = await exchange.results();
+  return { result: result!, validationMs };
 }
 
 /**
@@ -68,22 +49,10 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
   if (request.parameters.n !== undefined && request.parameters.n !== 1) {
     throw validationError('`n` != 1 is not supported when streaming tokens', 'n');
   }
-  context.metrics.received();
-  let generation;
-  try {
-    generation = startGeneration(context, reply, { inputs: request.inputs, parameters: request.parameters });
-  } catch (error) {
-    context.metrics.failed(toHttpError(error).errorType);
-    throw error;
-  }
-  const { stream } = generation;
-  reply.hijack();
-  const sse = new SseWriter(reply.raw, context.keepAliveMs, 'axum');
-  sse.start({
-    ...reply.getHeaders(),
+  const exchange = Exchange.start(context, reply, [{ inputs: request.inputs, parameters: request.parameters }]);
+  const sse = exchange.openEventStream('axum', {
     'x-compute-type': 'gen',
-    'x-prompt-tokens': String(stream.inputTokens),
-    'x-request-id': String(reply.request.id),
+    'x-prompt-tokens': String(exchange.streams[0]!.inputTokens),
   });
   let index = 0;
   // The last token's event carries generated_text and details, which come with the engine's `done` event. The engine
@@ -110,7 +79,7 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
     void send(event);
   };
   try {
-    for await (const event of stream) {
+    for await (const { event } of exchange.events()) {
       if (event.type === 'token') {
         // Backpressure: wait while the socket buffer is full.
         await writing;
@@ -120,7 +89,6 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
       } else if (event.type === 'done') {
         const result = event.result;
         const choice = result.choices[0]!;
-        context.metrics.succeeded(result);
         const details =
           request.parameters.details !== true
             ? null
@@ -135,11 +103,7 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
       } else if (event.type === 'error') {
         if (held !== undefined) await send(held);
         held = undefined;
-        const error = generation.timedOut() ? timeoutError(context.requestTimeoutMs!) : toHttpError(event.error);
-        context.metrics.failed(error.errorType);
-        if (!(event.error instanceof CancelledError) || generation.timedOut()) {
-          await sse.send(errorBody('tgi', error).body);
-        }
+        if (event.report) await sse.send(errorBody('tgi', event.error).body);
       }
     }
   } finally {
@@ -150,21 +114,22 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
 
 /** Registers TGI's generation routes: `/generate`, `/generate_stream` and `/` (array response, or a stream). */
 export function registerTgiRoutes(app: FastifyInstance, context: ServerContext): void {
-  const parse = (body: unknown) => parseTgiRequest(body, context.ready().limits.maxTopNTokensTgi);
+  const parse = (body: unknown, compat = false) =>
+    parseTgiRequest(body, context.ready().limits.maxTopNTokensTgi, compat);
 
-  app.post('/generate', async (request, reply) => {
+  app.post('/generate', { schema: ROUTE_SCHEMAS['POST /generate'] }, async (request, reply) => {
     const parsed = parse(request.body);
     const { result, validationMs } = await generateOnce(context, reply, parsed);
     void reply.headers(timingHeaders(result, parsed.inputs, validationMs));
     return tgiGenerateResponse(result, parsed.parameters);
   });
 
-  app.post('/generate_stream', async (request, reply) => {
+  app.post('/generate_stream', { schema: ROUTE_SCHEMAS['POST /generate_stream'] }, async (request, reply) => {
     await streamTgi(context, reply, parse(request.body));
   });
 
-  app.post('/', async (request, reply) => {
-    const parsed = parse(request.body);
+  app.post('/', { schema: ROUTE_SCHEMAS['POST /'] }, async (request, reply) => {
+    const parsed = parse(request.body, true);
     if (parsed.stream) {
       await streamTgi(context, reply, parsed);
       return;

@@ -1,7 +1,8 @@
-import type { ChoiceResult, FinishReason, GeneratedToken, GenerationParameters } from '@gen/engine';
+import type { ChoiceResult, FinishReason, GeneratedToken, GenerationParameters, PrefillToken } from '@gen/engine';
 import type { ChatMessage } from '@gen/tokenizer';
+import type { Static } from '@sinclair/typebox';
 import { validationError } from '../errors.js';
-import { asObject } from './tgi.js';
+import { checkChatBody, checkCompletionBody, type ChatBody, type CompletionBody } from '../schemas/openai.js';
 
 /** The sampling-related fields shared by chat and completions requests. */
 export interface OpenAiCommon {
@@ -28,212 +29,87 @@ export interface OpenAiCompletionRequest extends OpenAiCommon {
   logprobs: number | undefined;
 }
 
-function optionalNumber(body: Record<string, unknown>, name: string): number | undefined {
-  const value = body[name];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw validationError(`\`${name}\` must be a number`, name);
-  return value;
-}
-
-function optionalInteger(
-  body: Record<string, unknown>,
-  name: string,
-  min: number,
-  max = Number.MAX_SAFE_INTEGER,
-): number | undefined {
-  const value = optionalNumber(body, name);
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`;
-    throw validationError(`\`${name}\` must be an integer ${range}. Given: ${value}`, name);
-  }
-  return value;
-}
-
-function optionalBoolean(body: Record<string, unknown>, name: string): boolean | undefined {
-  const value = body[name];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'boolean') throw validationError(`\`${name}\` must be a boolean`, name);
-  return value;
-}
-
-function stopList(value: unknown): string[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return [value];
-  if (Array.isArray(value) && value.every((item) => typeof item === 'string')) return value as string[];
-  throw validationError('`stop` must be a string or an array of strings', 'stop');
-}
-
-/** Fields both OpenAI generation routes read: OpenAI's sampling fields and vLLM's extras. */
-const COMMON_FIELDS = [
-  'model',
-  'temperature',
-  'top_p',
-  'top_k',
-  'min_p',
-  'typical_p',
-  'max_tokens',
-  'max_completion_tokens',
-  'stop',
-  'seed',
-  'presence_penalty',
-  'frequency_penalty',
-  'repetition_penalty',
-  'logit_bias',
-  'min_tokens',
-  'ignore_eos',
-  'stop_token_ids',
-  'n',
-  'stream',
-  'stream_options',
-  'response_format',
-] as const;
+export { OPENAI_IGNORED_FIELDS } from '../schemas/openai.js';
 
 /**
- * Fields OpenAI clients send that have no effect on a local server, accepted and ignored (docs/server.md says why):
- * `user` / `safety_identifier` (abuse tracking), `store` / `metadata` (stored completions), `service_tier`,
- * `prompt_cache_key` (routing hints of OpenAI's fleet).
+ * Refuses the first field not in `accepted`, with OpenAI's wording (a 400 `invalid_request_error`). For bodies
+ * that are not declared as a schema yet; declared bodies refuse undeclared fields in their check.
  */
-export const OPENAI_IGNORED_FIELDS: readonly string[] = [
-  'user',
-  'safety_identifier',
-  'store',
-  'metadata',
-  'service_tier',
-  'prompt_cache_key',
-];
-
-/** Every field `/v1/chat/completions` accepts (read or ignored). */
-export const CHAT_FIELDS: readonly string[] = [
-  ...COMMON_FIELDS,
-  'messages',
-  'logprobs',
-  'top_logprobs',
-  'tools',
-  'tool_choice',
-  'parallel_tool_calls',
-  ...OPENAI_IGNORED_FIELDS,
-];
-
-/** Every field `/v1/completions` accepts (read or ignored). */
-export const COMPLETION_FIELDS: readonly string[] = [
-  ...COMMON_FIELDS,
-  'prompt',
-  'suffix',
-  'best_of',
-  'echo',
-  'logprobs',
-  ...OPENAI_IGNORED_FIELDS,
-];
-
-/** Refuses the first field not in `accepted`, with OpenAI's wording (a 400 `invalid_request_error`). */
 export function refuseUnknownFields(body: Record<string, unknown>, accepted: readonly string[]): void {
   for (const name of Object.keys(body)) {
     if (!accepted.includes(name)) throw validationError(`Unrecognized request argument supplied: ${name}`, name);
   }
 }
 
+type ChatBodyType = Static<typeof ChatBody>;
+type CompletionBodyType = Static<typeof CompletionBody>;
+type CommonBody = ChatBodyType | CompletionBodyType;
+
+/** Null and absent are the same on the wire. */
+function present<T>(value: T | null | undefined): value is T {
+  return value !== undefined && value !== null;
+}
+
 /**
- * The sampling parameters of an OpenAI request. `temperature: 0` means greedy (the warpers are left out);
+ * The sampling parameters of a checked OpenAI request. `temperature: 0` means greedy (the warpers are left out);
  * otherwise sampling is on, as OpenAI's default temperature is 1. vLLM-style extras (top_k, min_p,
- * repetition_penalty, ...) are honoured too.
+ * repetition_penalty, ...) are honoured too. Ranges of generation parameters are the engine's to check.
  */
-function commonParameters(body: Record<string, unknown>, defaultMaxTokens: number | undefined): OpenAiCommon {
+function commonParameters(body: CommonBody, defaultMaxTokens: number | undefined): OpenAiCommon {
   const parameters: GenerationParameters = {};
-  const temperature = optionalNumber(body, 'temperature');
-  if (temperature !== undefined && temperature < 0) {
-    throw validationError(`\`temperature\` must be >= 0. Given: ${temperature}`, 'temperature');
-  }
-  const greedy = temperature === 0;
-  if (!greedy) {
+  const temperature = body.temperature ?? undefined;
+  if (temperature !== 0) {
     parameters.doSample = true;
     if (temperature !== undefined && temperature !== 1) parameters.temperature = temperature;
-    const topP = optionalNumber(body, 'top_p');
-    if (topP !== undefined) parameters.topP = topP;
-    const topK = optionalInteger(body, 'top_k', -1);
-    if (topK !== undefined && topK > 0) parameters.topK = topK;
-    const minP = optionalNumber(body, 'min_p');
-    if (minP !== undefined) parameters.minP = minP;
-    const typicalP = optionalNumber(body, 'typical_p');
-    if (typicalP !== undefined) parameters.typicalP = typicalP;
+    if (present(body.top_p)) parameters.topP = body.top_p;
+    if (present(body.top_k) && body.top_k > 0) parameters.topK = body.top_k;
+    if (present(body.min_p)) parameters.minP = body.min_p;
+    if (present(body.typical_p)) parameters.typicalP = body.typical_p;
   }
-  const maxTokens =
-    optionalInteger(body, 'max_completion_tokens', 1) ?? optionalInteger(body, 'max_tokens', 1) ?? defaultMaxTokens;
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? defaultMaxTokens;
   if (maxTokens !== undefined) parameters.maxNewTokens = maxTokens;
-  const stop = stopList(body['stop']);
-  if (stop !== undefined) parameters.stop = stop;
-  const seed = body['seed'];
-  if (seed !== undefined && seed !== null) parameters.seed = seed as number;
-  const presence = optionalNumber(body, 'presence_penalty');
-  if (presence !== undefined) parameters.presencePenalty = presence;
-  const frequency = optionalNumber(body, 'frequency_penalty');
-  if (frequency !== undefined) parameters.frequencyPenalty = frequency;
-  const repetition = optionalNumber(body, 'repetition_penalty');
-  if (repetition !== undefined) parameters.repetitionPenalty = repetition;
-  if (body['logit_bias'] !== undefined && body['logit_bias'] !== null) {
-    parameters.logitBias = asObject(body['logit_bias'], 'logit_bias') as Record<string, number>;
-  }
-  const minTokens = optionalInteger(body, 'min_tokens', 0);
-  if (minTokens !== undefined) parameters.minNewTokens = minTokens;
-  const ignoreEos = optionalBoolean(body, 'ignore_eos');
-  if (ignoreEos !== undefined) parameters.ignoreEos = ignoreEos;
-  if (body['stop_token_ids'] !== undefined && body['stop_token_ids'] !== null)
-    parameters.stopTokenIds = body['stop_token_ids'] as number[];
-  const n = optionalInteger(body, 'n', 1) ?? 1;
+  if (present(body.stop)) parameters.stop = typeof body.stop === 'string' ? [body.stop] : body.stop;
+  if (present(body.seed)) parameters.seed = body.seed;
+  if (present(body.presence_penalty)) parameters.presencePenalty = body.presence_penalty;
+  if (present(body.frequency_penalty)) parameters.frequencyPenalty = body.frequency_penalty;
+  if (present(body.repetition_penalty)) parameters.repetitionPenalty = body.repetition_penalty;
+  if (present(body.logit_bias)) parameters.logitBias = body.logit_bias;
+  if (present(body.min_tokens)) parameters.minNewTokens = body.min_tokens;
+  if (present(body.ignore_eos)) parameters.ignoreEos = body.ignore_eos;
+  if (present(body.stop_token_ids)) parameters.stopTokenIds = body.stop_token_ids;
+  const n = body.n ?? 1;
   if (n > 1) parameters.n = n;
-  const stream = optionalBoolean(body, 'stream') ?? false;
+  const stream = body.stream ?? false;
   let includeUsage = false;
-  if (body['stream_options'] !== undefined && body['stream_options'] !== null) {
+  if (present(body.stream_options)) {
     if (!stream) throw validationError('`stream_options` is only allowed when `stream` is true', 'stream_options');
-    includeUsage = optionalBoolean(asObject(body['stream_options'], 'stream_options'), 'include_usage') ?? false;
+    includeUsage = body.stream_options.include_usage ?? false;
   }
-  const format = body['response_format'];
-  if (format !== undefined && format !== null) {
-    const type = asObject(format, 'response_format')['type'];
-    if (type !== 'text') {
-      throw validationError(
-        `\`response_format\` type ${JSON.stringify(type)} is not supported by this server (only "text")`,
-        'response_format',
-      );
-    }
+  if (present(body.response_format) && body.response_format.type !== 'text') {
+    throw validationError(
+      `\`response_format\` type ${JSON.stringify(body.response_format.type)} is not supported by this server (only "text")`,
+      'response_format',
+    );
   }
   return { parameters, stream, includeUsage, n };
 }
 
-/** Parses a `/v1/chat/completions` body. */
-export function parseChatRequest(body: unknown, maxTopLogprobs: number): OpenAiChatRequest {
-  const object = asObject(body, 'request body');
-  refuseUnknownFields(object, CHAT_FIELDS);
-  const messages = object['messages'];
-  if (!Array.isArray(messages) || messages.length === 0) {
-    throw validationError('`messages` must be a non-empty array', 'messages');
-  }
-  for (const [index, message] of messages.entries()) {
-    const m = asObject(message, `messages[${index}]`);
-    if (typeof m['role'] !== 'string')
-      throw validationError(`\`messages[${index}].role\` must be a string`, 'messages');
-    const content = m['content'];
-    if (content !== undefined && content !== null && typeof content !== 'string' && !Array.isArray(content)) {
-      throw validationError(`\`messages[${index}].content\` must be a string or an array of content parts`, 'messages');
-    }
-  }
-  const common = commonParameters(object, undefined);
-  const logprobs = optionalBoolean(object, 'logprobs') ?? false;
-  const topLogprobs = optionalInteger(object, 'top_logprobs', 0, maxTopLogprobs) ?? 0;
+/** Parses a `/v1/chat/completions` body (checked against {@link ChatBody} here, so any value may be passed). */
+export function parseChatRequest(body: unknown): OpenAiChatRequest {
+  const checked = checkChatBody(body);
+  const common = commonParameters(checked, undefined);
+  const logprobs = checked.logprobs ?? false;
+  const topLogprobs = checked.top_logprobs ?? 0;
   if (topLogprobs > 0 && !logprobs) {
     throw validationError('`top_logprobs` requires `logprobs` to be true', 'top_logprobs');
   }
   if (logprobs) common.parameters.details = true;
   if (topLogprobs > 0) common.parameters.topNTokens = topLogprobs;
-  let tools: Record<string, unknown>[] | undefined;
-  if (object['tools'] !== undefined && object['tools'] !== null) {
-    if (!Array.isArray(object['tools'])) throw validationError('`tools` must be an array', 'tools');
-    tools = object['tools'].map((tool) => asObject(tool, 'tools'));
-  }
+  let tools = checked.tools ?? undefined;
   // Tools reach the chat template; the output is not parsed into tool calls yet, so only the choices that need no
   // constraint on the output are taken: `auto` (the default), and `none`, which leaves the tools out of the prompt.
-  const toolChoice = object['tool_choice'];
-  if (toolChoice !== undefined && toolChoice !== null && toolChoice !== 'auto') {
+  const toolChoice = checked.tool_choice;
+  if (present(toolChoice) && toolChoice !== 'auto') {
     if (toolChoice === 'none') tools = undefined;
     else {
       throw validationError(
@@ -242,46 +118,37 @@ export function parseChatRequest(body: unknown, maxTopLogprobs: number): OpenAiC
       );
     }
   }
-  const parallel = optionalBoolean(object, 'parallel_tool_calls');
-  if (parallel === false) {
+  if (checked.parallel_tool_calls === false) {
     throw validationError(
       '`parallel_tool_calls: false` is not supported by this server: tool calls are not parsed from the output',
       'parallel_tool_calls',
     );
   }
-  return { ...common, messages: messages as ChatMessage[], tools, logprobs, topLogprobs };
+  return { ...common, messages: checked.messages as ChatMessage[], tools, logprobs, topLogprobs };
 }
 
-/** Parses a `/v1/completions` body. */
+/** Parses a `/v1/completions` body (checked against {@link CompletionBody} here). */
 export function parseCompletionRequest(body: unknown): OpenAiCompletionRequest {
-  const object = asObject(body, 'request body');
-  refuseUnknownFields(object, COMPLETION_FIELDS);
-  if (object['suffix'] !== undefined && object['suffix'] !== null) {
+  const checked = checkCompletionBody(body);
+  if (present(checked.suffix)) {
     throw validationError('`suffix` (insertion) is not supported by this server', 'suffix');
   }
-  const prompt = object['prompt'];
-  let prompts: (string | number[])[];
-  if (typeof prompt === 'string') prompts = [prompt];
-  else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'number'))
-    prompts = [prompt as number[]];
-  else if (
-    Array.isArray(prompt) &&
-    prompt.length > 0 &&
-    prompt.every((p) => typeof p === 'string' || (Array.isArray(p) && p.every((id) => typeof id === 'number')))
-  ) {
-    prompts = prompt as (string | number[])[];
-  } else {
-    throw validationError('`prompt` must be a string, an array of strings, or token ids', 'prompt');
-  }
-  const common = commonParameters(object, 16);
-  const bestOf = optionalInteger(object, 'best_of', 1);
+  const prompt = checked.prompt;
+  const prompts: (string | number[])[] =
+    typeof prompt === 'string'
+      ? [prompt]
+      : prompt.every((p) => typeof p === 'number')
+        ? [prompt as number[]]
+        : (prompt as (string | number[])[]);
+  const common = commonParameters(checked, 16);
+  const bestOf = checked.best_of ?? undefined;
   if (bestOf !== undefined && bestOf > 1) {
     if (bestOf < common.n) throw validationError('`best_of` must be >= `n`', 'best_of');
     if (common.stream) throw validationError('`best_of` > 1 is not supported when streaming', 'best_of');
     common.parameters.bestOf = bestOf;
   }
-  const echo = optionalBoolean(object, 'echo') ?? false;
-  const logprobs = optionalInteger(object, 'logprobs', 0, 5);
+  const echo = checked.echo ?? false;
+  const logprobs = checked.logprobs ?? undefined;
   if (logprobs !== undefined) {
     common.parameters.details = true;
     if (logprobs > 0) common.parameters.topNTokens = logprobs;
@@ -334,6 +201,27 @@ export function completionLogprobs(
     position += token.text.length;
   }
   return result;
+}
+
+/**
+ * Prompt tokens for echoed logprobs, aligned with the echoed text: special tokens the tokenizer added in front of
+ * a text prompt (BOS) are not part of that text, so they are left out (else every `text_offset` would be off by
+ * their length).
+ */
+export function echoedPrefill(
+  prefill: readonly PrefillToken[],
+  echoed: string,
+  tokenizer: { isSpecial(id: number): boolean },
+): { text: string; logprob: number | null }[] {
+  let start = 0;
+  while (
+    start < prefill.length &&
+    tokenizer.isSpecial(prefill[start]!.id) &&
+    !echoed.startsWith(prefill[start]!.text)
+  ) {
+    start++;
+  }
+  return prefill.slice(start).map((token) => ({ text: token.text, logprob: token.logprob ?? null }));
 }
 
 /** Choices of a completions / chat response, best first when `best_of` picked among more than `n`. */

@@ -1,5 +1,12 @@
 import type { ChoiceResult, GeneratedToken, GenerationParameters, GenerationResult, PrefillToken } from '@gen/engine';
+import type { Static } from '@sinclair/typebox';
 import { validationError } from '../errors.js';
+import {
+  checkCompatGenerateBody,
+  checkGenerateBody,
+  type CompatGenerateBody,
+  type TgiParameters,
+} from '../schemas/tgi.js';
 
 /** A TGI request body after the wire-level checks. */
 export interface TgiRequest {
@@ -8,8 +15,11 @@ export interface TgiRequest {
   stream: boolean;
 }
 
-/** snake_case wire names of TGI's `parameters` (plus gen's extras) -> engine field names. */
-const PARAMETER_NAMES: Record<string, keyof GenerationParameters> = {
+/**
+ * snake_case wire names of TGI's `parameters` (plus gen's extras) -> engine field names. Every field
+ * {@link TgiParameters} declares as accepted is here (a test holds the two equal).
+ */
+export const PARAMETER_NAMES: Readonly<Record<string, keyof GenerationParameters>> = {
   do_sample: 'doSample',
   max_new_tokens: 'maxNewTokens',
   repetition_penalty: 'repetitionPenalty',
@@ -48,43 +58,38 @@ export function asObject(value: unknown, name: string): Record<string, unknown> 
 }
 
 /**
- * Maps TGI's snake_case `parameters` to engine parameters. Values are passed through: their types and ranges are
- * checked by the engine with TGI's messages. Unknown fields are ignored, as TGI does; features this server does not
- * have (grammar, LoRA adapters) are refused clearly instead of being ignored.
+ * Maps checked TGI `parameters` to engine parameters. Ranges are checked by the engine with TGI's messages.
+ * Undeclared fields are ignored, as TGI does; features this server does not have (grammar, LoRA adapters) are
+ * refused clearly instead of being ignored.
  */
-export function mapTgiParameters(raw: unknown, maxTopNTokens: number): GenerationParameters {
-  if (raw === undefined || raw === null) return {};
-  const parameters = asObject(raw, 'parameters');
-  const mapped: Record<string, unknown> = {};
-  for (const [wire, value] of Object.entries(parameters)) {
-    if (value === null || value === undefined) continue;
-    const name = PARAMETER_NAMES[wire];
-    if (name !== undefined) mapped[name] = value;
-  }
-  if (parameters['grammar'] !== undefined && parameters['grammar'] !== null) {
+function mapTgiParameters(
+  parameters: Static<typeof TgiParameters> | null | undefined,
+  maxTopNTokens: number,
+): GenerationParameters {
+  if (parameters === undefined || parameters === null) return {};
+  if (parameters.grammar !== undefined && parameters.grammar !== null) {
     throw validationError('`grammar` (guided generation) is not supported by this server', 'grammar');
   }
-  if (parameters['adapter_id'] !== undefined && parameters['adapter_id'] !== null) {
+  if (parameters.adapter_id !== undefined && parameters.adapter_id !== null) {
     throw validationError('`adapter_id` (LoRA adapters) is not supported by this server', 'adapter_id');
   }
-  const topN = mapped['topNTokens'];
+  const mapped: Record<string, unknown> = {};
+  for (const [wire, name] of Object.entries(PARAMETER_NAMES)) {
+    const value = (parameters as Record<string, unknown>)[wire];
+    if (value !== null && value !== undefined) mapped[name] = value;
+  }
+  const topN = parameters.top_n_tokens;
   if (typeof topN === 'number' && topN > maxTopNTokens) {
     throw validationError(`\`top_n_tokens\` must be >= 0 and <= ${maxTopNTokens}. Given: ${topN}`, 'top_n_tokens');
-  }
-  if (typeof mapped['watermark'] !== 'boolean' && mapped['watermark'] !== undefined) {
-    throw validationError('`watermark` must be a boolean', 'watermark');
   }
   return mapped as GenerationParameters;
 }
 
-/** Parses a TGI `/generate`, `/generate_stream` or `/` body. */
-export function parseTgiRequest(body: unknown, maxTopNTokens: number): TgiRequest {
-  const object = asObject(body, 'request body');
-  const inputs = object['inputs'];
-  if (typeof inputs !== 'string') throw validationError('`inputs` must be a string', 'inputs');
-  const stream = object['stream'] ?? false;
-  if (typeof stream !== 'boolean') throw validationError('`stream` must be a boolean', 'stream');
-  return { inputs, parameters: mapTgiParameters(object['parameters'], maxTopNTokens), stream };
+/** Parses a TGI `/generate` or `/generate_stream` body (`stream` is read on `/` only, as TGI). */
+export function parseTgiRequest(body: unknown, maxTopNTokens: number, compat = false): TgiRequest {
+  const checked = compat ? checkCompatGenerateBody(body) : checkGenerateBody(body);
+  const stream = compat ? ((checked as Static<typeof CompatGenerateBody>).stream ?? false) : false;
+  return { inputs: checked.inputs, parameters: mapTgiParameters(checked.parameters, maxTopNTokens), stream };
 }
 
 /** A generated token in TGI's wire shape, plus `raw_logprob` (the unprocessed distribution's) when it was asked. */

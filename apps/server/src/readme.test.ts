@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as openAiExample } from '../examples/openai-sdk.js';
+import { FIELD_TABLES_BEGIN, FIELD_TABLES_END, fieldTables } from './schemas/docs.js';
 import { startServer, tinyModel, type RunningServer } from './testing/harness.js';
 
 const run = promisify(execFile);
@@ -78,5 +79,26 @@ describe('README', () => {
         expect(serverDoc, `${method} ${path}`).toContain(`${method.toUpperCase()} ${path}`);
       }
     }
+  });
+
+  it('docs/server.md holds the field tables generated from the route schemas (pnpm docs:fields rewrites them)', () => {
+    // Compared cell by cell: prettier re-aligns the tables.
+    const normalize = (text: string) =>
+      text
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line.length > 0 && !/^\|[\s|:-]+\|$/.test(line))
+        .map((line) =>
+          line.startsWith('|')
+            ? line
+                .split(/(?<!\\)\|/)
+                .map((cell) => cell.trim())
+                .join('|')
+            : line,
+        );
+    const begin = serverDoc.indexOf(FIELD_TABLES_BEGIN);
+    const end = serverDoc.indexOf(FIELD_TABLES_END);
+    expect(begin).toBeGreaterThan(0);
+    expect(normalize(serverDoc.slice(begin + FIELD_TABLES_BEGIN.length, end))).toEqual(normalize(fieldTables()));
   });
 });

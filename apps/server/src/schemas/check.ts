@@ -92,6 +92,10 @@ export function describeSchema(schema: TSchema): string {
     const items = s['items'] as Record<string, unknown> | undefined;
     const prefix = (s['minItems'] as number | undefined) === 1 ? 'a non-empty array' : 'an array';
     const itemType = items?.['type'] as string | undefined;
+    const choices = items?.['anyOf'] as Record<string, unknown>[] | undefined;
+    if (choices !== undefined && choices.every((choice) => 'const' in choice)) {
+      return `${prefix} of ${choices.map((choice) => JSON.stringify(choice['const'])).join(', ')}`;
+    }
     if (itemType === 'array') return `${prefix} of arrays`;
     return itemType !== undefined && PLURAL[itemType] !== undefined ? `${prefix} of ${PLURAL[itemType]}` : prefix;
   }

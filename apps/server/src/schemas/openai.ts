@@ -11,7 +11,10 @@ export const MAX_TOP_LOGPROBS = 20;
  * send for features of OpenAI's own service (accepted and ignored, each with its reason).
  */
 const common = {
-  model: field(String(), { description: 'The served model’s name (any value is accepted: one model is served).' }),
+  model: field(String(), {
+    description: 'One model is served, under `--model-id`: any name is accepted.',
+    status: 'ignored',
+  }),
   temperature: field(Number({ minimum: 0 }), {
     description: 'Softmax temperature; 0 is greedy. Default 1 (sampling on), as OpenAI.',
   }),

@@ -10,7 +10,9 @@ const { Array: ArrayOf, Boolean, Integer, Number, Object, Record, String, Union,
 export const TgiParameters = openBody(
   {
     do_sample: field(Boolean(), { description: 'Sample instead of greedy decoding. Default false.' }),
-    max_new_tokens: field(Integer(), { description: 'Most tokens to generate. Default: the model’s, else 100.' }),
+    max_new_tokens: field(Integer(), {
+      description: 'Most tokens to generate. Default: up to `max_total_tokens`, or `--default-max-new-tokens`.',
+    }),
     repetition_penalty: field(Number(), { description: 'CTRL repetition penalty (> 0; 1 is off).' }),
     frequency_penalty: field(Number(), { description: 'OpenAI-style frequency penalty, in [-2, 2].' }),
     presence_penalty: field(Number(), { description: 'OpenAI-style presence penalty, in [-2, 2] (gen extra).' }),

@@ -6,7 +6,10 @@ const { Array: ArrayOf, Boolean, Integer, Number, String, Union } = Type;
 /** Together's `/inference` (the request of Together's REST API for language models). */
 export const InferenceBody = closedBody(
   {
-    model: field(String(), { description: 'The served model’s name (any value is accepted: one model is served).' }),
+    model: field(String(), {
+      description: 'One model is served, under `--model-id`: any name is accepted.',
+      status: 'ignored',
+    }),
     prompt: required(String(), { description: 'The prompt.' }),
     max_tokens: field(Integer({ minimum: 1 }), { description: 'Most tokens to generate.' }),
     stop: field(Union([String(), ArrayOf(String())]), { description: 'Stop sequences.' }),

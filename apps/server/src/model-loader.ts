@@ -1,19 +1,21 @@
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { BackendV1 } from '@gen/backend';
-import { createJsBackend } from '@gen/backend-js';
 import { createProgressReporter, ensureModelDir } from '@gen/model-kit';
 import { loadTokenizer } from '@gen/tokenizer';
+import { backendEntry, parseBackendName, resolveAuto, type BackendChoice } from './backends.js';
 import type { LoadedModel } from './context.js';
 
-/** Backends the server can run: `auto` picks onnx when the directory has an ONNX export, else js. */
-export type BackendName = 'auto' | 'onnx' | 'js' | 'tfjs';
+export type { BackendName } from './backends.js';
 
 /** Options of {@link loadModel}. */
 export interface LoadModelOptions {
   /** A Hugging Face model directory. Without it, the embedded demo model is generated (once) and served. */
   modelDir?: string;
-  backend?: BackendName;
+  /**
+   * Which backend runs the forward pass: `auto` (default; onnx when the directory has an ONNX export, else js), a
+   * backend of `BACKENDS`, or one added with `registerBackend`.
+   */
+  backend?: BackendChoice;
   /** Name to serve the model under. Default: the directory name. */
   modelId?: string;
   /** Most sequences per forward pass. */
@@ -35,22 +37,13 @@ export interface LoadedModelInfo extends LoadedModel {
 /** The preset the demo model is made from. */
 export const DEMO_PRESET = 'tiny';
 
-async function importOptional(name: string): Promise<Record<string, unknown>> {
-  try {
-    return (await import(name)) as Record<string, unknown>;
-  } catch (error) {
-    throw new Error(`the ${name} package is not installed or failed to load: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-}
-
 /**
  * Loads a model directory with the chosen backend and its tokenizer. With no directory, generates the embedded
  * demo model (seeded random weights in the real formats, from `@gen/model-kit`) into the cache on first use.
  */
 export async function loadModel(options: LoadModelOptions = {}): Promise<LoadedModelInfo> {
   const log = options.log ?? ((message: string) => process.stderr.write(`${message}\n`));
+  const requested = parseBackendName(options.backend ?? 'auto', 'backend');
   let modelDir: string;
   let embedded = false;
   if (options.modelDir === undefined) {
@@ -64,42 +57,15 @@ export async function loadModel(options: LoadModelOptions = {}): Promise<LoadedM
       throw new Error(`${modelDir} is not a model directory: config.json is missing`);
     }
   }
-  let backendName = options.backend ?? 'auto';
-  if (backendName === 'auto') {
-    backendName = 'js';
-    if (existsSync(join(modelDir, 'onnx'))) {
-      try {
-        await importOptional('@gen/backend-onnx');
-        backendName = 'onnx';
-      } catch (error) {
-        log(`backend auto: using js, onnx is unavailable (${(error as Error).message.split(':')[0]})`);
-      }
-    }
-  }
-  let backend: BackendV1;
-  if (backendName === 'js') {
-    backend = await createJsBackend({
-      modelDir,
-      ...(options.maxBatchSize === undefined ? {} : { maxBatchSize: options.maxBatchSize }),
-    });
-  } else if (backendName === 'onnx') {
-    const onnx = await importOptional('@gen/backend-onnx');
-    const create = onnx['createOnnxBackend'] as (settings: Record<string, unknown>) => Promise<BackendV1>;
-    backend = await create({
-      modelDir,
-      ...(options.maxBatchSize === undefined ? {} : { maxBatchSize: options.maxBatchSize }),
-      ...(options.threads === undefined ? {} : { intraOpThreads: options.threads }),
-      ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
-    });
-  } else {
-    const tfjs = await importOptional('@gen/backend-tfjs');
-    const create = tfjs['createTfjsBackend'] as (settings: Record<string, unknown>) => Promise<BackendV1>;
-    backend = await create({ modelDir });
-  }
-  const binding = backend.capabilities.details?.['binding'];
-  if (binding !== undefined) {
-    log(`backend onnx: ${String(binding)} binding (${String(backend.capabilities.details?.['bindingReason'])})`);
-  }
+  const backendName = requested === 'auto' ? await resolveAuto(modelDir, log) : requested;
+  const entry = backendEntry(backendName);
+  if (entry === undefined) throw new Error(`backend ${JSON.stringify(backendName)} is no longer registered`);
+  const backend = await entry.load(modelDir, {
+    ...(options.maxBatchSize === undefined ? {} : { maxBatchSize: options.maxBatchSize }),
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
+    ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
+    log,
+  });
   for (const warning of backend.warnings) log(`backend warning: ${JSON.stringify(warning)}`);
   const tokenizer = await loadTokenizer(modelDir);
   const modelId = options.modelId ?? (embedded ? `gen-demo-${DEMO_PRESET}` : basename(modelDir));

@@ -3,14 +3,24 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createEngine, type GenerationParameters } from '@gen/engine';
-import { loadModel, type BackendName } from './model-loader.js';
+import {
+  backendEntry,
+  backendNameList,
+  backendNames,
+  describeAuto,
+  parseBackendName,
+  UnknownBackendError,
+  type BackendChoice,
+} from './backends.js';
+import { loadModel } from './model-loader.js';
 import { createServer } from './server.js';
 import { SERVER_VERSION } from './version.js';
 
 interface FlagSpec {
   type: 'string' | 'boolean';
   env?: string;
-  help: string;
+  /** A function when the text is derived from state that may change after this module loads (the backends). */
+  help: string | (() => string);
   short?: string;
   multiple?: boolean;
 }
@@ -29,7 +39,7 @@ const MODEL_FLAGS: Record<string, FlagSpec> = {
   backend: {
     type: 'string',
     env: 'GEN_BACKEND',
-    help: 'Forward pass: auto (onnx when the directory has onnx/, else js), onnx, js or tfjs. Default auto.',
+    help: () => `Forward pass: ${backendNameList()}; auto picks ${describeAuto()}. Default auto.`,
   },
   dtype: { type: 'string', env: 'GEN_DTYPE', help: 'ONNX file variant: fp32, fp16, int8, q4 or q4f16 (onnx backend).' },
   threads: {
@@ -144,27 +154,44 @@ const GENERATE_FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', short: 'h', help: 'Show this help.' },
 };
 
+/** The `Backends:` section of the help: every backend name with its description and package. */
+function backendsHelp(): string {
+  const names = backendNames();
+  const width = Math.max(...names.map((name) => name.length));
+  const lines = ['Backends (--backend):'];
+  for (const name of names) {
+    const entry = backendEntry(name);
+    const text =
+      entry === undefined ? `${describeAuto()} (the default)` : `${entry.description} [${entry.packageName}]`;
+    lines.push(`  ${name.padEnd(width)}  ${text}`);
+  }
+  return lines.join('\n');
+}
+
 function usage(command: string, flags: Record<string, FlagSpec>, summary: string): string {
   const lines = [`Usage: gen ${command}`, '', summary, '', 'Options:'];
   const flag = (name: string, spec: FlagSpec) =>
     `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${name}${spec.type === 'string' ? ' <value>' : ''}`;
   const width = Math.max(...Object.entries(flags).map(([name, spec]) => flag(name, spec).length));
   for (const [name, spec] of Object.entries(flags)) {
-    lines.push(
-      `  ${flag(name, spec).padEnd(width)}  ${spec.help}${spec.env === undefined ? '' : ` [env ${spec.env}]`}`,
-    );
+    const help = typeof spec.help === 'string' ? spec.help : spec.help();
+    lines.push(`  ${flag(name, spec).padEnd(width)}  ${help}${spec.env === undefined ? '' : ` [env ${spec.env}]`}`);
   }
+  if (flags['backend'] !== undefined) lines.push('', backendsHelp());
   return lines.join('\n');
 }
 
-const ROOT_HELP = `gen ${SERVER_VERSION}: serve LLM text generation with the APIs of TGI, OpenAI and Together.
+/** `gen --help`, also printed after usage errors. */
+const rootHelp = () => `gen ${SERVER_VERSION}: serve LLM text generation with the APIs of TGI, OpenAI and Together.
 
 Usage:
   gen serve [options]             Start the HTTP server (gen serve --help for every option)
   gen generate "prompt" [options] Generate once, in-process (gen generate --help)
   gen --version
 
-Without --model, the server serves an embedded demo model (random weights, generated on first start).`;
+Without --model, the server serves an embedded demo model (random weights, generated on first start).
+
+${backendsHelp()}`;
 
 class UsageError extends Error {}
 
@@ -216,11 +243,15 @@ function numberFlag(values: Record<string, unknown>, name: string): number | und
   return value;
 }
 
-function backendFlag(values: Record<string, unknown>): BackendName | undefined {
+function backendFlag(values: Record<string, unknown>): BackendChoice | undefined {
   const raw = values['backend'];
   if (raw === undefined) return undefined;
-  if (raw === 'auto' || raw === 'onnx' || raw === 'js' || raw === 'tfjs') return raw;
-  throw new UsageError(`--backend must be auto, onnx, js or tfjs, got ${JSON.stringify(raw)}`);
+  try {
+    return parseBackendName(raw);
+  } catch (error) {
+    if (error instanceof UnknownBackendError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 function modelOptions(values: Record<string, unknown>) {
@@ -390,12 +421,12 @@ export async function main(argv: string[]): Promise<number> {
     else if (command === 'generate') await generate(rest);
     else if (command === '--version' || command === '-v') console.log(SERVER_VERSION);
     else if (command === undefined || command === '--help' || command === '-h' || command === 'help')
-      console.log(ROOT_HELP);
+      console.log(rootHelp());
     else throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`gen: ${error.message}\n\n${ROOT_HELP}\n`);
+      process.stderr.write(`gen: ${error.message}\n\n${rootHelp()}\n`);
       return 2;
     }
     process.stderr.write(`gen: ${(error as Error).message}\n`);

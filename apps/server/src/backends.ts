@@ -108,9 +108,12 @@ export const BACKENDS = {
     packageName: '@gen/backend-tfjs',
     // No autoPriority: auto never picks tfjs, it runs only when named.
     canServe: () => true,
-    async load(modelDir) {
+    async load(modelDir, options) {
       const { createTfjsBackend } = await importBackendPackage<typeof TfjsPackage>('@gen/backend-tfjs');
-      return createTfjsBackend({ modelDir });
+      return createTfjsBackend({
+        modelDir,
+        ...(options.maxBatchSize === undefined ? {} : { maxBatchSize: options.maxBatchSize }),
+      });
     },
   },
 } satisfies Record<string, BackendEntry>;

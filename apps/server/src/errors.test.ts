@@ -385,7 +385,7 @@ describe('404 per family', () => {
     expectTgiError(await send(server.url, { path: '/generate' }), 404, 'Route GET /generate not found', 'not_found');
     expectTgiError(await postJson(server.url, '/info', {}), 404, undefined, 'not_found');
     expectOpenAiError(await send(server.url, { path: '/v1/nope?x=1' }), 404, 'Route GET /v1/nope not found', null);
-    expectOpenAiError(await postJson(server.url, '/v1/embeddings', { input: 'x' }), 404);
+    expectOpenAiError(await postJson(server.url, '/v1/moderations', { input: 'x' }), 404);
     expect((await send(server.url, { path: '/v1/nope' })).json).toMatchObject({
       error: { type: 'invalid_request_error' },
     });

@@ -76,6 +76,35 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  private readonly embeddingRequestCount = new Counter({
+    name: 'gen_embedding_request_count',
+    help: 'Embedding requests received (/v1/embeddings)',
+    registers: [this.registry],
+  });
+  private readonly embeddingRequestSuccess = new Counter({
+    name: 'gen_embedding_request_success',
+    help: 'Embedding requests that succeeded',
+    registers: [this.registry],
+  });
+  private readonly embeddingRequestFailure = new Counter({
+    name: 'gen_embedding_request_failure',
+    help: 'Embedding requests that failed, by error type',
+    labelNames: ['err'],
+    registers: [this.registry],
+  });
+  private readonly embeddingRequestDuration = new Histogram({
+    name: 'gen_embedding_request_duration',
+    help: 'Embedding request duration in seconds (tokenization and forward passes)',
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+  private readonly embeddingInputTokens = new Histogram({
+    name: 'gen_embedding_input_tokens',
+    help: 'Tokens embedded per request (all inputs together)',
+    buckets: TOKEN_BUCKETS,
+    registers: [this.registry],
+  });
+
   /** Gauges read the engine when scraped. */
   attach(engine: () => Engine | undefined): void {
     new Gauge({
@@ -124,6 +153,23 @@ export class ServerMetrics {
     if (generated > 0) this.timePerToken.observe(result.timings.inferenceMs / 1000 / generated);
     this.inputLength.observe(result.inputTokens);
     this.generatedTokens.observe(generated);
+  }
+
+  /** An embedding request arrived (counted before validation). Kept apart from the generation metrics. */
+  embeddingReceived(): void {
+    this.embeddingRequestCount.inc();
+  }
+
+  /** An embedding request failed with this error type (validation, cancelled, internal...). */
+  embeddingFailed(errorType: string): void {
+    this.embeddingRequestFailure.inc({ err: errorType });
+  }
+
+  /** An embedding request succeeded: `tokens` embedded in all, in `durationMs`. */
+  embeddingSucceeded(tokens: number, durationMs: number): void {
+    this.embeddingRequestSuccess.inc();
+    this.embeddingRequestDuration.observe(durationMs / 1000);
+    this.embeddingInputTokens.observe(tokens);
   }
 
   /** One engine step. */

@@ -271,6 +271,7 @@ export function createServer(options: ServerOptions): GenServer {
     registerTogetherRoutes(routes, context);
     registerMiscRoutes(routes, context);
   });
+  void app.register(import('./routes/embeddings.js'), { context });
 
   const ready = (async () => {
     try {

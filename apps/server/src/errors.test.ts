@@ -97,7 +97,7 @@ describe('TGI routes: 422 validation before anything is streamed', () => {
 
     it(`${label}: bad bodies (missing inputs, wrong types, empty inputs, not an object) are 422`, async () => {
       const bodies: [unknown, string][] = [
-        [{ parameters: {} }, '`inputs` must be a string'],
+        [{ parameters: {} }, '`inputs` is required: a string'],
         [{ inputs: 42 }, '`inputs` must be a string'],
         [{ inputs: '' }, '`inputs` cannot be empty'],
         [{ inputs: 'x', parameters: [] }, '`parameters` must be a JSON object'],
@@ -265,7 +265,7 @@ const BAD_OPENAI: [string, Record<string, unknown>, string | RegExp, string | nu
   ['chat', { top_logprobs: 2 }, '`top_logprobs` requires `logprobs`', 'top_logprobs'],
   ['chat', { messages: [] }, '`messages` must be a non-empty array', 'messages'],
   ['chat', { messages: 'Hello' }, '`messages` must be a non-empty array', 'messages'],
-  ['chat', { messages: [{ content: 'x' }] }, '`messages[0].role` must be a string', 'messages'],
+  ['chat', { messages: [{ content: 'x' }] }, '`messages[0].role` is required: a string', 'messages'],
   ['chat', { messages: [{ role: 'user', content: 7 }] }, '`messages[0].content`', 'messages'],
   [
     'chat',
@@ -304,7 +304,7 @@ const BAD_OPENAI: [string, Record<string, unknown>, string | RegExp, string | nu
   ['chat', { seed: 'x' }, '`seed`', 'seed'],
   ['chat', { frequency_penalty: 3 }, '`frequency_penalty`', 'frequency_penalty'],
   ['chat', { tools: 'none' }, '`tools` must be an array', 'tools'],
-  ['completions', { prompt: undefined }, '`prompt` must be a string', 'prompt'],
+  ['completions', { prompt: undefined }, '`prompt` is required', 'prompt'],
   ['completions', { prompt: [] }, '`prompt` must be a string', 'prompt'],
   ['completions', { prompt: [1.5, 'x'] }, '`prompt` must be a string', 'prompt'],
   ['completions', { suffix: 'x' }, '`suffix` (insertion) is not supported', 'suffix'],

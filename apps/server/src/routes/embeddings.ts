@@ -1,3 +1,4 @@
+import { ROUTE_SCHEMAS } from '../schemas/routes.js';
 import {
   AbortError,
   BackendDisposedError,
@@ -84,7 +85,7 @@ function embedError(error: unknown, timedOut: boolean, timeoutMs: number | undef
  * forward pass (no silent truncation); backends without `doEmbed` get a 400 that says so.
  */
 export function registerEmbeddingRoutes(app: FastifyInstance, context: ServerContext): void {
-  app.post('/v1/embeddings', async (request, reply) => {
+  app.post('/v1/embeddings', { schema: ROUTE_SCHEMAS['POST /v1/embeddings'] }, async (request, reply) => {
     const { model, limits } = context.ready();
     const started = performance.now();
     const metrics = context.metrics;

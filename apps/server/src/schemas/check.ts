@@ -83,7 +83,8 @@ export function describeSchema(schema: TSchema): string {
   if (anyOf !== undefined) {
     const options = anyOf.filter((option) => (option as { type?: unknown }).type !== 'null');
     if (options.every((option) => 'const' in option)) {
-      return `one of ${options.map((option) => JSON.stringify((option as unknown as { const: unknown }).const)).join(', ')}`;
+      const values = options.map((option) => JSON.stringify((option as unknown as { const: unknown }).const));
+      return values.length === 2 ? `${values[0]} or ${values[1]}` : `one of ${values.join(', ')}`;
     }
     return options.map(describeSchema).join(' or ');
   }
@@ -121,7 +122,7 @@ function fieldPath(pointer: string, flatten: readonly string[]): string {
 function nonNull(schema: TSchema): TSchema[] {
   const anyOf = (schema as { anyOf?: TSchema[] }).anyOf;
   if (anyOf === undefined) return [schema];
-  return anyOf.filter((option) => (option as { type?: unknown }).type !== 'null');
+  return anyOf.filter((option) => (option as { type?: unknown }).type !== 'null').flatMap(nonNull);
 }
 
 /**
@@ -159,6 +160,9 @@ function message(error: ValueError, flatten: readonly string[]): { text: string;
   if (path === '') return { text: 'request body must be a JSON object', param: null };
   const param = path.split(/[.[]/)[0]!;
   const value = error.value;
+  if ((error.type === ValueErrorType.ObjectRequiredProperty && value === undefined) || value === null) {
+    return { text: `\`${path}\` is required: ${describeSchema(error.schema)}`, param };
+  }
   // A number of the right type that is out of range: name the range and the value.
   if (typeof value === 'number' && (error.schema as Record<string, unknown>)['x-gen-expected'] === undefined) {
     const numeric = nonNull(error.schema).find((option) => {
@@ -169,7 +173,9 @@ function message(error: ValueError, flatten: readonly string[]): { text: string;
     const article = (numeric as { type?: unknown } | undefined)?.type === 'integer' ? ' an integer' : '';
     if (bounds !== '') return { text: `\`${path}\` must be${article}${bounds}. Given: ${value}`, param };
   }
-  return { text: `\`${path}\` must be ${describeSchema(error.schema)}`, param };
+  const choices = nonNull(error.schema).every((option) => 'const' in option);
+  const shown = choices && typeof value === 'string' ? `. Given: ${JSON.stringify(value)}` : '';
+  return { text: `\`${path}\` must be ${describeSchema(error.schema)}${shown}`, param };
 }
 
 /** A compiled check of a request body against its declared schema. */

@@ -1,4 +1,5 @@
 import { Type, type TSchema } from '@sinclair/typebox';
+import { EmbeddingBody } from './embeddings.js';
 import { ChatBody, CompletionBody } from './openai.js';
 import { CompatGenerateBody, DetokenizeBody, GenerateBody, TokenizeBody, WatermarkDetectBody } from './tgi.js';
 import { InferenceBody } from './together.js';
@@ -177,6 +178,29 @@ export const ROUTE_SCHEMAS = {
           'text/event-stream': { schema: anyObject('text_completion') },
         },
       },
+      ...openAiErrors,
+    },
+  },
+  'POST /v1/embeddings': {
+    tags: ['OpenAI'],
+    summary: 'Embeddings (OpenAI): pooled final hidden states of the served model',
+    body: EmbeddingBody,
+    response: {
+      200: json(
+        Object({
+          object: Literal('list'),
+          data: ArrayOf(
+            Object({
+              object: Literal('embedding'),
+              index: Integer(),
+              embedding: Union([ArrayOf(Number()), String()], { description: 'Floats, or base64 float32' }),
+            }),
+          ),
+          model: String(),
+          usage: Object({ prompt_tokens: Integer(), total_tokens: Integer() }),
+        }),
+        'One vector per input, in order',
+      ),
       ...openAiErrors,
     },
   },

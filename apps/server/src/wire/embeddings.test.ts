@@ -1,12 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { HttpError } from '../errors.js';
-import {
-  checkEmbeddingLimits,
-  checkEmbeddingTokens,
-  EMBEDDING_FIELDS,
-  encodeEmbedding,
-  parseEmbeddingRequest,
-} from './embeddings.js';
+import { EmbeddingBody } from '../schemas/embeddings.js';
+import { declaredFields } from '../schemas/check.js';
+import { checkEmbeddingLimits, checkEmbeddingTokens, encodeEmbedding, parseEmbeddingRequest } from './embeddings.js';
 
 function refusal(run: () => unknown): HttpError {
   try {
@@ -45,7 +41,14 @@ describe('parseEmbeddingRequest', () => {
   });
 
   it('refuses unknown fields with OpenAI wording, and exports the accepted ones', () => {
-    expect(EMBEDDING_FIELDS).toEqual(['input', 'model', 'encoding_format', 'dimensions', 'user', 'pooling']);
+    expect(declaredFields(EmbeddingBody)).toEqual([
+      'input',
+      'model',
+      'encoding_format',
+      'dimensions',
+      'user',
+      'pooling',
+    ]);
     const error = refusal(() => parseEmbeddingRequest({ input: 'x', truncate: true }));
     expect(error.message).toBe('Unrecognized request argument supplied: truncate');
     expect(error.param).toBe('truncate');
@@ -85,7 +88,7 @@ describe('parseEmbeddingRequest', () => {
     );
     expect(refusal(() => parseEmbeddingRequest({ input: 'x', model: 3 })).param).toBe('model');
     expect(refusal(() => parseEmbeddingRequest({ input: 'x', user: {} })).param).toBe('user');
-    expect(refusal(() => parseEmbeddingRequest(['x'])).message).toBe('The request body must be a JSON object');
+    expect(refusal(() => parseEmbeddingRequest(['x'])).message).toBe('request body must be a JSON object');
   });
 });
 

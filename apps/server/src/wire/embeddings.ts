@@ -1,18 +1,5 @@
 import { validationError } from '../errors.js';
-import { refuseUnknownFields } from './openai.js';
-
-/**
- * Every field `/v1/embeddings` accepts: OpenAI's (`input`, `model`, `encoding_format`, `dimensions`, and `user`,
- * accepted and ignored), plus gen's `pooling`.
- */
-export const EMBEDDING_FIELDS: readonly string[] = [
-  'input',
-  'model',
-  'encoding_format',
-  'dimensions',
-  'user',
-  'pooling',
-];
+import { checkEmbeddingBody } from '../schemas/embeddings.js';
 
 /** How the vectors are written in the response: JSON numbers, or base64 of little-endian float32 bytes. */
 export type EmbeddingEncoding = 'float' | 'base64';
@@ -80,40 +67,18 @@ function parseInputs(input: unknown): (string | number[])[] {
 }
 
 /**
- * Parses a `/v1/embeddings` body: unknown fields are refused with OpenAI's wording, `input` must have one of
- * OpenAI's four shapes with nothing empty, and the optional fields their types and values.
+ * Parses a `/v1/embeddings` body: checked against `EmbeddingBody` (unknown fields refused with OpenAI's wording,
+ * types), then `input` must have one of OpenAI's four shapes with nothing empty.
  *
  * @throws {HttpError} a 400 `invalid_request_error` (422 `validation` internally) naming the field.
  */
 export function parseEmbeddingRequest(body: unknown): EmbeddingRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw validationError('The request body must be a JSON object');
-  }
-  const object = body as Record<string, unknown>;
-  refuseUnknownFields(object, EMBEDDING_FIELDS);
-  if (!('input' in object) || object['input'] === null) throw validationError('`input` is required', 'input');
-  const inputs = parseInputs(object['input']);
-
-  const model = object['model'];
-  if (present(model) && typeof model !== 'string') throw validationError('`model` must be a string', 'model');
-  const user = object['user'];
-  if (present(user) && typeof user !== 'string') throw validationError('`user` must be a string', 'user');
-
-  const format = object['encoding_format'];
-  if (present(format) && format !== 'float' && format !== 'base64') {
-    throw validationError(
-      `\`encoding_format\` must be "float" or "base64". Given: ${JSON.stringify(format)}`,
-      'encoding_format',
-    );
-  }
-  const dimensions = object['dimensions'];
-  if (present(dimensions) && !(typeof dimensions === 'number' && Number.isInteger(dimensions) && dimensions >= 1)) {
-    throw validationError(`\`dimensions\` must be an integer >= 1. Given: ${JSON.stringify(dimensions)}`, 'dimensions');
-  }
-  const pooling = object['pooling'];
-  if (present(pooling) && pooling !== 'mean' && pooling !== 'last') {
-    throw validationError(`\`pooling\` must be "mean" or "last". Given: ${JSON.stringify(pooling)}`, 'pooling');
-  }
+  const checked = checkEmbeddingBody(body);
+  const inputs = parseInputs(checked.input);
+  const model = checked.model;
+  const format = checked.encoding_format;
+  const dimensions = checked.dimensions;
+  const pooling = checked.pooling;
   return {
     inputs,
     model: present(model) ? (model as string) : undefined,

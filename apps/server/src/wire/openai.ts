@@ -31,16 +31,6 @@ export interface OpenAiCompletionRequest extends OpenAiCommon {
 
 export { OPENAI_IGNORED_FIELDS } from '../schemas/openai.js';
 
-/**
- * Refuses the first field not in `accepted`, with OpenAI's wording (a 400 `invalid_request_error`). For bodies
- * that are not declared as a schema yet; declared bodies refuse undeclared fields in their check.
- */
-export function refuseUnknownFields(body: Record<string, unknown>, accepted: readonly string[]): void {
-  for (const name of Object.keys(body)) {
-    if (!accepted.includes(name)) throw validationError(`Unrecognized request argument supplied: ${name}`, name);
-  }
-}
-
 type ChatBodyType = Static<typeof ChatBody>;
 type CompletionBodyType = Static<typeof CompletionBody>;
 type CommonBody = ChatBodyType | CompletionBodyType;

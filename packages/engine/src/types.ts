@@ -1,4 +1,4 @@
-import type { SamplingParameters } from '@gen/sampling';
+import type { LogitsProcessor, SamplingParameters } from '@gen/sampling';
 
 /**
  * What the engine needs from a tokenizer. `@gen/tokenizer`'s `Tokenizer` satisfies it; tests may pass a small one.
@@ -48,6 +48,11 @@ export interface GenerationParameters extends SamplingParameters {
   rawLogprobs?: boolean;
   /** Take top tokens from the processed (default, as TGI) or the raw distribution. */
   topTokensFrom?: 'processed' | 'raw';
+  /**
+   * More logits processors for this request, applied after the built-in ones, for example a constraint from
+   * `@gen/structured` (JSON Schema, regex, tool calls). Each choice gets its own state.
+   */
+  logitsProcessors?: readonly LogitsProcessor[];
 }
 
 /** A generation request: a prompt (text, or token ids) and its parameters. */

@@ -194,6 +194,7 @@ export function validateRequest(request: GenerationRequest, context: ValidationC
       maxTopNTokens: limits.maxTopNTokens,
       rawLogprobs,
       topTokensFrom: parameters.topTokensFrom ?? 'processed',
+      ...(parameters.logitsProcessors === undefined ? {} : { processors: parameters.logitsProcessors }),
     });
   } catch (error) {
     if (InvalidParameterError.isInstance(error))

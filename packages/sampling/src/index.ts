@@ -19,6 +19,7 @@ export {
   type TopToken,
 } from './sampler.js';
 export { SequenceState } from './sequence-state.js';
+export { statelessProcessor, type LogitsProcessor, type SequenceProcessor } from './logits-processor.js';
 export {
   allowOnlyTokens,
   applyFrequencyPresencePenalty,

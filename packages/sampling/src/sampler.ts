@@ -24,6 +24,7 @@ import {
   wasmKernels,
   type WasmKernels,
 } from './wasm/kernels.js';
+import type { LogitsProcessor } from './logits-processor.js';
 import { GreenlistCache, applyWatermark } from './watermark.js';
 
 /** One of the most likely tokens at a step, with its log-probability. */
@@ -57,6 +58,11 @@ export interface SamplerOptions extends ValidationLimits {
   rawLogprobs?: boolean;
   /** Distribution the top tokens are taken from: processed (default, as TGI) or raw (the model's). */
   topTokensFrom?: 'processed' | 'raw';
+  /**
+   * More logits processors, applied in order after the built-in ones (so a constraint's mask has the last word),
+   * before temperature and truncation. Each sequence gets its own state from {@link LogitsProcessor.createState}.
+   */
+  processors?: readonly LogitsProcessor[];
 }
 
 /** A compiled, validated sampling configuration for one request. */
@@ -165,6 +171,7 @@ class FusedSampler implements Sampler {
   private readonly logMinP: number;
   /** top_p runs after top_k, so the order of top_k's candidates never shows (see {@link wasmTopK}). */
   private readonly wasmTopK: boolean;
+  private readonly extraProcessors: readonly LogitsProcessor[];
 
   constructor(
     readonly parameters: NormalizedSamplingParameters,
@@ -176,6 +183,7 @@ class FusedSampler implements Sampler {
     this.eosTokenIds = options.eosTokenIds ?? [];
     this.topFromRaw = options.topTokensFrom === 'raw' && parameters.topNTokens > 0;
     this.rawLogprobs = options.rawLogprobs === true || this.topFromRaw;
+    this.extraProcessors = options.processors ?? [];
     if (parameters.allowedTokens !== undefined) {
       this.allowed = new Uint8Array(options.vocabSize);
       for (const id of parameters.allowedTokens) this.allowed[id] = 1;
@@ -188,7 +196,11 @@ class FusedSampler implements Sampler {
   }
 
   createSequence(promptTokens: ArrayLike<number> = [], choice = 0): SequenceState {
-    return new SequenceState(promptTokens, choice);
+    const sequence = new SequenceState(promptTokens, choice);
+    if (this.extraProcessors.length > 0) {
+      sequence.attachProcessors(this.extraProcessors.map((processor) => processor.createState(sequence)));
+    }
+    return sequence;
   }
 
   sample(logits: Float32Array, sequence: SequenceState, out: SampleResult = createSampleResult()): SampleResult {
@@ -270,6 +282,7 @@ class FusedSampler implements Sampler {
       const allowed = this.allowed;
       for (let i = 0; i < logits.length; i++) if (allowed[i] === 0) logits[i] = -Infinity;
     }
+    for (const processor of sequence.processors) processor.apply(logits, sequence);
   }
 
   private greedy(logits: Float32Array, out: SampleResult): void {

@@ -1,3 +1,4 @@
+import type { SequenceProcessor } from './logits-processor.js';
 import { applyNoRepeatNgram } from './processors.js';
 
 /**
@@ -13,6 +14,7 @@ export class SequenceState {
   private size: number;
   private readonly distinct = new Set<number>();
   private readonly counts = new Map<number, number>();
+  private attached: SequenceProcessor[] = [];
 
   /**
    * @param promptTokens the prompt's token ids
@@ -46,10 +48,21 @@ export class SequenceState {
     return this.buffer.subarray(0, this.size);
   }
 
-  /** Appends a generated token. */
+  /** Appends a generated token, and tells the attached processors (see {@link processors}). */
   accept(token: number): void {
     this.push(token);
     this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
+    for (const processor of this.attached) processor.accept?.(token);
+  }
+
+  /** The per-sequence states of the sampler's logits processors, in application order. */
+  get processors(): readonly SequenceProcessor[] {
+    return this.attached;
+  }
+
+  /** Attaches per-sequence processor states (the sampler does this in `createSequence`); they follow forks. */
+  attachProcessors(processors: readonly SequenceProcessor[]): void {
+    this.attached = [...processors];
   }
 
   /** Distinct tokens of prompt + generated. */
@@ -65,7 +78,12 @@ export class SequenceState {
   /** A copy of this state for another choice of the same request (n / best_of forks after the prompt). */
   fork(choice: number): SequenceState {
     const copy = new SequenceState(this.tokens.subarray(0, this.promptLength), choice);
-    for (let i = this.promptLength; i < this.size; i++) copy.accept(this.buffer[i]!);
+    for (let i = this.promptLength; i < this.size; i++) {
+      const token = this.buffer[i]!;
+      copy.push(token);
+      copy.counts.set(token, (copy.counts.get(token) ?? 0) + 1);
+    }
+    copy.attached = this.attached.map((processor) => (processor.fork === undefined ? processor : processor.fork()));
     return copy;
   }
 

@@ -3,6 +3,7 @@ import { ChatTemplateRenderer, parseChatTemplates } from './chat-template.js';
 import { TokenizerError } from './errors.js';
 import { alignOffsets, createSurfaceFunction } from './offsets.js';
 import { createWindowStreamDecoder } from './stream-decoder.js';
+import { createTokenBytesFunction } from './token-bytes.js';
 import type {
   ChatMessage,
   ChatTemplateOptions,
@@ -88,6 +89,9 @@ export class HfTokenizer implements Tokenizer {
   readonly #suffixIds: readonly number[];
   readonly #surface: (token: string) => Uint8Array;
   readonly #renderer: ChatTemplateRenderer;
+  readonly #decoderConfig: unknown;
+  #tokenBytes: ((token: string) => Uint8Array) | undefined;
+  #allTokenBytes: readonly (Uint8Array | undefined)[] | undefined;
 
   constructor(files: ParsedTokenizerFiles) {
     const config = files.tokenizerConfig ?? {};
@@ -148,6 +152,7 @@ export class HfTokenizer implements Tokenizer {
 
     [this.#prefixIds, this.#suffixIds] = this.#specialLayout(config);
     this.#surface = createSurfaceFunction(json['decoder']);
+    this.#decoderConfig = json['decoder'];
 
     const templates = parseChatTemplates(config['chat_template'] ?? files.chatTemplate, files.sources.chatTemplate);
     this.chatTemplate = templates.single ?? templates.named.get('default');
@@ -195,6 +200,25 @@ export class HfTokenizer implements Tokenizer {
   encode(text: string, options: EncodeOptions = {}): number[] {
     const ids = this.#core.encode(text, { add_special_tokens: false }).ids;
     return options.addSpecialTokens === false ? ids : [...this.#prefixIds, ...ids, ...this.#suffixIds];
+  }
+
+  tokenBytes(id: number): Uint8Array | undefined {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize || this.#special.has(id)) return undefined;
+    const content = this.#added.get(id);
+    if (content !== undefined) return new TextEncoder().encode(content);
+    const token = this.#vocab[id];
+    if (token === undefined) return undefined;
+    this.#tokenBytes ??= createTokenBytesFunction(this.#decoderConfig);
+    return this.#tokenBytes(token);
+  }
+
+  vocabularyBytes(): readonly (Uint8Array | undefined)[] {
+    if (this.#allTokenBytes === undefined) {
+      const all: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(this.vocabSize);
+      for (let id = 0; id < this.vocabSize; id++) all[id] = this.tokenBytes(id);
+      this.#allTokenBytes = all;
+    }
+    return this.#allTokenBytes;
   }
 
   encodeWithOffsets(text: string, options: EncodeOptions = {}): TokenWithOffsets[] {

@@ -170,6 +170,24 @@ export interface Tokenizer {
   decode(ids: readonly number[], options?: DecodeOptions): string;
   /** The token's string in the vocabulary (byte-level `Ġhello`, SentencePiece `▁hello`, `<0x0A>`...). */
   idToToken(id: number): string | undefined;
+  /**
+   * The bytes token `id` adds to the text when it is decoded in the middle of a sequence: a byte-level token's raw
+   * bytes (`Ġhello` -> ` hello`, possibly part of a character's UTF-8), a SentencePiece `▁` as a space (0x20; only the
+   * first token of a text loses it, when the decoder strips it), `<0xNN>` as that one byte, a non-special added
+   * token's content in UTF-8. `undefined` for special tokens ({@link Tokenizer.isSpecial}: bos, eos, `<|im_end|>`...)
+   * and ids outside the vocabulary. Constrained decoding builds its token masks from these.
+   *
+   * @throws {TokenizerError} naming the decoder type when the tokenizer.json decoder cannot be mapped to bytes
+   *   exactly (a regex `Replace`, `WordPiece`, `CTC`, no decoder...).
+   */
+  tokenBytes(id: number): Uint8Array | undefined;
+  /**
+   * {@link Tokenizer.tokenBytes} of every id below {@link Tokenizer.vocabSize}, computed once and cached (do not
+   * modify the arrays).
+   *
+   * @throws {TokenizerError} as {@link Tokenizer.tokenBytes}.
+   */
+  vocabularyBytes(): readonly (Uint8Array | undefined)[];
   /** The id of a vocabulary string or added token. */
   tokenToId(token: string): number | undefined;
   /**

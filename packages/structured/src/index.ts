@@ -1,0 +1,27 @@
+export type { ByteAutomaton, Grammar } from './types.js';
+export type { LanguageNode } from './ast.js';
+export {
+  ConstraintViolationError,
+  InvalidGrammarError,
+  StructuredError,
+  UnsupportedRegexError,
+  UnsupportedSchemaError,
+} from './errors.js';
+export {
+  choiceGrammar,
+  compileGrammar,
+  jsonObjectGrammar,
+  jsonSchemaGrammar,
+  literalGrammar,
+  matches,
+  regexGrammar,
+  repeatGrammar,
+  sequenceGrammar,
+} from './grammar.js';
+export {
+  ANNOTATION_KEYWORDS,
+  MAX_NUMBER_DIGITS,
+  SUPPORTED_FORMATS,
+  UNSUPPORTED_KEYWORDS,
+  type JsonOptions,
+} from './json-schema.js';

@@ -1,0 +1,410 @@
+import { Ajv2020 as Ajv } from 'ajv/dist/2020.js';
+import formats from 'ajv-formats';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { InvalidGrammarError, UnsupportedSchemaError } from './errors.js';
+import {
+  compileGrammar,
+  jsonObjectGrammar,
+  jsonSchemaGrammar,
+  matches,
+  repeatGrammar,
+  sequenceGrammar,
+  literalGrammar,
+  choiceGrammar,
+} from './grammar.js';
+import { UNSUPPORTED_KEYWORDS } from './json-schema.js';
+import type { ByteAutomaton } from './types.js';
+
+const ajv = new Ajv({ strict: false });
+(formats as unknown as { default: (a: Ajv) => void }).default(ajv);
+
+function mulberry(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random word: random allowed bytes until an accepting state (stopping there with probability `stop`). */
+function walk(automaton: ByteAutomaton, random: () => number, stop = 0.5, limit = 2000): Uint8Array | undefined {
+  let state = automaton.start;
+  const out: number[] = [];
+  const options: number[] = [];
+  for (let i = 0; i < limit; i++) {
+    if (automaton.isAccepting(state) && (automaton.isFinal(state) || random() < stop)) return Uint8Array.from(out);
+    options.length = 0;
+    for (let byte = 0; byte < 256; byte++) if (automaton.step(state, byte) >= 0) options.push(byte);
+    // Never a dead end: some byte leads on from every state that is not accepting.
+    expect(options.length).toBeGreaterThan(0);
+    // Prefer closing bytes so that words end in a few hundred bytes.
+    const closing = options.filter((b) => b === 0x22 || b === 0x5d || b === 0x7d || b === 0x2c);
+    const pool = closing.length > 0 && random() < 0.5 ? closing : options;
+    const byte = pool[Math.floor(random() * pool.length)] as number;
+    out.push(byte);
+    state = automaton.step(state, byte);
+    expect(state).toBeGreaterThanOrEqual(0);
+  }
+  return undefined;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+const names = fc.constantFrom('a', 'b', 'name', 'é', '日本', 'a b', 'q"x', 'ab');
+
+/** Random schemas from the supported subset. */
+const schemaArb = fc.letrec<{ schema: Record<string, unknown> }>((tie) => ({
+  schema: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.constant({ type: 'string' }),
+    fc.tuple(fc.nat(3), fc.nat(4)).map(([min, extra]) => ({ type: 'string', minLength: min, maxLength: min + extra })),
+    fc.constantFrom('date', 'time', 'date-time', 'uuid', 'email', 'ipv4').map((format) => ({ type: 'string', format })),
+    fc.constantFrom('^[a-z]+$', 'ab', '^x\\d', '[é日]$').map((pattern) => ({ type: 'string', pattern })),
+    fc.constant({ type: 'number' }),
+    fc.constant({ type: 'integer' }),
+    fc
+      .tuple(fc.integer({ min: -1000, max: 1000 }), fc.nat(5000))
+      .map(([lo, span]) => ({ type: 'integer', minimum: lo, maximum: lo + span })),
+    fc.integer({ min: -50, max: 50 }).map((lo) => ({ type: 'integer', exclusiveMinimum: lo })),
+    fc.integer({ min: -50, max: 50 }).map((hi) => ({ type: 'integer', exclusiveMaximum: hi })),
+    fc.constant({ type: 'boolean' }),
+    fc.constant({ type: 'null' }),
+    fc.constant({ type: ['string', 'null'] }),
+    fc.constant({}),
+    fc
+      .array(fc.oneof(fc.string({ maxLength: 4 }), fc.integer(), fc.constant(null), fc.constant('日本')), {
+        minLength: 1,
+        maxLength: 4,
+      })
+      .map((values) => ({ enum: [...new Map(values.map((v) => [JSON.stringify(v), v])).values()] })),
+    fc.oneof(fc.string({ maxLength: 4 }), fc.integer(), fc.boolean()).map((value) => ({ const: value })),
+    fc
+      .tuple(
+        fc.uniqueArray(names, { maxLength: 4 }),
+        fc.array(tie('schema'), { minLength: 4, maxLength: 4 }),
+        fc.array(fc.boolean(), { minLength: 4, maxLength: 4 }),
+        fc.constantFrom<unknown>(false, true, { type: 'integer' }, undefined),
+      )
+      .map(([keys, values, req, additional]) => {
+        const schema: Record<string, unknown> = {
+          type: 'object',
+          properties: Object.fromEntries(keys.map((k, i) => [k, values[i]])),
+          required: keys.filter((_, i) => req[i]),
+        };
+        if (additional !== undefined) schema.additionalProperties = additional;
+        return schema;
+      }),
+    fc
+      .tuple(tie('schema'), fc.nat(2), fc.nat(3))
+      .map(([items, min, extra]) => ({ type: 'array', items, minItems: min, maxItems: min + extra })),
+    fc
+      .tuple(fc.array(tie('schema'), { minLength: 1, maxLength: 2 }), tie('schema'))
+      .map(([prefixItems, items]) => ({ type: 'array', prefixItems, items })),
+    fc.array(tie('schema'), { minLength: 1, maxLength: 3 }).map((anyOf) => ({ anyOf })),
+  ),
+})).schema;
+
+describe('jsonSchemaGrammar: random walks produce valid instances', () => {
+  it('walks of random schemas parse and validate with ajv', () => {
+    let checked = 0;
+    fc.assert(
+      fc.property(
+        schemaArb,
+        fc.integer(),
+        fc.constantFrom<'flexible' | 'compact'>('flexible', 'compact'),
+        (schema, seed, whitespace) => {
+          const automaton = compileGrammar(jsonSchemaGrammar(schema, { whitespace, maxDepth: 3 }));
+          const validate = ajv.compile(schema);
+          const random = mulberry(seed);
+          for (let i = 0; i < 5; i++) {
+            const bytes = walk(automaton, random);
+            if (bytes === undefined) continue;
+            const text = decoder.decode(bytes);
+            const value: unknown = JSON.parse(text);
+            expect(validate(value), `${JSON.stringify(schema)}\n${text}\n${JSON.stringify(validate.errors)}`).toBe(
+              true,
+            );
+            checked++;
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    expect(checked).toBeGreaterThan(300);
+  });
+
+  it('jsonObjectGrammar walks are JSON objects', () => {
+    const automaton = compileGrammar(jsonObjectGrammar({ maxDepth: 3 }));
+    const random = mulberry(7);
+    for (let i = 0; i < 100; i++) {
+      const bytes = walk(automaton, random);
+      if (bytes === undefined) continue;
+      const value: unknown = JSON.parse(decoder.decode(bytes));
+      expect(typeof value === 'object' && value !== null && !Array.isArray(value)).toBe(true);
+    }
+  });
+});
+
+describe('jsonSchemaGrammar: valid instances are accepted', () => {
+  const person = {
+    type: 'object',
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 20 },
+      age: { type: 'integer', minimum: 0, maximum: 150 },
+      email: { type: 'string', format: 'email' },
+      tags: { type: 'array', items: { type: 'string' }, maxItems: 3 },
+      kind: { enum: ['a', 'b', 'ü'] },
+      score: { type: 'number' },
+      address: {
+        type: 'object',
+        properties: { city: { type: 'string' } },
+        required: ['city'],
+        additionalProperties: false,
+      },
+      nick: { type: ['string', 'null'] },
+    },
+    required: ['name', 'age'],
+    additionalProperties: false,
+  };
+  const personArb = fc.record(
+    {
+      name: fc.string({ minLength: 1, maxLength: 20, unit: 'grapheme' }).filter((s) => [...s].length <= 20),
+      age: fc.integer({ min: 0, max: 150 }),
+      email: fc.constantFrom('a@b.co', 'first.last+x@mail.example.org'),
+      tags: fc.array(fc.string({ unit: 'binary' }), { maxLength: 3 }),
+      kind: fc.constantFrom('a', 'b', 'ü'),
+      score: fc
+        .double({ noNaN: true, noDefaultInfinity: true, min: -1e15, max: 1e15 })
+        .filter((x) => !/e/.test(String(x)) || true),
+      address: fc.record({ city: fc.string() }),
+      nick: fc.option(fc.string(), { nil: null }),
+    },
+    { requiredKeys: ['name', 'age'] },
+  );
+  const automaton = compileGrammar(jsonSchemaGrammar(person));
+  const order = Object.keys(person.properties);
+  it('JSON.stringify and 2-space indented forms of ajv-valid instances', () => {
+    const validate = ajv.compile(person);
+    fc.assert(
+      fc.property(personArb, (value) => {
+        const ordered = Object.fromEntries(
+          order.filter((k) => k in value).map((k) => [k, (value as Record<string, unknown>)[k]]),
+        );
+        fc.pre(validate(ordered) === true);
+        const compact = JSON.stringify(ordered);
+        fc.pre(!/e[+-]?\d{4}|\d{17}|\.\d{17}/.test(compact)); // documented number bounds
+        expect(matches(automaton, compact), compact).toBe(true);
+        expect(matches(automaton, JSON.stringify(ordered, null, 2)), compact).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('integer ranges are exact', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: -2000, max: 2000 }),
+        fc.nat(3000),
+        fc.integer({ min: -6000, max: 6000 }),
+        (lo, span, n) => {
+          const hi = lo + span;
+          const a = compileGrammar(jsonSchemaGrammar({ type: 'integer', minimum: lo, maximum: hi }));
+          expect(matches(a, String(n)), `${n} in [${lo}, ${hi}]`).toBe(n >= lo && n <= hi);
+          expect(matches(a, '-0')).toBe(false);
+          expect(matches(a, `0${Math.max(lo, 1)}`)).toBe(false);
+        },
+      ),
+      { numRuns: 200 },
+    );
+    const e = compileGrammar(jsonSchemaGrammar({ type: 'integer', exclusiveMinimum: 0, exclusiveMaximum: 10 }));
+    expect(['0', '1', '9', '10'].map((t) => matches(e, t))).toEqual([false, true, true, false]);
+    const big = compileGrammar(jsonSchemaGrammar({ type: 'integer' }));
+    expect(matches(big, '9'.repeat(16))).toBe(true);
+    expect(matches(big, '9'.repeat(17))).toBe(false);
+  });
+
+  it('multi-byte UTF-8 in strings, enums, keys and patterns', () => {
+    const a = compileGrammar(
+      jsonSchemaGrammar({
+        type: 'object',
+        properties: { 日本: { enum: ['日本', 'üü'] }, b: { type: 'string', maxLength: 2 } },
+        required: ['日本'],
+        additionalProperties: false,
+      }),
+    );
+    expect(matches(a, '{"日本": "üü", "b": "😀é"}')).toBe(true);
+    expect(matches(a, '{"日本": "ü"}')).toBe(false);
+    expect(matches(a, '{"日本": "日本", "b": "😀éx"}')).toBe(false);
+    const search = compileGrammar(jsonSchemaGrammar({ type: 'string', pattern: 'a"b' }));
+    expect(matches(search, '"xxa\\"byy"')).toBe(true);
+    expect(matches(search, '"xxab"')).toBe(false);
+    const anchored = compileGrammar(jsonSchemaGrammar({ type: 'string', pattern: '^\\d{3}$' }));
+    expect(matches(anchored, '"123"')).toBe(true);
+    expect(matches(anchored, '"1234"')).toBe(false);
+    const cls = compileGrammar(jsonSchemaGrammar({ type: 'string', pattern: '^[^a]$' }));
+    expect(['"é"', '"😀"', '"\\n"', '"\\""', '"a"'].map((t) => matches(cls, t))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      false,
+    ]);
+  });
+
+  it('extra properties never repeat a declared key', () => {
+    const a = compileGrammar(
+      jsonSchemaGrammar({
+        type: 'object',
+        properties: { ab: { type: 'integer' }, é: { type: 'integer' } },
+        additionalProperties: { type: 'string' },
+      }),
+    );
+    expect(matches(a, '{"ab": 1, "a": "x", "abc": "y", "è": "z"}')).toBe(true);
+    expect(matches(a, '{"ab": 1, "ab": "x"}')).toBe(false);
+    expect(matches(a, '{"é": "x"}')).toBe(false);
+  });
+
+  it('$ref, recursion, oneOf with discriminators, allOf merge', () => {
+    const tree = {
+      $defs: {
+        node: {
+          type: 'object',
+          properties: { v: { type: 'integer' }, kids: { type: 'array', items: { $ref: '#/$defs/node' } } },
+          required: ['v'],
+          additionalProperties: false,
+        },
+      },
+      $ref: '#/$defs/node',
+    };
+    const a = compileGrammar(jsonSchemaGrammar(tree, { maxDepth: 3 }));
+    expect(matches(a, '{"v": 1, "kids": [{"v": 2, "kids": [{"v": 3}]}]}')).toBe(true);
+    expect(matches(a, '{"v": 1, "kids": [{"v": 2, "kids": [{"v": 3, "kids": [{"v": 4}]}]}]}')).toBe(false);
+    const one = {
+      oneOf: [
+        {
+          type: 'object',
+          properties: { t: { const: 'a' }, x: { type: 'integer' } },
+          required: ['t'],
+          additionalProperties: false,
+        },
+        { type: 'object', properties: { t: { const: 'b' } }, required: ['t'], additionalProperties: false },
+      ],
+    };
+    const o = compileGrammar(jsonSchemaGrammar(one));
+    expect(matches(o, '{"t": "a", "x": 1}')).toBe(true);
+    expect(() => jsonSchemaGrammar({ oneOf: [{ type: 'string' }, { type: 'string', maxLength: 3 }] })).toThrow(
+      UnsupportedSchemaError,
+    );
+    expect(matches(compileGrammar(jsonSchemaGrammar({ oneOf: [{ type: 'string' }, { type: 'integer' }] })), '3')).toBe(
+      true,
+    );
+    const all = compileGrammar(
+      jsonSchemaGrammar({
+        allOf: [
+          { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'] },
+          { properties: { b: { type: 'string' } }, required: ['b'] },
+        ],
+      }),
+    );
+    expect(matches(all, '{"a": 1, "b": "x"}')).toBe(true);
+    expect(matches(all, '{"a": 1}')).toBe(false);
+    expect(() =>
+      jsonSchemaGrammar({
+        allOf: [
+          { type: 'string', pattern: 'a' },
+          { type: 'string', pattern: 'b' },
+        ],
+      }),
+    ).toThrow(UnsupportedSchemaError);
+  });
+
+  it('composition: repeated tool-call blocks', () => {
+    const call = sequenceGrammar([
+      literalGrammar('<tool_call>\n'),
+      jsonSchemaGrammar({
+        type: 'object',
+        properties: { n: { type: 'integer' } },
+        required: ['n'],
+        additionalProperties: false,
+      }),
+      literalGrammar('\n</tool_call>'),
+    ]);
+    const g = choiceGrammar([repeatGrammar(call, 1, Infinity, literalGrammar('\n')), literalGrammar('none')]);
+    const a = compileGrammar(g);
+    expect(matches(a, '<tool_call>\n{"n": 1}\n</tool_call>\n<tool_call>\n{"n":2}\n</tool_call>')).toBe(true);
+    expect(matches(a, 'none')).toBe(true);
+    expect(matches(a, '<tool_call>\n{"n": 1}\n</tool_call>\n')).toBe(false);
+    const lit = compileGrammar(literalGrammar('ok'));
+    expect(lit.isFinal(lit.step(lit.step(lit.start, 0x6f), 0x6b))).toBe(true);
+  });
+});
+
+describe('jsonSchemaGrammar: refusals', () => {
+  const values: Record<string, unknown> = {
+    multipleOf: 2,
+    not: {},
+    if: {},
+    then: {},
+    else: {},
+    patternProperties: {},
+    propertyNames: {},
+    dependentRequired: {},
+    dependentSchemas: {},
+    dependencies: {},
+    uniqueItems: true,
+    contains: {},
+    minContains: 1,
+    maxContains: 1,
+    minProperties: 1,
+    maxProperties: 1,
+    unevaluatedProperties: false,
+    unevaluatedItems: false,
+    additionalItems: false,
+    $dynamicRef: '#x',
+    $recursiveRef: '#',
+    contentSchema: {},
+  };
+  for (const keyword of UNSUPPORTED_KEYWORDS) {
+    it(`${keyword} throws UnsupportedSchemaError with its path`, () => {
+      const schema = { type: 'object', properties: { inner: { type: 'array', [keyword]: values[keyword] ?? {} } } };
+      let caught: unknown;
+      try {
+        jsonSchemaGrammar(schema);
+      } catch (error) {
+        caught = error;
+      }
+      expect(UnsupportedSchemaError.isInstance(caught)).toBe(true);
+      expect((caught as UnsupportedSchemaError).keyword).toBe(keyword);
+      expect((caught as UnsupportedSchemaError).schemaPath).toBe(`/properties/inner/${keyword}`);
+    });
+  }
+  it('unknown keywords, unsupported formats, number bounds, remote refs', () => {
+    const cases: [unknown, string, string][] = [
+      [{ type: 'string', foo: 1 }, 'foo', '/foo'],
+      [{ type: 'string', format: 'uri' }, 'format', '/format'],
+      [{ type: 'number', minimum: 0 }, 'minimum', '/minimum'],
+      [{ $ref: 'http://x/y' }, '$ref', '/$ref'],
+      [{ type: 'array', items: [{}] }, 'items', '/items'],
+      [{ type: 'string', pattern: '(?=a)' }, 'pattern', '/pattern'],
+    ];
+    for (const [schema, keyword, path] of cases) {
+      try {
+        jsonSchemaGrammar(schema);
+        expect.unreachable(JSON.stringify(schema));
+      } catch (error) {
+        expect(UnsupportedSchemaError.isInstance(error)).toBe(true);
+        expect((error as UnsupportedSchemaError).keyword).toBe(keyword);
+        expect((error as UnsupportedSchemaError).schemaPath).toBe(path);
+      }
+    }
+    expect(() => jsonSchemaGrammar({ type: 'string', foo: 1 }, { unknownKeywords: 'ignore' })).not.toThrow();
+    expect(() => compileGrammar(jsonSchemaGrammar(false))).toThrow(InvalidGrammarError);
+    expect(() => compileGrammar(jsonSchemaGrammar({ enum: [] }))).toThrow(InvalidGrammarError);
+    expect(() =>
+      compileGrammar(jsonSchemaGrammar({ type: 'string', maxLength: 100000 }), { maxNfaStates: 10000 }),
+    ).toThrow(InvalidGrammarError);
+  });
+});

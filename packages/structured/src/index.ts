@@ -25,3 +25,13 @@ export {
   UNSUPPORTED_KEYWORDS,
   type JsonOptions,
 } from './json-schema.js';
+export { TokenVocabulary, vocabularyFromTokenizer, type VocabularySource } from './vocabulary.js';
+export { TokenMaskIndex, type TokenMask } from './token-index.js';
+export {
+  constraintFromAutomaton,
+  constraintState,
+  createConstraintProcessor,
+  type ConstraintOptions,
+  type ConstraintState,
+} from './constraint.js';
+export { constraintFor, maskIndexFor } from './cache.js';

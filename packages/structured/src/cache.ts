@@ -1,0 +1,33 @@
+import type { LogitsProcessor } from '@gen/sampling';
+import { createConstraintProcessor } from './constraint.js';
+import { compileGrammar } from './dfa.js';
+import { TokenMaskIndex } from './token-index.js';
+import type { Grammar } from './types.js';
+import type { TokenVocabulary } from './vocabulary.js';
+
+const indexes = new WeakMap<TokenVocabulary, Map<string, TokenMaskIndex>>();
+const INDEX_ENTRIES = 64;
+
+/** The token-mask index of `grammar` on `vocabulary`, from a bounded LRU cache (masks stay warm across requests). */
+export function maskIndexFor(grammar: Grammar, vocabulary: TokenVocabulary): TokenMaskIndex {
+  let entries = indexes.get(vocabulary);
+  if (entries === undefined) indexes.set(vocabulary, (entries = new Map()));
+  let index = entries.get(grammar.key);
+  if (index !== undefined) {
+    entries.delete(grammar.key);
+  } else {
+    index = new TokenMaskIndex(compileGrammar(grammar), vocabulary);
+  }
+  entries.set(grammar.key, index);
+  if (entries.size > INDEX_ENTRIES) entries.delete(entries.keys().next().value!);
+  return index;
+}
+
+/**
+ * The constraint processor of `grammar` on `vocabulary`: compiled once per grammar key and vocabulary, its masks
+ * cached. Throws the grammar's errors (`UnsupportedSchemaError`, ...) only when the grammar is built; compiling
+ * the automaton itself fails only on the state limit (`InvalidGrammarError`).
+ */
+export function constraintFor(grammar: Grammar, vocabulary: TokenVocabulary): LogitsProcessor {
+  return createConstraintProcessor(maskIndexFor(grammar, vocabulary));
+}

@@ -126,6 +126,42 @@ describe('TokenVocabulary', () => {
   });
 });
 
+describe('TokenVocabulary trie', () => {
+  test.prop(
+    [
+      fc.array(
+        fc.uint8Array({ minLength: 1, maxLength: 9 }).map((b) => b.map((x) => [0, 1, 97, 255][x % 4]!)),
+        { maxLength: 400 },
+      ),
+    ],
+    { numRuns: 100 },
+  )('every token ends at the node its bytes spell, and nowhere else', (pieces) => {
+    const vocabulary = vocabularyOf(pieces);
+    const seen = new Set<number>();
+    for (let id = 3; id < vocabulary.size; id++) {
+      let node = 0;
+      for (const byte of vocabulary.bytes(id)!) {
+        let child = vocabulary.firstChild[node]!;
+        while (child !== -1 && vocabulary.byte[child] !== byte) child = vocabulary.nextSibling[child]!;
+        expect(child).not.toBe(-1);
+        node = child;
+      }
+      const ending = vocabulary.tokenIds.subarray(vocabulary.tokenStart[node], vocabulary.tokenStart[node + 1]);
+      expect([...ending]).toContain(id);
+      seen.add(id);
+    }
+    expect(vocabulary.tokenIds.length).toBe(seen.size);
+    // Siblings have distinct bytes.
+    for (let node = 0; node < vocabulary.nodeCount; node++) {
+      const bytes = new Set<number>();
+      for (let child = vocabulary.firstChild[node]!; child !== -1; child = vocabulary.nextSibling[child]!) {
+        expect(bytes.has(vocabulary.byte[child]!)).toBe(false);
+        bytes.add(vocabulary.byte[child]!);
+      }
+    }
+  });
+});
+
 describe('TokenMaskIndex', () => {
   const words = new WordsDfa(['true', 'false', 'null']);
   const vocabulary = vocabularyOf(['t', 'tr', 'true', 'ru', 'ue', 'e', 'fa', 'lse', 'null', 'nu', 'l', 'x', 'truex']);

@@ -46,33 +46,29 @@ export class TokenVocabulary {
     this.eosTokenIds = source.eosTokenIds.filter((id) => Number.isInteger(id) && id >= 0 && id < size);
     const eos = new Set(this.eosTokenIds);
     this.#bytes = new Array<Uint8Array | undefined>(size);
-    const order: number[] = [];
+    const ids: number[] = [];
     for (let id = 0; id < size; id++) {
       const bytes = eos.has(id) ? undefined : source.tokenBytes(id);
       if (bytes === undefined || bytes.length === 0) continue;
       this.#bytes[id] = bytes;
-      order.push(id);
+      ids.push(id);
     }
-    this.byteTokens = order.length;
+    this.byteTokens = ids.length;
     const all = this.#bytes;
-    order.sort((a, b) => {
-      const x = all[a]!;
-      const y = all[b]!;
-      const n = Math.min(x.length, y.length);
-      for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-      return x.length - y.length || a - b;
-    });
+    const order = sortByBytes(ids, all);
     // Build the trie from the sorted tokens: a node per distinct prefix.
     let capacity = 1024;
     let byte = new Uint8Array(capacity);
     let firstChild = new Int32Array(capacity).fill(-1);
     let nextSibling = new Int32Array(capacity).fill(-1);
     let lastChild = new Int32Array(capacity).fill(-1);
-    const ends: number[][] = [[]];
+    // Per position in `order`: the node its token ends at.
+    const endNode = new Int32Array(order.length);
     let nodes = 1;
     const path: number[] = [0];
     let previous: Uint8Array | undefined;
-    for (const id of order) {
+    for (let k = 0; k < order.length; k++) {
+      const id = order[k]!;
       const bytes = all[id]!;
       let common = 0;
       if (previous !== undefined) {
@@ -97,26 +93,26 @@ export class TokenVocabulary {
         const parent = path[depth]!;
         const node = nodes++;
         byte[node] = bytes[depth]!;
-        ends.push([]);
         if (firstChild[parent] === -1) firstChild[parent] = node;
         else nextSibling[lastChild[parent]!] = node;
         lastChild[parent] = node;
         path.push(node);
       }
-      ends[path[bytes.length]!]!.push(id);
+      endNode[k] = path[bytes.length]!;
       previous = bytes;
     }
     this.byte = byte.slice(0, nodes);
     this.firstChild = firstChild.slice(0, nodes);
     this.nextSibling = nextSibling.slice(0, nodes);
-    this.tokenStart = new Int32Array(nodes + 1);
-    this.tokenIds = new Int32Array(order.length);
-    let at = 0;
-    for (let node = 0; node < nodes; node++) {
-      this.tokenStart[node] = at;
-      for (const id of ends[node]!) this.tokenIds[at++] = id;
-    }
-    this.tokenStart[nodes] = at;
+    // Counting sort of the tokens by end node.
+    const tokenStart = new Int32Array(nodes + 1);
+    for (let k = 0; k < order.length; k++) tokenStart[endNode[k]! + 1]!++;
+    for (let node = 0; node < nodes; node++) tokenStart[node + 1]! += tokenStart[node]!;
+    const fill = tokenStart.slice(0, nodes);
+    const tokenIds = new Int32Array(order.length);
+    for (let k = 0; k < order.length; k++) tokenIds[fill[endNode[k]!]!++] = order[k]!;
+    this.tokenStart = tokenStart;
+    this.tokenIds = tokenIds;
   }
 
   /** Number of trie nodes. */
@@ -128,6 +124,47 @@ export class TokenVocabulary {
   bytes(id: number): Uint8Array | undefined {
     return this.#bytes[id];
   }
+}
+
+/** Byte-wise lexicographic comparison. */
+function compareBytes(x: Uint8Array, y: Uint8Array): number {
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
+}
+
+/**
+ * `ids` sorted by their bytes: a native numeric sort on (first 4 bytes, zero-padded; id), then a comparison sort of
+ * each run of equal 4-byte prefixes. Zero padding keeps the order lexicographic (a prefix sorts first).
+ */
+function sortByBytes(ids: readonly number[], bytes: readonly (Uint8Array | undefined)[]): Int32Array {
+  if (ids.length > 0 && ids[ids.length - 1]! >= 2 ** 20) {
+    return Int32Array.from([...ids].sort((a, b) => compareBytes(bytes[a]!, bytes[b]!) || a - b));
+  }
+  const keys = new Float64Array(ids.length);
+  for (let k = 0; k < ids.length; k++) {
+    const b = bytes[ids[k]!]!;
+    const key = (((b[0] ?? 0) << 24) | ((b[1] ?? 0) << 16) | ((b[2] ?? 0) << 8) | (b[3] ?? 0)) >>> 0;
+    keys[k] = key * 2 ** 20 + ids[k]!;
+  }
+  keys.sort();
+  const order = new Int32Array(ids.length);
+  const prefix = new Float64Array(ids.length);
+  for (let k = 0; k < ids.length; k++) {
+    const id = keys[k]! % 2 ** 20;
+    order[k] = id;
+    prefix[k] = (keys[k]! - id) / 2 ** 20;
+  }
+  for (let start = 0; start < ids.length;) {
+    let end = start + 1;
+    while (end < ids.length && prefix[end] === prefix[start]) end++;
+    if (end - start > 1) {
+      const run = Array.from(order.subarray(start, end)).sort((a, b) => compareBytes(bytes[a]!, bytes[b]!) || a - b);
+      order.set(run, start);
+    }
+    start = end;
+  }
+  return order;
 }
 
 const byTokenizer = new WeakMap<object, Map<string, TokenVocabulary>>();

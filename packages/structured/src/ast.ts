@@ -33,7 +33,9 @@ export interface ObjectNode {
   readonly extra: { key: LanguageNode; value: LanguageNode } | null;
 }
 
+/** The empty language (no string at all). */
 export const NEVER: LanguageNode = { kind: 'never' };
+/** The language of the empty string. */
 export const EMPTY: LanguageNode = { kind: 'empty' };
 
 const encoder = new TextEncoder();
@@ -43,10 +45,12 @@ export function literal(text: string): LanguageNode {
   return { kind: 'bytes', bytes: [...encoder.encode(text)] };
 }
 
+/** Any one code point of `ranges`, as UTF-8. */
 export function charClass(ranges: readonly CodePointRange[]): LanguageNode {
   return ranges.length === 0 ? NEVER : { kind: 'class', ranges };
 }
 
+/** Concatenation (flattened; `never` absorbs, `empty` vanishes). */
 export function seq(...items: LanguageNode[]): LanguageNode {
   const flat: LanguageNode[] = [];
   for (const item of items) {
@@ -59,12 +63,14 @@ export function seq(...items: LanguageNode[]): LanguageNode {
   return flat.length === 1 ? (flat[0] as LanguageNode) : { kind: 'seq', items: flat };
 }
 
+/** Union (`never` branches dropped). */
 export function alt(...items: LanguageNode[]): LanguageNode {
   const kept = items.filter((item) => item.kind !== 'never');
   if (kept.length === 0) return NEVER;
   return kept.length === 1 ? (kept[0] as LanguageNode) : { kind: 'alt', items: kept };
 }
 
+/** `item` repeated `min` to `max` times (`max` may be `Infinity`). */
 export function repeat(item: LanguageNode, min: number, max: number): LanguageNode {
   if (max < min) return NEVER;
   if (max === 0) return EMPTY;
@@ -74,6 +80,7 @@ export function repeat(item: LanguageNode, min: number, max: number): LanguageNo
   return { kind: 'repeat', item, min, max };
 }
 
+/** `item` or nothing. */
 export function optional(item: LanguageNode): LanguageNode {
   return repeat(item, 0, 1);
 }

@@ -32,7 +32,7 @@ export class UnsupportedSchemaError extends StructuredError {
   readonly [schemaMarker] = true;
   /** The keyword that is not supported, for example `pattern` or `format`. */
   readonly keyword: string;
-  /** JSON Pointer of the schema object that holds the keyword, for example `/properties/name`. */
+  /** JSON Pointer of the keyword itself, for example `/properties/name/uniqueItems` (the root is ``). */
   readonly schemaPath: string;
 
   constructor(keyword: string, schemaPath: string, detail?: string) {

@@ -1,5 +1,6 @@
 export type { ByteAutomaton, Grammar } from './types.js';
 export type { LanguageNode } from './ast.js';
+export type { CompileOptions } from './dfa.js';
 export {
   ConstraintViolationError,
   InvalidGrammarError,
@@ -24,6 +25,7 @@ export {
   SUPPORTED_FORMATS,
   UNSUPPORTED_KEYWORDS,
   type JsonOptions,
+  type JsonSchemaOptions,
 } from './json-schema.js';
 export { TokenVocabulary, vocabularyFromTokenizer, type VocabularySource } from './vocabulary.js';
 export { TokenMaskIndex, type TokenMask } from './token-index.js';

@@ -1,5 +1,5 @@
 import type { LanguageNode, ObjectNode } from './ast.js';
-import { alt, charClass, EMPTY, literal, repeat, seq } from './ast.js';
+import { alt, charClass, EMPTY, repeat, seq } from './ast.js';
 import { InvalidGrammarError } from './errors.js';
 import { complementRanges, utf8Sequences, type ByteRangeSequence } from './utf8.js';
 
@@ -275,5 +275,3 @@ export function buildNfa(node: LanguageNode, maxStates = 1_000_000): Nfa {
   }
   return { start: fragment.start, accept: fragment.end, epsilon: builder.epsilon, edges: builder.edges, live };
 }
-
-export { literal };

@@ -49,7 +49,8 @@ class LazyDfa implements ByteAutomaton {
 
   step(state: number, byte: number): number {
     const t = this.table[(state << 8) | byte] as number;
-    if (t !== UNKNOWN) return t;
+    if (t >= -1) return t;
+    if (state < 0 || state >= this.sets.length) return -1;
     this.fill(state);
     return this.table[(state << 8) | byte] as number;
   }

@@ -408,3 +408,33 @@ describe('jsonSchemaGrammar: refusals', () => {
     ).toThrow(InvalidGrammarError);
   });
 });
+
+describe('compileGrammar: liveness', () => {
+  it('every reachable state accepts or has a byte leading on (exhaustive over the first states)', () => {
+    fc.assert(
+      fc.property(schemaArb, (schema) => {
+        const automaton = compileGrammar(jsonSchemaGrammar(schema, { maxDepth: 2, maxWhitespace: 2 }));
+        const seen = new Set<number>([automaton.start]);
+        const queue = [automaton.start];
+        while (queue.length > 0 && seen.size < 3000) {
+          const state = queue.shift() as number;
+          let next = 0;
+          for (let byte = 0; byte < 256; byte++) {
+            const to = automaton.step(state, byte);
+            if (to < 0) continue;
+            next++;
+            if (!seen.has(to)) {
+              seen.add(to);
+              queue.push(to);
+            }
+          }
+          expect(next > 0 || automaton.isAccepting(state)).toBe(true);
+          expect(automaton.isFinal(state)).toBe(next === 0);
+        }
+      }),
+      { numRuns: 60 },
+    );
+    const a = compileGrammar(jsonSchemaGrammar({ type: 'string' }));
+    expect(a.step(-1, 0x22)).toBe(-1);
+  });
+});

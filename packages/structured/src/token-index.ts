@@ -25,6 +25,30 @@ export interface TokenMask {
   readonly eos: boolean;
 }
 
+/** Buffers of a mask computation, vocabulary-sized; shared by every index on a vocabulary (computing is synchronous). */
+interface Scratch {
+  stackNodes: Int32Array;
+  stackStates: Int32Array;
+  found: Int32Array;
+  marks: Uint8Array;
+}
+
+const scratches = new WeakMap<TokenVocabulary, Scratch>();
+
+function scratchFor(vocabulary: TokenVocabulary): Scratch {
+  let scratch = scratches.get(vocabulary);
+  if (scratch === undefined) {
+    scratch = {
+      stackNodes: new Int32Array(vocabulary.nodeCount),
+      stackStates: new Int32Array(vocabulary.nodeCount),
+      found: new Int32Array(vocabulary.size),
+      marks: new Uint8Array(vocabulary.size),
+    };
+    scratches.set(vocabulary, scratch);
+  }
+  return scratch;
+}
+
 /**
  * Token masks of one automaton over one vocabulary: a state's mask is computed the first time it is needed, by a
  * walk of the vocabulary trie alongside the automaton (a subtree is skipped as soon as its prefix is refused), and
@@ -32,10 +56,7 @@ export interface TokenMask {
  */
 export class TokenMaskIndex {
   private readonly masks = new Map<number, TokenMask>();
-  private readonly stackNodes: Int32Array;
-  private readonly stackStates: Int32Array;
-  private readonly found: Int32Array;
-  private readonly marks: Uint8Array;
+  private idCount = 0;
   private scratch = new Float32Array(256);
   private readonly eos: ReadonlySet<number>;
 
@@ -47,11 +68,12 @@ export class TokenMaskIndex {
     readonly automaton: ByteAutomaton,
     readonly vocabulary: TokenVocabulary,
   ) {
-    this.stackNodes = new Int32Array(vocabulary.nodeCount);
-    this.stackStates = new Int32Array(vocabulary.nodeCount);
-    this.found = new Int32Array(vocabulary.size);
-    this.marks = new Uint8Array(vocabulary.size);
     this.eos = new Set(vocabulary.eosTokenIds);
+  }
+
+  /** Total length of the cached masks' id lists (4 bytes each): what the masks cost in memory. */
+  get cachedIds(): number {
+    return this.idCount;
   }
 
   /** Number of states whose mask is cached. */
@@ -65,6 +87,7 @@ export class TokenMaskIndex {
     if (mask === undefined) {
       mask = this.compute(state);
       this.masks.set(state, mask);
+      this.idCount += mask.ids.length;
     }
     return mask;
   }
@@ -116,12 +139,13 @@ export class TokenMaskIndex {
     const size = vocabulary.size;
     const accepting = automaton.isAccepting(state);
     let count = 0;
-    const found = this.found;
+    const scratch = scratchFor(vocabulary);
+    const found = scratch.found;
     if (accepting) for (const id of vocabulary.eosTokenIds) found[count++] = id;
     if (!automaton.isFinal(state)) {
       const { firstChild, nextSibling, byte, tokenStart, tokenIds } = vocabulary;
-      const nodes = this.stackNodes;
-      const states = this.stackStates;
+      const nodes = scratch.stackNodes;
+      const states = scratch.stackStates;
       let top = 0;
       nodes[0] = 0;
       states[0] = state;
@@ -144,7 +168,7 @@ export class TokenMaskIndex {
     }
     const allowed = found.subarray(0, count).slice().sort();
     if (count <= size * ALLOW_LIST_FRACTION) return { mode: 'allow', ids: allowed, allowed: count, eos: accepting };
-    const marks = this.marks;
+    const marks = scratch.marks;
     marks.fill(0);
     for (let i = 0; i < count; i++) marks[allowed[i]!] = 1;
     const forbidden = new Int32Array(size - count);

@@ -64,6 +64,9 @@ const schemaArb = fc.letrec<{ schema: Record<string, unknown> }>((tie) => ({
     fc.constantFrom('date', 'time', 'date-time', 'uuid', 'email', 'ipv4').map((format) => ({ type: 'string', format })),
     fc.constantFrom('^[a-z]+$', 'ab', '^x\\d', '[é日]$').map((pattern) => ({ type: 'string', pattern })),
     fc.constant({ type: 'number' }),
+    fc
+      .tuple(fc.integer({ min: -20, max: 20 }), fc.nat(40))
+      .map(([lo, span]) => ({ type: 'number', exclusiveMinimum: lo, maximum: lo + span + 1 })),
     fc.constant({ type: 'integer' }),
     fc
       .tuple(fc.integer({ min: -1000, max: 1000 }), fc.nat(5000))
@@ -385,7 +388,7 @@ describe('jsonSchemaGrammar: refusals', () => {
     const cases: [unknown, string, string][] = [
       [{ type: 'string', foo: 1 }, 'foo', '/foo'],
       [{ type: 'string', format: 'uri' }, 'format', '/format'],
-      [{ type: 'number', minimum: 0 }, 'minimum', '/minimum'],
+      [{ type: 'number', minimum: 0.5 }, 'minimum', '/minimum'],
       [{ $ref: 'http://x/y' }, '$ref', '/$ref'],
       [{ type: 'array', items: [{}] }, 'items', '/items'],
       [{ type: 'string', pattern: '(?=a)' }, 'pattern', '/pattern'],
@@ -436,5 +439,38 @@ describe('compileGrammar: liveness', () => {
     );
     const a = compileGrammar(jsonSchemaGrammar({ type: 'string' }));
     expect(a.step(-1, 0x22)).toBe(-1);
+  });
+});
+
+describe('number bounds', () => {
+  it('are exact for integer bounds (decimals without exponent)', () => {
+    const boundArb = fc.option(fc.tuple(fc.integer({ min: -30, max: 30 }), fc.boolean()), { nil: undefined });
+    const numberText = fc
+      .tuple(fc.boolean(), fc.nat(40), fc.option(fc.stringMatching(/^[0-9]{1,4}$/), { nil: undefined }))
+      .map(([neg, i, f]) => `${neg ? '-' : ''}${i}${f === undefined ? '' : `.${f}`}`);
+    fc.assert(
+      fc.property(boundArb, boundArb, fc.array(numberText, { minLength: 20, maxLength: 20 }), (lower, upper, texts) => {
+        const schema: Record<string, unknown> = { type: 'number' };
+        if (lower !== undefined) schema[lower[1] ? 'exclusiveMinimum' : 'minimum'] = lower[0];
+        if (upper !== undefined) schema[upper[1] ? 'exclusiveMaximum' : 'maximum'] = upper[0];
+        const validate = ajv.compile(schema);
+        let automaton: ByteAutomaton;
+        try {
+          automaton = compileGrammar(jsonSchemaGrammar(schema));
+        } catch (error) {
+          expect(InvalidGrammarError.isInstance(error)).toBe(true); // empty range
+          return;
+        }
+        for (const text of texts) {
+          const valid = validate(JSON.parse(text)) === true;
+          const accepted = matches(automaton, text);
+          if (accepted) expect(valid, `${JSON.stringify(schema)} ${text}`).toBe(true);
+          // Negative zero (-0, -0.00) is not generated: a sound subset.
+          else if (!Object.is(JSON.parse(text), -0)) expect(valid, `${JSON.stringify(schema)} ${text}`).toBe(false);
+        }
+      }),
+      { numRuns: 300 },
+    );
+    expect(() => jsonSchemaGrammar({ type: 'number', minimum: 0.5 })).toThrow(UnsupportedSchemaError);
   });
 });

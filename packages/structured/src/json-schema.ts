@@ -775,12 +775,7 @@ function numberNode(schema: Schema, path: string, integer: boolean): LanguageNod
   const keys = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
   const present = keys.filter((k) => schema[k] !== undefined);
   if (present.length === 0) return integer ? INTEGER : NUMBER;
-  if (!integer)
-    throw new UnsupportedSchemaError(
-      present[0] as string,
-      pointer(path, present[0] as string),
-      'bounds on type number (use type integer)',
-    );
+  if (!integer) return boundedNumber(schema, path);
   const limit = 10n ** BigInt(MAX_INTEGER_DIGITS) - 1n;
   let lo = -limit;
   let hi = limit;
@@ -794,6 +789,68 @@ function numberNode(schema: Schema, path: string, integer: boolean): LanguageNod
   if (max !== undefined) hi = hi < big(Math.floor(max)) ? hi : big(Math.floor(max));
   if (emax !== undefined) hi = hi < big(Math.ceil(emax) - 1) ? hi : big(Math.ceil(emax) - 1);
   return integerRange(lo, hi);
+}
+
+const ANY_FRACTION = repeat(seq(literal('.'), repeat(DIGIT, 1, MAX_FRACTION_DIGITS)), 0, 1);
+const ZERO_FRACTION = repeat(seq(literal('.'), repeat(literal('0'), 1, MAX_FRACTION_DIGITS)), 0, 1);
+const NONZERO_FRACTION = seq(literal('.'), repeat(literal('0'), 0, 7), NONZERO, repeat(DIGIT, 0, 8));
+
+/**
+ * Non-negative decimals `i(.f)?` (no exponent) in the range from `lo` to `hi` (`undefined`: no upper bound), both
+ * integers, each inclusive or exclusive.
+ */
+function nonNegativeDecimal(
+  lo: bigint,
+  loExcl: boolean,
+  hi: bigint | undefined,
+  hiExcl: boolean,
+  limit: bigint,
+): LanguageNode {
+  const parts: LanguageNode[] = [];
+  const top = hi === undefined ? limit : hi - 1n;
+  const from = loExcl ? lo + 1n : lo;
+  if (from <= top) parts.push(seq(naturalRange(from, top), ANY_FRACTION));
+  if (loExcl && (hi === undefined || lo < hi)) parts.push(seq(naturalRange(lo, lo), NONZERO_FRACTION));
+  if (hi !== undefined && !hiExcl && hi >= lo && !(loExcl && hi === lo))
+    parts.push(seq(naturalRange(hi, hi), ZERO_FRACTION));
+  return alt(...parts);
+}
+
+/** `type: number` with integer bounds: exact, as decimals without exponent (a sound subset). */
+function boundedNumber(schema: Schema, path: string): LanguageNode {
+  const limit = 10n ** BigInt(MAX_INTEGER_DIGITS) - 1n;
+  let lo: bigint | undefined;
+  let loExcl = false;
+  let hi: bigint | undefined;
+  let hiExcl = false;
+  const integerBound = (key: string): bigint | undefined => {
+    const v = bound(schema, key, path);
+    if (v === undefined) return undefined;
+    if (!Number.isInteger(v) || Math.abs(v) >= 1e16)
+      throw new UnsupportedSchemaError(key, pointer(path, key), 'a non-integer bound on type number');
+    return BigInt(v);
+  };
+  const min = integerBound('minimum');
+  const emin = integerBound('exclusiveMinimum');
+  const max = integerBound('maximum');
+  const emax = integerBound('exclusiveMaximum');
+  if (min !== undefined) lo = min;
+  if (emin !== undefined && (lo === undefined || emin >= lo)) [lo, loExcl] = [emin, true];
+  if (max !== undefined) hi = max;
+  if (emax !== undefined && (hi === undefined || emax <= hi)) [hi, hiExcl] = [emax, true];
+  const parts: LanguageNode[] = [];
+  // x >= 0
+  if (hi === undefined || hi > 0n || (hi === 0n && !hiExcl)) {
+    const [l, le] = lo === undefined || lo < 0n ? [0n, false] : [lo, loExcl];
+    parts.push(nonNegativeDecimal(l, le, hi, hiExcl, limit));
+  }
+  // x < 0: |x| between max(0, -hi) and -lo
+  if (lo === undefined || lo < 0n) {
+    const [l, le] = hi === undefined || hi >= 0n ? [0n, true] : [-hi, hiExcl];
+    const upper = lo === undefined ? limit : -lo;
+    parts.push(seq(literal('-'), nonNegativeDecimal(l, le, upper, lo === undefined ? false : loExcl, limit)));
+  }
+  return alt(...parts);
 }
 
 function objectSchema(schema: Schema, path: string, ctx: Context): LanguageNode {

@@ -14,6 +14,7 @@ import {
   TokenMaskIndex,
   TokenVocabulary,
 } from '../src/index.js';
+import { applyAllowList, applyForbidList } from '../src/token-index.js';
 
 /** Row length of Qwen2 / Qwen3. */
 export const VOCAB_SIZE = 151_936;
@@ -140,16 +141,6 @@ function median(values: number[]): number {
 function quantile(values: number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? Number.NaN;
-}
-
-function applyAllowList(logits: Float32Array, ids: Int32Array, kept: Float32Array): void {
-  for (let i = 0; i < ids.length; i++) kept[i] = logits[ids[i]!]!;
-  logits.fill(-Infinity);
-  for (let i = 0; i < ids.length; i++) logits[ids[i]!] = kept[i]!;
-}
-
-function applyForbidList(logits: Float32Array, ids: Int32Array): void {
-  for (let i = 0; i < ids.length; i++) logits[ids[i]!] = -Infinity;
 }
 
 /** The two mask representations' cost by number of allowed ids (random ids): what the threshold rests on. */

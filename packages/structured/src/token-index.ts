@@ -3,15 +3,15 @@ import type { TokenVocabulary } from './vocabulary.js';
 
 /**
  * Masks allowing at most this fraction of the vocabulary are stored as their allowed ids, the others as their
- * forbidden ids. Measured at V = 151,936 (bench/mask.ts): writing -Infinity at the forbidden ids costs about 1.3 ns
- * an id, the allow-list form (save the allowed logits, fill the row, write them back) about 14 µs plus 2.5 ns an
- * allowed id; the two cross between 20 % and 30 % allowed.
+ * forbidden ids. Measured at V = 151,936 (bench/mask.ts, random ids, unrolled loops): the forbid list costs about
+ * 1.1 ns an id (151,936 - k ids), the allow list about 9 µs (the fill) plus 4 ns an allowed id (k); the two cross
+ * at k ≈ 31,000, a fifth of the vocabulary.
  */
-const ALLOW_LIST_FRACTION = 0.25;
+const ALLOW_LIST_FRACTION = 0.2;
 
 /**
  * The tokens allowed in one automaton state. Stored the cheaper way round for applying it: the allowed ids when
- * they are at most a quarter of the vocabulary (apply: keep those logits, fill the row with -Infinity, put them back),
+ * they are at most a fifth of the vocabulary (apply: keep those logits, fill the row with -Infinity, put them back),
  * otherwise the forbidden ids (apply: write -Infinity there).
  */
 export interface TokenMask {
@@ -47,6 +47,46 @@ function scratchFor(vocabulary: TokenVocabulary): Scratch {
     scratches.set(vocabulary, scratch);
   }
   return scratch;
+}
+
+/**
+ * Writes -Infinity at `ids`. Unrolled by four: measured 10.7 µs against 16 to 32 µs for the plain loop at 10,670
+ * sorted ids in a 151,936-logit row.
+ */
+export function applyForbidList(logits: Float32Array, ids: Int32Array): void {
+  const n = ids.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    logits[ids[i]!] = -Infinity;
+    logits[ids[i + 1]!] = -Infinity;
+    logits[ids[i + 2]!] = -Infinity;
+    logits[ids[i + 3]!] = -Infinity;
+  }
+  for (; i < n; i++) logits[ids[i]!] = -Infinity;
+}
+
+/**
+ * Keeps only the logits at `ids`: saves them in `kept` (at least `ids.length` long), fills the row with -Infinity,
+ * writes them back. Unrolled by four like {@link applyForbidList}.
+ */
+export function applyAllowList(logits: Float32Array, ids: Int32Array, kept: Float32Array): void {
+  const n = ids.length;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    kept[i] = logits[ids[i]!]!;
+    kept[i + 1] = logits[ids[i + 1]!]!;
+    kept[i + 2] = logits[ids[i + 2]!]!;
+    kept[i + 3] = logits[ids[i + 3]!]!;
+  }
+  for (; i < n; i++) kept[i] = logits[ids[i]!]!;
+  logits.fill(-Infinity);
+  for (i = 0; i + 4 <= n; i += 4) {
+    logits[ids[i]!] = kept[i]!;
+    logits[ids[i + 1]!] = kept[i + 1]!;
+    logits[ids[i + 2]!] = kept[i + 2]!;
+    logits[ids[i + 3]!] = kept[i + 3]!;
+  }
+  for (; i < n; i++) logits[ids[i]!] = kept[i]!;
 }
 
 /**
@@ -120,17 +160,14 @@ export class TokenMaskIndex {
     const mask = this.mask(state);
     const ids = mask.ids;
     if (mask.mode === 'forbid') {
-      for (let i = 0; i < ids.length; i++) logits[ids[i]!] = -Infinity;
+      applyForbidList(logits, ids);
       // A row longer than the vocabulary: the extra ids spell nothing.
       if (logits.length > this.vocabulary.size) logits.fill(-Infinity, this.vocabulary.size);
       return mask.allowed;
     }
     const n = ids.length;
     if (this.scratch.length < n) this.scratch = new Float32Array(Math.max(n, this.scratch.length * 2));
-    const kept = this.scratch;
-    for (let i = 0; i < n; i++) kept[i] = logits[ids[i]!]!;
-    logits.fill(-Infinity);
-    for (let i = 0; i < n; i++) logits[ids[i]!] = kept[i]!;
+    applyAllowList(logits, ids, this.scratch);
     return n;
   }
 

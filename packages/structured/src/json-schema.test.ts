@@ -52,7 +52,7 @@ function walk(automaton: ByteAutomaton, random: () => number, stop = 0.5, limit 
   return undefined;
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const names = fc.constantFrom('a', 'b', 'name', 'é', '日本', 'a b', 'q"x', 'ab');
 
 /** Random schemas from the supported subset. */

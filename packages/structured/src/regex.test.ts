@@ -79,6 +79,43 @@ describe('regexGrammar', () => {
     }
   });
 
+  it('random walks match the same pattern in JavaScript (u flag) and are valid UTF-8', () => {
+    const patterns = [
+      '[^a-c]{1,3}x',
+      '.{0,4}',
+      '(ab|cd)*e+',
+      '[\\w\\s]{2}\\S',
+      '[é-ë日-本😀]+',
+      '\\d{3}-\\D?',
+      '(?:x|[^\\n]y)?z',
+    ];
+    const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+    let seed = 42;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    for (const pattern of patterns) {
+      const automaton = compileGrammar(regexGrammar(pattern));
+      const expected = new RegExp(`^(?:${pattern})$`, 'u');
+      for (let run = 0; run < 200; run++) {
+        let state = automaton.start;
+        const bytes: number[] = [];
+        while (!(automaton.isAccepting(state) && (automaton.isFinal(state) || random() < 0.3)) && bytes.length < 200) {
+          const options: number[] = [];
+          for (let byte = 0; byte < 256; byte++) if (automaton.step(state, byte) >= 0) options.push(byte);
+          expect(options.length).toBeGreaterThan(0);
+          const byte = options[Math.floor(random() * options.length)] as number;
+          bytes.push(byte);
+          state = automaton.step(state, byte);
+        }
+        if (!automaton.isAccepting(state)) continue;
+        const text = decoder.decode(Uint8Array.from(bytes));
+        expect(expected.test(text), `${pattern} ${JSON.stringify(text)}`).toBe(true);
+      }
+    }
+  });
+
   it('unbounded repeats stay small automata', () => {
     const automaton = compileGrammar(regexGrammar('(ab|cd)*e+'));
     expect(matches(automaton, 'abcdabeee')).toBe(true);

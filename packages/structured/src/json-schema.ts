@@ -425,6 +425,14 @@ function objectNode(
 
 function arrayNode(ctx: Context, prefix: LanguageNode[], rest: LanguageNode, min: number, max: number): LanguageNode {
   const comma = punct(ctx, ',');
+  if (prefix.length === 0 && max === Infinity && min <= 1) {
+    const list: LanguageNode = { kind: 'list', item: rest, separator: comma, min, max };
+    return rest.kind === 'never'
+      ? min === 0
+        ? seq(literal('['), ctx.ws, literal(']'))
+        : NEVER
+      : seq(literal('['), ctx.ws, list, ctx.ws, literal(']'));
+  }
   const element = (i: number): LanguageNode => (i < prefix.length ? (prefix[i] as LanguageNode) : rest);
   const tail = (i: number): LanguageNode => {
     if (i >= prefix.length) {
@@ -664,6 +672,9 @@ function compile(schema: unknown, path: string, ctx: Context): LanguageNode {
     );
   }
 
+  // No restricting keyword left: any JSON value.
+  if (Object.keys(siblings).length === 0) return anyValue(ctx, ctx.maxDepth - ctx.refDepth);
+
   // Allowed types.
   let types: Set<string>;
   if (siblings.type !== undefined) {
@@ -861,7 +872,10 @@ function objectSchema(schema: Schema, path: string, ctx: Context): LanguageNode 
   if (!Array.isArray(required))
     throw new InvalidGrammarError(`required at ${pointer(path, 'required')} must be an array.`);
   const additional = schema.additionalProperties;
-  const extraSchema: unknown = additional === undefined ? (ctx.implicitAdditional ? true : false) : additional;
+  // Without additionalProperties: a free-form object when no property is declared, else only the declared ones
+  // (unless implicitAdditionalProperties).
+  const extraSchema: unknown =
+    additional === undefined ? ctx.implicitAdditional || Object.keys(props).length === 0 : additional;
   const properties: Array<{ key: LanguageNode; value: LanguageNode; required: boolean }> = [];
   const names = Object.keys(props);
   for (const name of names) {

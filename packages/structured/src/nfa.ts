@@ -106,6 +106,19 @@ class NfaBuilder {
         return this.buildRepeat(node.item, node.min, node.max);
       case 'list': {
         if (node.max === Infinity && node.min <= 1) {
+          // One copy of the item: start -> item -> end, item -> separator -> item.
+          const start = this.state();
+          const end = this.state();
+          const item = this.build(node.item);
+          const separator = this.build(node.separator);
+          this.link(start, item.start);
+          if (node.min === 0) this.link(start, end);
+          this.link(item.end, end);
+          this.link(item.end, separator.start);
+          this.link(separator.end, item.start);
+          return { start, end };
+        }
+        if (node.max === Infinity && node.min <= 1) {
           // One shared copy of the item: item (separator item)*, the separator looping back.
           const start = this.state();
           const end = this.state();

@@ -257,6 +257,18 @@ describe('jsonSchemaGrammar: valid instances are accepted', () => {
     ]);
   });
 
+  it('{} and an object schema without properties are free-form', () => {
+    const any = compileGrammar(jsonSchemaGrammar({}));
+    for (const text of ['3', '"x"', 'null', '[1, {"b": [true]}]', '{"a": [1, {"b": null}]}'])
+      expect(matches(any, text), text).toBe(true);
+    const object = compileGrammar(jsonSchemaGrammar({ type: 'object' }));
+    expect(matches(object, '{"k": 1, "l": {"m": "n"}}')).toBe(true);
+    expect(matches(object, '[1]')).toBe(false);
+    const closed = compileGrammar(jsonSchemaGrammar({ type: 'object', properties: { a: { type: 'null' } } }));
+    expect(matches(closed, '{"a": null}')).toBe(true);
+    expect(matches(closed, '{"b": null}')).toBe(false);
+  });
+
   it('extra properties never repeat a declared key', () => {
     const a = compileGrammar(
       jsonSchemaGrammar({

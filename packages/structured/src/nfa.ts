@@ -144,6 +144,25 @@ class NfaBuilder {
   }
 
   private buildRepeat(item: LanguageNode, min: number, max: number): Fragment {
+    if (item.kind === 'class' && item.ranges.every(([, hi]) => hi < 0x80)) {
+      // Single-byte items: a chain of states with direct byte edges, and a self-loop when unbounded.
+      const chain = [this.state()];
+      const steps = max === Infinity ? min : max;
+      for (let i = 0; i < steps; i++) {
+        const next = this.state();
+        for (const [lo, hi] of item.ranges) this.byteEdge(chain[i] as number, lo, hi, next);
+        chain.push(next);
+      }
+      const end = this.state();
+      if (max === Infinity) {
+        const last = chain[min] as number;
+        for (const [lo, hi] of item.ranges) this.byteEdge(last, lo, hi, last);
+        this.link(last, end);
+      } else {
+        for (let i = min; i <= max; i++) this.link(chain[i] as number, end);
+      }
+      return { start: chain[0] as number, end };
+    }
     const start = this.state();
     let current = start;
     for (let i = 0; i < min; i++) {

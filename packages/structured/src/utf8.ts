@@ -4,6 +4,7 @@ export type CodePointRange = readonly [number, number];
 /** One UTF-8 encoding shape: a byte range per byte position, all of the same length (1 to 4). */
 export type ByteRangeSequence = Array<[number, number]>;
 
+/** The largest Unicode code point. */
 export const MAX_CODE_POINT = 0x10ffff;
 
 /** UTF-8 bytes of one code point (surrogates are never passed here). */

@@ -51,6 +51,7 @@ const SERVE_FLAGS: [string, string | undefined][] = [
   ['--dtype', 'GEN_DTYPE'],
   ['--threads', 'GEN_THREADS'],
   ['--max-batch-size', 'GEN_MAX_BATCH_SIZE'],
+  ['--tool-call-format', 'GEN_TOOL_CALL_FORMAT'],
   ['--hostname', 'GEN_HOSTNAME'],
   ['--port', 'GEN_PORT'],
   ['--max-batch-tokens', 'GEN_MAX_BATCH_TOKENS'],

@@ -14,6 +14,7 @@ import {
 } from './backends.js';
 import { loadModel } from './model-loader.js';
 import { createServer } from './server.js';
+import { TOOL_CALL_FORMATS, type ToolCallFormatName } from './tools/formats.js';
 import { SERVER_VERSION } from './version.js';
 
 interface FlagSpec {
@@ -56,6 +57,11 @@ const MODEL_FLAGS: Record<string, FlagSpec> = {
 
 const SERVE_FLAGS: Record<string, FlagSpec> = {
   ...MODEL_FLAGS,
+  'tool-call-format': {
+    type: 'string',
+    env: 'GEN_TOOL_CALL_FORMAT',
+    help: `How the model writes tool calls: ${TOOL_CALL_FORMATS.join(', ')}. Default: detected from the chat template (hermes when it shows none).`,
+  },
   hostname: {
     type: 'string',
     env: 'GEN_HOSTNAME',
@@ -302,6 +308,12 @@ async function serve(args: string[]): Promise<void> {
   const maxBatchSize = limit('max-batch-size');
   const logLevel = typeof values['log-level'] === 'string' ? values['log-level'] : 'info';
   const options = modelOptions(values);
+  const toolCallFormat = values['tool-call-format'];
+  if (toolCallFormat !== undefined && !TOOL_CALL_FORMATS.includes(toolCallFormat as ToolCallFormatName)) {
+    throw new UsageError(
+      `--tool-call-format must be one of ${TOOL_CALL_FORMATS.join(', ')}, got ${JSON.stringify(toolCallFormat)}`,
+    );
+  }
   const cors =
     typeof values['cors-allow-origin'] === 'string'
       ? values['cors-allow-origin']
@@ -313,6 +325,7 @@ async function serve(args: string[]): Promise<void> {
   const server = createServer({
     model: async () => {
       const model = await loadModel(options);
+      if (toolCallFormat !== undefined) model.toolCallFormat = toolCallFormat as ToolCallFormatName;
       if (model.embedded) {
         process.stderr.write(
           `\nNo --model given: serving the embedded demo model "${model.modelId}" (random weights from @gen/model-kit, in ${model.modelDir}).\n` +

@@ -4,6 +4,7 @@ import type { Tokenizer } from '@gen/tokenizer';
 import type { FastifyReply } from 'fastify';
 import { HttpError } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
+import type { ToolCallFormatName } from './tools/formats.js';
 
 /** A model ready to serve: the backend, its tokenizer, and how to name it. */
 export interface LoadedModel {
@@ -13,6 +14,8 @@ export interface LoadedModel {
   modelId: string;
   /** Where it was loaded from, when it came from a directory. */
   modelDir?: string;
+  /** How the model writes tool calls; detected from the chat template when left out (`hermes` if it shows none). */
+  toolCallFormat?: ToolCallFormatName;
 }
 
 /** Server limits: the engine's, plus TGI's per-route caps. */

@@ -81,7 +81,8 @@ const BAD_TGI_PARAMETERS: [Record<string, unknown>, string | RegExp][] = [
   [{ details: 'yes' }, '`details` must be a boolean'],
   [{ logit_bias: [1] }, '`logit_bias`'],
   [{ logit_bias: { '99999': 1 } }, '`logit_bias`'],
-  [{ grammar: { type: 'json', value: {} } }, '`grammar` (guided generation) is not supported'],
+  [{ grammar: { type: 'json', value: { type: 'integer', multipleOf: 2 } } }, 'JSON Schema keyword `multipleOf`'],
+  [{ grammar: { type: 'ebnf', value: 'root ::= "a"' } }, '`grammar.type` must be'],
   [{ adapter_id: 'lora' }, '`adapter_id` (LoRA adapters) is not supported'],
 ];
 
@@ -292,7 +293,8 @@ const BAD_OPENAI: [string, Record<string, unknown>, string | RegExp, string | nu
     '`tool_calls[].function.arguments` is nested too deeply',
     null,
   ],
-  ['chat', { response_format: { type: 'json_object' } }, '`response_format`', 'response_format'],
+  ['chat', { response_format: { type: 'xml' } }, '`response_format.type`', 'response_format'],
+  ['chat', { guided_grammar: 'root ::= "a"' }, '`guided_grammar`', 'guided_grammar'],
   [
     'chat',
     { stream_options: { include_usage: true } },

@@ -6,6 +6,11 @@ import type { ServerContext } from '../context.js';
 import { errorBody, nestingError, validationError } from '../errors.js';
 import { Exchange } from '../exchange.js';
 import { ROUTE_SCHEMAS } from '../schemas/routes.js';
+import { constraintProcessors } from '../tools/constraint.js';
+import { detectToolCallFormat, parseToolCalls, type ToolCallFormatName } from '../tools/formats.js';
+import { chatGrammar } from '../tools/grammars.js';
+import { ToolCallStream, type ToolStreamEvent } from '../tools/stream.js';
+import { toolCallId, toolPrompt } from '../tools/tools-request.js';
 import {
   chatLogprobs,
   completionLogprobs,
@@ -69,6 +74,15 @@ function normalizeMessages(messages: ChatMessage[]): ChatMessage[] {
   });
 }
 
+/** Adds `text` to the system message (a new one first when there is none). */
+function withSystemText(messages: ChatMessage[], text: string): ChatMessage[] {
+  const first = messages[0];
+  if (first?.role === 'system' && typeof first.content === 'string') {
+    return [{ ...first, content: `${first.content}\n\n${text}` }, ...messages.slice(1)];
+  }
+  return [{ role: 'system', content: text }, ...messages];
+}
+
 function usage(results: readonly GenerationResult[]) {
   const prompt = results.reduce((sum, r) => sum + r.inputTokens, 0);
   const completion = results.reduce((sum, r) => sum + r.choices.reduce((s, c) => s + c.generatedTokens, 0), 0);
@@ -110,39 +124,100 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
   app.post('/v1/chat/completions', { schema: ROUTE_SCHEMAS['POST /v1/chat/completions'] }, async (request, reply) => {
     const { model } = context.ready();
     const parsed = parseChatRequest(request.body);
-    const prompt = model.tokenizer.applyChatTemplate(normalizeMessages(parsed.messages), {
+    const format: ToolCallFormatName =
+      model.toolCallFormat ?? detectToolCallFormat(model.tokenizer.chatTemplate) ?? 'hermes';
+    const tools = parsed.tools;
+    // Templates that render `tools` get them; for the others the tools are described in a system message.
+    const templateRendersTools =
+      model.tokenizer.chatTemplateNames.includes('tool_use') ||
+      (model.tokenizer.chatTemplate?.includes('tools') ?? false);
+    let messages = normalizeMessages(parsed.messages);
+    if (tools !== undefined && !templateRendersTools) {
+      messages = withSystemText(messages, toolPrompt(format, tools, parsed.toolPrompt));
+    }
+    const prompt = model.tokenizer.applyChatTemplate(messages, {
       addGenerationPrompt: true,
-      ...(parsed.tools === undefined ? {} : { tools: parsed.tools }),
+      ...(parsed.templateTools === undefined || !templateRendersTools ? {} : { tools: parsed.templateTools }),
     });
+    const grammar = chatGrammar(format, parsed);
+    const processors = grammar === undefined ? undefined : constraintProcessors(model, grammar.grammar, grammar.param);
     const exchange = Exchange.start(context, reply, [
-      { inputs: prompt, parameters: { ...parsed.parameters, addSpecialTokens: false } },
+      {
+        inputs: prompt,
+        parameters: {
+          ...parsed.parameters,
+          addSpecialTokens: false,
+          ...(processors === undefined ? {} : { logitsProcessors: processors }),
+        },
+      },
     ]);
     const id = `chatcmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const base = { id, created, model: model.modelId, system_fingerprint: `gen-${context.version}` };
+    const toolNames = new Set((tools ?? []).map((tool) => tool.name));
 
     if (!parsed.stream) {
       const [result] = await exchange.results();
       return {
         ...base,
         object: 'chat.completion',
-        choices: result!.choices.map((choice) => ({
-          index: choice.index,
-          message: { role: 'assistant', content: choice.text },
-          logprobs: parsed.logprobs ? chatLogprobs(choice.tokens ?? [], choice.topTokens) : null,
-          finish_reason: openAiFinishReason(choice.finishReason),
-        })),
+        choices: result!.choices.map((choice) => {
+          const output =
+            tools === undefined || choice.finishReason === 'length'
+              ? { content: choice.text, calls: [] }
+              : parseToolCalls(format, choice.text, toolNames);
+          const calls = output.calls.map((call) => ({
+            id: toolCallId(format),
+            type: 'function' as const,
+            function: { name: call.name, arguments: call.arguments },
+          }));
+          return {
+            index: choice.index,
+            message: {
+              role: 'assistant',
+              content: output.content,
+              ...(calls.length === 0 ? {} : { tool_calls: calls }),
+            },
+            logprobs: parsed.logprobs ? chatLogprobs(choice.tokens ?? [], choice.topTokens) : null,
+            finish_reason: openAiFinishReason(choice.finishReason, calls.length > 0),
+          };
+        }),
         usage: usage([result!]),
       };
     }
 
     const started = new Set<number>();
+    const toolStreams = new Map<number, ToolCallStream>();
     const chunk = (choices: unknown[]) => ({
       ...base,
       object: 'chat.completion.chunk',
       choices,
       ...(parsed.includeUsage ? { usage: null } : {}),
     });
+    // Every delta names the role: TGI's and Together's Python clients require it in every chunk.
+    const deltaChunk = (choice: number, delta: Record<string, unknown>, logprobs: unknown = null) =>
+      chunk([{ index: choice, delta: { role: 'assistant', ...delta }, logprobs, finish_reason: null }]);
+    const toolDeltas = (choice: number, events: readonly ToolStreamEvent[], logprobs: unknown) => {
+      const chunks: unknown[] = [];
+      for (const event of events) {
+        const withLogprobs = chunks.length === 0 ? logprobs : null;
+        if (event.type === 'content') chunks.push(deltaChunk(choice, { content: event.text }, withLogprobs));
+        else if (event.type === 'call') {
+          const call = {
+            index: event.index,
+            id: toolCallId(format),
+            type: 'function',
+            function: { name: event.name, arguments: '' },
+          };
+          chunks.push(deltaChunk(choice, { tool_calls: [call] }, withLogprobs));
+        } else {
+          const call = { index: event.index, function: { arguments: event.text } };
+          chunks.push(deltaChunk(choice, { tool_calls: [call] }, withLogprobs));
+        }
+      }
+      if (chunks.length === 0 && logprobs !== null) chunks.push(deltaChunk(choice, { content: '' }, logprobs));
+      return chunks;
+    };
     await streamChunks(
       exchange,
       parsed.includeUsage,
@@ -151,37 +226,31 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
         if (event.type === 'token') {
           if (!started.has(event.choice)) {
             started.add(event.choice);
-            chunks.push(
-              chunk([
-                { index: event.choice, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null },
-              ]),
-            );
+            chunks.push(deltaChunk(event.choice, { content: '' }));
+            if (tools !== undefined) toolStreams.set(event.choice, new ToolCallStream(format));
           }
           const logprobs =
             parsed.logprobs && !event.token.special
               ? chatLogprobs([event.token], event.topTokens === undefined ? undefined : [event.topTokens])
               : null;
-          if (event.delta !== '' || logprobs !== null) {
-            chunks.push(
-              chunk([
-                {
-                  index: event.choice,
-                  delta: { role: 'assistant', content: event.delta },
-                  logprobs,
-                  finish_reason: null,
-                },
-              ]),
-            );
+          const toolStream = toolStreams.get(event.choice);
+          if (toolStream !== undefined) {
+            chunks.push(...toolDeltas(event.choice, toolStream.push(event.delta), logprobs));
+          } else if (event.delta !== '' || logprobs !== null) {
+            chunks.push(deltaChunk(event.choice, { content: event.delta }, logprobs));
           }
         } else if (event.type === 'choice-end') {
+          const index = event.choice.index;
+          const toolStream = toolStreams.get(index);
+          if (toolStream !== undefined) chunks.push(...toolDeltas(index, toolStream.finish(), null));
+          const calls = toolStream !== undefined && toolStream.calls > 0;
           chunks.push(
             chunk([
               {
-                index: event.choice.index,
-                // Every delta names the role: TGI's and Together's Python clients require it in every chunk.
+                index,
                 delta: { role: 'assistant' },
                 logprobs: null,
-                finish_reason: openAiFinishReason(event.choice.finishReason),
+                finish_reason: openAiFinishReason(event.choice.finishReason, calls),
               },
             ]),
           );
@@ -205,7 +274,16 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
     const exchange = Exchange.start(
       context,
       reply,
-      parsed.prompts.map((inputs) => ({ inputs, parameters: parsed.parameters })),
+      parsed.prompts.map((inputs) => ({
+        inputs,
+        parameters:
+          parsed.responseGrammar === undefined
+            ? parsed.parameters
+            : {
+                ...parsed.parameters,
+                logitsProcessors: constraintProcessors(model, parsed.responseGrammar, 'response_format'),
+              },
+      })),
     );
     const id = `cmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);

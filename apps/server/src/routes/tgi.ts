@@ -4,6 +4,7 @@ import type { ServerContext } from '../context.js';
 import { errorBody, validationError } from '../errors.js';
 import { Exchange } from '../exchange.js';
 import { ROUTE_SCHEMAS } from '../schemas/routes.js';
+import { constraintProcessors } from '../tools/constraint.js';
 import { parseTgiRequest, tgiGenerateResponse, tgiToken, type TgiRequest } from '../wire/tgi.js';
 
 /** TGI's `x-*` response headers for a finished request. */
@@ -114,8 +115,13 @@ async function streamTgi(context: ServerContext, reply: FastifyReply, request: T
 
 /** Registers TGI's generation routes: `/generate`, `/generate_stream` and `/` (array response, or a stream). */
 export function registerTgiRoutes(app: FastifyInstance, context: ServerContext): void {
-  const parse = (body: unknown, compat = false) =>
-    parseTgiRequest(body, context.ready().limits.maxTopNTokensTgi, compat);
+  const parse = (body: unknown, compat = false): TgiRequest => {
+    const { model, limits } = context.ready();
+    const parsed = parseTgiRequest(body, limits.maxTopNTokensTgi, compat);
+    if (parsed.grammar === undefined) return parsed;
+    const logitsProcessors = constraintProcessors(model, parsed.grammar, 'grammar');
+    return { ...parsed, parameters: { ...parsed.parameters, logitsProcessors } };
+  };
 
   app.post('/generate', { schema: ROUTE_SCHEMAS['POST /generate'] }, async (request, reply) => {
     const parsed = parse(request.body);

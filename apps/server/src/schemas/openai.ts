@@ -58,8 +58,50 @@ const common = {
     ),
     { description: 'Streaming options (only with `stream: true`).' },
   ),
-  response_format: field(openBody({ type: required(String(), { description: 'Only "text".' }) }, 'Output format.'), {
-    description: 'Only `{"type": "text"}`; JSON output is refused until structured output is built.',
+  response_format: field(
+    openBody(
+      {
+        type: required(String(), {
+          description: 'text, json_object, json_schema (OpenAI); json, regex (TGI grammar shapes).',
+        }),
+        json_schema: field(
+          openBody(
+            {
+              name: required(String(), { description: 'The schema’s name, ^[a-zA-Z0-9_-]{1,64}$.' }),
+              schema: field(Unknown(), { description: 'The JSON Schema the output follows (enforced).' }),
+              strict: field(Boolean(), { description: 'Always enforced here, strict or not.' }),
+              description: field(String(), { description: 'What the output is for.', status: 'ignored' }),
+            },
+            'OpenAI’s JSON Schema response format.',
+          ),
+          { description: 'With type json_schema: the schema.' },
+        ),
+        value: field(Unknown(), {
+          description: 'TGI shapes: the JSON Schema (json, json_object) or the regular expression (regex).',
+        }),
+      },
+      'Output format.',
+    ),
+    {
+      description:
+        'Constrains the output: any JSON object, a JSON Schema (see docs/structured-output.md for the keywords), or a regex.',
+    },
+  ),
+  guided_json: field(Unknown(), {
+    description:
+      'vLLM extra: a JSON Schema (object or JSON text) the output follows, as `response_format` json_schema.',
+  }),
+  guided_regex: field(String(), { description: 'vLLM extra: a regular expression the whole output matches.' }),
+  guided_choice: field(ArrayOf(String(), { minItems: 1 }), {
+    description: 'vLLM extra: the output is exactly one of these strings.',
+  }),
+  guided_grammar: field(String(), {
+    description: 'vLLM extra: an EBNF / Lark grammar; not supported (use a JSON Schema or a regex): refused.',
+    status: 'refused',
+  }),
+  guided_decoding_backend: field(String(), {
+    description: 'vLLM extra: which constrained decoder to use; there is one here.',
+    status: 'ignored',
   }),
   user: field(String(), {
     description: 'End-user id for OpenAI’s abuse monitoring: no local meaning.',
@@ -104,11 +146,19 @@ export const ChatBody = closedBody(
     top_logprobs: field(Integer({ minimum: 0, maximum: MAX_TOP_LOGPROBS }), {
       description: 'Also the n most likely tokens per step (needs `logprobs`).',
     }),
-    tools: field(ArrayOf(Object({})), { description: 'Tools, passed to the chat template.' }),
-    tool_choice: field(Union([String(), Object({})]), {
-      description: '"auto" (default) or "none" (the tools are left out of the prompt); others are refused.',
+    tools: field(ArrayOf(Object({})), {
+      description: 'Functions the model may call (`{type: "function", function: {name, description, parameters}}`).',
     }),
-    parallel_tool_calls: field(Boolean(), { description: 'true (default) only; false is refused.' }),
+    tool_choice: field(Union([String(), Object({})]), {
+      description:
+        '"auto" (default with tools), "none", "required", or {"type": "function", "function": {"name"}}; required and named calls are enforced by a constraint.',
+    }),
+    parallel_tool_calls: field(Boolean(), {
+      description: 'Allow several calls in one turn (default true); false enforces one call.',
+    }),
+    tool_prompt: field(String(), {
+      description: 'Text before the tools when the chat template does not render them (TGI extra).',
+    }),
   },
   'An OpenAI chat completion request.',
 );

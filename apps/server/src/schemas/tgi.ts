@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { compileBodyCheck, field, openBody, required } from './check.js';
 
-const { Array: ArrayOf, Boolean, Integer, Number, Object, Record, String, Union, Literal } = Type;
+const { Array: ArrayOf, Boolean, Integer, Number, Record, String, Union, Literal, Unknown } = Type;
 
 /**
  * TGI's `parameters` (its `GenerateParameters`), plus gen's extras. Types are checked here; ranges and limits are
@@ -53,10 +53,16 @@ export const TgiParameters = openBody(
       ),
       { description: 'The order the warpers run in (gen extra). Default HF’s.' },
     ),
-    grammar: field(Object({}), {
-      description: 'Guided generation (a JSON schema or regex): not built yet, refused.',
-      status: 'refused',
-    }),
+    grammar: field(
+      openBody(
+        {
+          type: required(String(), { description: 'json (a JSON Schema), json_schema ({name, schema}) or regex.' }),
+          value: required(Unknown(), { description: 'The JSON Schema (an object or JSON text) or the regex.' }),
+        },
+        'Guided generation.',
+      ),
+      { description: 'Constrains the output to a JSON Schema or a regular expression (docs/structured-output.md).' },
+    ),
     adapter_id: field(String(), { description: 'LoRA adapters are not served: refused.', status: 'refused' }),
   },
   'Generation parameters (TGI’s `GenerateParameters` and gen’s extras).',

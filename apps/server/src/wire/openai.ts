@@ -1,8 +1,11 @@
 import type { ChoiceResult, FinishReason, GeneratedToken, GenerationParameters, PrefillToken } from '@gen/engine';
 import type { ChatMessage } from '@gen/tokenizer';
+import { choiceGrammar, literalGrammar, type Grammar } from '@gen/structured';
 import type { Static } from '@sinclair/typebox';
 import { validationError } from '../errors.js';
 import { checkChatBody, checkCompletionBody, type ChatBody, type CompletionBody } from '../schemas/openai.js';
+import { formatGrammar, patternGrammar, schemaGrammar } from '../tools/grammars.js';
+import { parseToolChoice, parseTools, type ToolChoice, type ToolDefinition } from '../tools/tools-request.js';
 
 /** The sampling-related fields shared by chat and completions requests. */
 export interface OpenAiCommon {
@@ -11,12 +14,22 @@ export interface OpenAiCommon {
   includeUsage: boolean;
   /** Requested `n` (choices returned per prompt). */
   n: number;
+  /** The language `response_format` asks for (JSON, a JSON Schema, a regex); undefined for plain text. */
+  responseGrammar: Grammar | undefined;
 }
 
 /** `/v1/chat/completions` after the wire-level checks. */
 export interface OpenAiChatRequest extends OpenAiCommon {
   messages: ChatMessage[];
-  tools: Record<string, unknown>[] | undefined;
+  /** `tools` as sent, for the chat template; undefined with `tool_choice: "none"` or no tools. */
+  templateTools: Record<string, unknown>[] | undefined;
+  /** The checked tools; undefined without tools. */
+  tools: ToolDefinition[] | undefined;
+  toolChoice: ToolChoice;
+  /** Whether several calls may be made in one turn (`parallel_tool_calls`, default true). */
+  parallelToolCalls: boolean;
+  /** TGI's `tool_prompt`: the text before the tools when the chat template does not render them. */
+  toolPrompt: string | undefined;
   logprobs: boolean;
   topLogprobs: number;
 }
@@ -75,13 +88,29 @@ function commonParameters(body: CommonBody, defaultMaxTokens: number | undefined
     if (!stream) throw validationError('`stream_options` is only allowed when `stream` is true', 'stream_options');
     includeUsage = body.stream_options.include_usage ?? false;
   }
-  if (present(body.response_format) && body.response_format.type !== 'text') {
+  const responseGrammar = guidedGrammar(body) ?? formatGrammar(body.response_format ?? undefined, 'response_format');
+  return { parameters, stream, includeUsage, n, responseGrammar };
+}
+
+/** vLLM's `guided_*` extras as a grammar (at most one of them, and not with a JSON / regex `response_format`). */
+function guidedGrammar(body: CommonBody): Grammar | undefined {
+  if (present(body.guided_grammar)) {
     throw validationError(
-      `\`response_format\` type ${JSON.stringify(body.response_format.type)} is not supported by this server (only "text")`,
-      'response_format',
+      '`guided_grammar` (EBNF / Lark grammars) is not supported by this server: give a JSON Schema (`guided_json`, `response_format`) or a regular expression (`guided_regex`)',
+      'guided_grammar',
     );
   }
-  return { parameters, stream, includeUsage, n };
+  const given = (['guided_json', 'guided_regex', 'guided_choice'] as const).filter((key) => present(body[key]));
+  if (given.length === 0) return undefined;
+  const responseType = present(body.response_format) ? body.response_format.type : 'text';
+  if (given.length > 1 || responseType !== 'text') {
+    const fields = [...given, ...(responseType !== 'text' ? ['response_format'] : [])];
+    throw validationError(`Give one output constraint, not ${fields.map((f) => `\`${f}\``).join(' and ')}`, given[0]!);
+  }
+  const key = given[0]!;
+  if (key === 'guided_json') return schemaGrammar(body.guided_json, key, key);
+  if (key === 'guided_regex') return patternGrammar(body.guided_regex, key, key);
+  return choiceGrammar(body.guided_choice!.map((choice) => literalGrammar(choice)));
 }
 
 /** Parses a `/v1/chat/completions` body (checked against {@link ChatBody} here, so any value may be passed). */
@@ -95,26 +124,23 @@ export function parseChatRequest(body: unknown): OpenAiChatRequest {
   }
   if (logprobs) common.parameters.details = true;
   if (topLogprobs > 0) common.parameters.topNTokens = topLogprobs;
-  let tools = checked.tools ?? undefined;
-  // Tools reach the chat template; the output is not parsed into tool calls yet, so only the choices that need no
-  // constraint on the output are taken: `auto` (the default), and `none`, which leaves the tools out of the prompt.
-  const toolChoice = checked.tool_choice;
-  if (present(toolChoice) && toolChoice !== 'auto') {
-    if (toolChoice === 'none') tools = undefined;
-    else {
-      throw validationError(
-        `\`tool_choice\` ${JSON.stringify(toolChoice)} is not supported by this server (only "auto" and "none")`,
-        'tool_choice',
-      );
-    }
-  }
-  if (checked.parallel_tool_calls === false) {
-    throw validationError(
-      '`parallel_tool_calls: false` is not supported by this server: tool calls are not parsed from the output',
-      'parallel_tool_calls',
-    );
-  }
-  return { ...common, messages: checked.messages as ChatMessage[], tools, logprobs, topLogprobs };
+  const rawTools =
+    checked.tools === undefined || checked.tools === null || checked.tools.length === 0 ? undefined : checked.tools;
+  const tools = rawTools === undefined ? undefined : parseTools(rawTools);
+  const toolChoice = parseToolChoice(checked.tool_choice, tools);
+  const parallelToolCalls = checked.parallel_tool_calls ?? true;
+  const toolPrompt = checked.tool_prompt ?? undefined;
+  return {
+    ...common,
+    messages: checked.messages as ChatMessage[],
+    templateTools: toolChoice.mode === 'none' ? undefined : rawTools,
+    tools: toolChoice.mode === 'none' ? undefined : tools,
+    toolChoice,
+    parallelToolCalls,
+    toolPrompt,
+    logprobs,
+    topLogprobs,
+  };
 }
 
 /** Parses a `/v1/completions` body (checked against {@link CompletionBody} here). */
@@ -147,9 +173,10 @@ export function parseCompletionRequest(body: unknown): OpenAiCompletionRequest {
   return { ...common, prompts, echo, logprobs };
 }
 
-/** OpenAI's finish reason: stop sequences and EOS are both `stop`. */
-export function openAiFinishReason(reason: FinishReason): 'stop' | 'length' {
-  return reason === 'length' ? 'length' : 'stop';
+/** OpenAI's finish reason: stop sequences and EOS are both `stop`; a turn that ended in tool calls is `tool_calls`. */
+export function openAiFinishReason(reason: FinishReason, toolCalls = false): 'stop' | 'length' | 'tool_calls' {
+  if (reason === 'length') return 'length';
+  return toolCalls ? 'tool_calls' : 'stop';
 }
 
 const encoder = new TextEncoder();

@@ -1,4 +1,5 @@
 import type { ChoiceResult, GeneratedToken, GenerationParameters, GenerationResult, PrefillToken } from '@gen/engine';
+import type { Grammar } from '@gen/structured';
 import type { Static } from '@sinclair/typebox';
 import { validationError } from '../errors.js';
 import {
@@ -7,12 +8,15 @@ import {
   type CompatGenerateBody,
   type TgiParameters,
 } from '../schemas/tgi.js';
+import { formatGrammar } from '../tools/grammars.js';
 
 /** A TGI request body after the wire-level checks. */
 export interface TgiRequest {
   inputs: string;
   parameters: GenerationParameters;
   stream: boolean;
+  /** The language `parameters.grammar` asks for (TGI `{type: "json" | "json_schema" | "regex", value}`). */
+  grammar: Grammar | undefined;
 }
 
 /**
@@ -59,17 +63,14 @@ export function asObject(value: unknown, name: string): Record<string, unknown> 
 
 /**
  * Maps checked TGI `parameters` to engine parameters. Ranges are checked by the engine with TGI's messages.
- * Undeclared fields are ignored, as TGI does; features this server does not have (grammar, LoRA adapters) are
- * refused clearly instead of being ignored.
+ * Undeclared fields are ignored, as TGI does; features this server does not have (LoRA adapters) are refused
+ * clearly instead of being ignored. `grammar` is read by {@link parseTgiRequest}.
  */
 function mapTgiParameters(
   parameters: Static<typeof TgiParameters> | null | undefined,
   maxTopNTokens: number,
 ): GenerationParameters {
   if (parameters === undefined || parameters === null) return {};
-  if (parameters.grammar !== undefined && parameters.grammar !== null) {
-    throw validationError('`grammar` (guided generation) is not supported by this server', 'grammar');
-  }
   if (parameters.adapter_id !== undefined && parameters.adapter_id !== null) {
     throw validationError('`adapter_id` (LoRA adapters) is not supported by this server', 'adapter_id');
   }
@@ -89,7 +90,22 @@ function mapTgiParameters(
 export function parseTgiRequest(body: unknown, maxTopNTokens: number, compat = false): TgiRequest {
   const checked = compat ? checkCompatGenerateBody(body) : checkGenerateBody(body);
   const stream = compat ? ((checked as Static<typeof CompatGenerateBody>).stream ?? false) : false;
-  return { inputs: checked.inputs, parameters: mapTgiParameters(checked.parameters, maxTopNTokens), stream };
+  const grammar = checked.parameters?.grammar ?? undefined;
+  if (grammar !== undefined) {
+    const type = (grammar as { type?: unknown }).type;
+    if (type !== 'json' && type !== 'json_schema' && type !== 'regex') {
+      throw validationError(
+        `\`grammar.type\` must be "json", "json_schema" or "regex". Given: ${JSON.stringify(type)}`,
+        'grammar',
+      );
+    }
+  }
+  return {
+    inputs: checked.inputs,
+    parameters: mapTgiParameters(checked.parameters, maxTopNTokens),
+    stream,
+    grammar: formatGrammar(grammar, 'grammar'),
+  };
 }
 
 /** A generated token in TGI's wire shape, plus `raw_logprob` (the unprocessed distribution's) when it was asked. */

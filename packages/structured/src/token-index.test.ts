@@ -2,7 +2,8 @@ import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
 import { TokenMaskIndex } from './token-index.js';
 import type { ByteAutomaton } from './types.js';
-import { TokenVocabulary, vocabularyFromTokenizer } from './vocabulary.js';
+import { compileGrammar, regexGrammar } from './grammar.js';
+import { isPlainByte, TokenVocabulary, vocabularyFromTokenizer } from './vocabulary.js';
 
 const utf8 = new TextEncoder();
 
@@ -218,6 +219,53 @@ describe('TokenMaskIndex', () => {
         index.apply(logits, state);
         const kept = [...logits].flatMap((x, id) => (x === id * 0.5 ? [id] : []));
         expect(kept).toEqual(expected);
+        const tokens = expected.filter((id) => id !== 2);
+        if (tokens.length === 0) break;
+        state = index.advance(state, tokens[pick % tokens.length]!);
+        expect(state).toBeGreaterThanOrEqual(0);
+      }
+    }
+  });
+});
+
+describe('plain subtrees (whole subtrees allowed where a state loops on plain bytes)', () => {
+  const piece = fc
+    .array(fc.constantFrom('a', 'b', ' ', '1', '"', '\\', 'é', '\n'), { minLength: 1, maxLength: 6 })
+    .map((chars) => chars.join(''));
+
+  test.prop([fc.array(piece, { minLength: 1, maxLength: 300 })], { numRuns: 40 })(
+    'subtreeEnd and plainBelow match a direct walk of each subtree',
+    (pieces) => {
+      const vocabulary = vocabularyOf(pieces);
+      for (let node = 0; node < vocabulary.nodeCount; node++) {
+        const below: number[] = [];
+        const stack = [node];
+        while (stack.length > 0) {
+          const n = stack.pop()!;
+          for (let c = vocabulary.firstChild[n]!; c !== -1; c = vocabulary.nextSibling[c]!) {
+            below.push(c);
+            stack.push(c);
+          }
+        }
+        expect(vocabulary.subtreeEnd[node]).toBe(node + 1 + below.length);
+        expect(Math.max(node, ...below)).toBe(vocabulary.subtreeEnd[node]! - 1);
+        const plain = below.every((c) => isPlainByte(vocabulary.byte[c]!));
+        expect(vocabulary.plainBelow[node]).toBe(plain ? 1 : 0);
+      }
+    },
+  );
+
+  test.prop([fc.array(piece, { minLength: 1, maxLength: 300 }), fc.array(fc.nat(), { maxLength: 10 })], {
+    numRuns: 40,
+  })('masks inside and around JSON strings equal the brute force in every state a walk reaches', (pieces, walk) => {
+    const vocabulary = vocabularyOf(pieces);
+    for (const pattern of ['"([^"\\\\]|\\\\["\\\\n])*"', '"[ab1 ]{0,5}"', 'a*"[^"]*" ?1', '.*']) {
+      const automaton = compileGrammar(regexGrammar(pattern));
+      const index = new TokenMaskIndex(automaton, vocabulary);
+      let state = automaton.start;
+      for (const pick of [0, ...walk]) {
+        const expected = bruteForce(automaton, vocabulary, state);
+        expect(allowedIds(index, state)).toEqual(expected);
         const tokens = expected.filter((id) => id !== 2);
         if (tokens.length === 0) break;
         state = index.advance(state, tokens[pick % tokens.length]!);

@@ -1,5 +1,5 @@
 import type { ByteAutomaton } from './types.js';
-import type { TokenVocabulary } from './vocabulary.js';
+import { isPlainByte, type TokenVocabulary } from './vocabulary.js';
 
 /**
  * Masks allowing at most this fraction of the vocabulary are stored as their allowed ids, the others as their
@@ -8,6 +8,8 @@ import type { TokenVocabulary } from './vocabulary.js';
  * at k ≈ 31,000, a fifth of the vocabulary.
  */
 const ALLOW_LIST_FRACTION = 0.2;
+/** Subtrees smaller than this are walked: checking a state's plain-byte loop costs about as much. */
+const PLAIN_SUBTREE_MIN = 8;
 
 /**
  * The tokens allowed in one automaton state. Stored the cheaper way round for applying it: the allowed ids when
@@ -98,6 +100,8 @@ export class TokenMaskIndex {
   private readonly masks = new Map<number, TokenMask>();
   private idCount = 0;
   private scratch = new Float32Array(256);
+  /** Per DFA state: 0 not yet known, 1 loops on every plain byte, 2 does not (see {@link loopsOnPlain}). */
+  private plainLoops = new Uint8Array(64);
   private readonly eos: ReadonlySet<number>;
 
   /**
@@ -171,6 +175,27 @@ export class TokenMaskIndex {
     return n;
   }
 
+  /** Whether `state` steps to itself on every {@link isPlainByte} (cached per state). */
+  private loopsOnPlain(state: number): boolean {
+    if (state >= this.plainLoops.length) {
+      const grown = new Uint8Array(Math.max(state + 1, this.plainLoops.length * 2));
+      grown.set(this.plainLoops);
+      this.plainLoops = grown;
+    }
+    let known = this.plainLoops[state]!;
+    if (known === 0) {
+      known = 1;
+      for (let b = 0x20; b <= 0x7e; b++) {
+        if (isPlainByte(b) && this.automaton.step(state, b) !== state) {
+          known = 2;
+          break;
+        }
+      }
+      this.plainLoops[state] = known;
+    }
+    return known === 1;
+  }
+
   private compute(state: number): TokenMask {
     const { automaton, vocabulary } = this;
     const size = vocabulary.size;
@@ -180,7 +205,7 @@ export class TokenMaskIndex {
     const found = scratch.found;
     if (accepting) for (const id of vocabulary.eosTokenIds) found[count++] = id;
     if (!automaton.isFinal(state)) {
-      const { firstChild, nextSibling, byte, tokenStart, tokenIds } = vocabulary;
+      const { firstChild, nextSibling, byte, tokenStart, tokenIds, subtreeEnd, plainBelow } = vocabulary;
       const nodes = scratch.stackNodes;
       const states = scratch.stackStates;
       let top = 0;
@@ -194,6 +219,12 @@ export class TokenMaskIndex {
         for (let child = firstChild[node]!; child !== -1; child = nextSibling[child]!) {
           const next = automaton.step(s, byte[child]!);
           if (next < 0) continue;
+          const last = subtreeEnd[child]!;
+          if (last - child >= PLAIN_SUBTREE_MIN && plainBelow[child] === 1 && this.loopsOnPlain(next)) {
+            // Every byte below leaves `next` where it is: the whole subtree is allowed.
+            for (let k = tokenStart[child]!, end = tokenStart[last]!; k < end; k++) found[count++] = tokenIds[k]!;
+            continue;
+          }
           for (let k = tokenStart[child]!, end = tokenStart[child + 1]!; k < end; k++) found[count++] = tokenIds[k]!;
           if (firstChild[child] !== -1) {
             nodes[top] = child;
@@ -203,11 +234,12 @@ export class TokenMaskIndex {
         }
       }
     }
-    const allowed = found.subarray(0, count).slice().sort();
-    if (count <= size * ALLOW_LIST_FRACTION) return { mode: 'allow', ids: allowed, allowed: count, eos: accepting };
+    if (count <= size * ALLOW_LIST_FRACTION) {
+      return { mode: 'allow', ids: found.slice(0, count).sort(), allowed: count, eos: accepting };
+    }
     const marks = scratch.marks;
     marks.fill(0);
-    for (let i = 0; i < count; i++) marks[allowed[i]!] = 1;
+    for (let i = 0; i < count; i++) marks[found[i]!] = 1;
     const forbidden = new Int32Array(size - count);
     let at = 0;
     for (let id = 0; id < size; id++) if (marks[id] === 0) forbidden[at++] = id;

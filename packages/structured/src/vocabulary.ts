@@ -29,6 +29,16 @@ export class TokenVocabulary {
   readonly tokenStart: Int32Array;
   /** Token ids grouped by the trie node their bytes end at (see {@link tokenStart}). */
   readonly tokenIds: Int32Array;
+  /**
+   * Per node: the end of its subtree. Nodes are numbered in preorder, so the subtree of `n` is the nodes
+   * `[n, subtreeEnd[n])` and its tokens are `tokenIds[tokenStart[n] .. tokenStart[subtreeEnd[n]])`.
+   */
+  readonly subtreeEnd: Int32Array;
+  /**
+   * Per node: 1 when every byte below it (its descendants' edges) is {@link isPlainByte}: a grammar state that loops
+   * on all plain bytes allows the whole subtree without walking it (free text in JSON strings).
+   */
+  readonly plainBelow: Uint8Array;
   /** Number of tokens with bytes (the rest are special or unused ids). */
   readonly byteTokens: number;
   readonly #bytes: (Uint8Array | undefined)[];
@@ -113,6 +123,24 @@ export class TokenVocabulary {
     for (let k = 0; k < order.length; k++) tokenIds[fill[endNode[k]!]!++] = order[k]!;
     this.tokenStart = tokenStart;
     this.tokenIds = tokenIds;
+    // Subtree ends and plain subtrees, children before parents: preorder numbering makes that a reverse scan.
+    const subtreeEnd = new Int32Array(nodes);
+    const plainBelow = new Uint8Array(nodes);
+    const children = this.firstChild;
+    const siblings = this.nextSibling;
+    const edge = this.byte;
+    for (let node = nodes - 1; node >= 0; node--) {
+      let end = node + 1;
+      let plain = 1;
+      for (let child = children[node]!; child !== -1; child = siblings[child]!) {
+        end = subtreeEnd[child]!;
+        if (plain === 1 && (plainBelow[child] === 0 || !isPlainByte(edge[child]!))) plain = 0;
+      }
+      subtreeEnd[node] = end;
+      plainBelow[node] = plain;
+    }
+    this.subtreeEnd = subtreeEnd;
+    this.plainBelow = plainBelow;
   }
 
   /** Number of trie nodes. */
@@ -124,6 +152,11 @@ export class TokenVocabulary {
   bytes(id: number): Uint8Array | undefined {
     return this.#bytes[id];
   }
+}
+
+/** Printable ASCII other than `"` and `\\`: the bytes a JSON string body takes as they are. */
+export function isPlainByte(b: number): boolean {
+  return b >= 0x20 && b <= 0x7e && b !== 0x22 && b !== 0x5c;
 }
 
 /** Byte-wise lexicographic comparison. */

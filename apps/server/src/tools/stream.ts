@@ -26,6 +26,11 @@ export class ToolCallStream {
   private readonly argsKey: 'arguments' | 'parameters';
   /** Content seen before the first call (held while it is only whitespace). */
   private leading = '';
+  /**
+   * Arguments written as a JSON string (`"arguments": "{\"a\": 1}"`) are held until the call is complete and sent
+   * as the string's content, so the fragments still concatenate to the non-streamed `arguments`.
+   */
+  private quotedArgs: { index: number; text: string } | undefined;
 
   constructor(private readonly format: ToolCallFormatName) {
     this.argsKey = argumentsKey(format);
@@ -64,6 +69,8 @@ export class ToolCallStream {
   private startCall(): void {
     const index = this.count;
     let announced = false;
+    let seen = '';
+    this.quotedArgs = undefined;
     this.scanner = new CallScanner(this.argsKey, ({ name, args }) => {
       if (name !== undefined) {
         announced = true;
@@ -71,6 +78,12 @@ export class ToolCallStream {
         this.events.push({ type: 'call', index, name });
       }
       if (args !== undefined && announced) {
+        if (seen.trim() === '' && (seen + args).trimStart().startsWith('"')) this.quotedArgs = { index, text: '' };
+        seen += args;
+        if (this.quotedArgs !== undefined) {
+          this.quotedArgs.text += args;
+          return;
+        }
         const last = this.events.at(-1);
         if (last?.type === 'arguments' && last.index === index) last.text += args;
         else this.events.push({ type: 'arguments', index, text: args });
@@ -131,6 +144,17 @@ export class ToolCallStream {
       if (scanner.state === 'done') {
         this.mode = 'between';
         this.pending = '';
+        const quoted = this.quotedArgs;
+        this.quotedArgs = undefined;
+        if (quoted !== undefined) {
+          let text: unknown;
+          try {
+            text = JSON.parse(quoted.text);
+          } catch {
+            text = undefined;
+          }
+          if (typeof text === 'string') this.events.push({ type: 'arguments', index: quoted.index, text });
+        }
       }
       return;
     }

@@ -126,8 +126,23 @@ describe('tool-call formats', () => {
     expect(parseToolCalls('hermes', text, NAMES).calls).toEqual([{ name: 'search', arguments: '{"q": "y"}' }]);
   });
 
-  it('arguments written as a JSON string are passed on as that string', () => {
-    const text = '{"name": "add", "parameters": "{\\"a\\": 1}"}';
-    expect(parseToolCalls('llama3', text, NAMES).calls).toEqual([{ name: 'add', arguments: '{"a": 1}' }]);
+  it('arguments written as a JSON string are passed on as that string, streamed or not', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...TOOL_CALL_FORMATS),
+        fc.array(call, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 5 }),
+        (format, calls, sizes) => {
+          const text = render(
+            format,
+            calls.map((c) => ({ name: c.name, args: JSON.stringify(c.args) })),
+            false,
+          );
+          const parsed = parseToolCalls(format, text, NAMES);
+          expect(parsed.calls).toEqual(calls.map((c) => ({ name: c.name, arguments: JSON.stringify(c.args) })));
+          expect(streamed(format, text, sizes).calls).toEqual(parsed.calls);
+        },
+      ),
+    );
   });
 });

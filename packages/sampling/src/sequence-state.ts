@@ -15,6 +15,7 @@ export class SequenceState {
   private readonly distinct = new Set<number>();
   private readonly counts = new Map<number, number>();
   private attached: SequenceProcessor[] = [];
+  private owner: object | undefined = undefined;
 
   /**
    * @param promptTokens the prompt's token ids
@@ -55,14 +56,31 @@ export class SequenceState {
     for (const processor of this.attached) processor.accept?.(token);
   }
 
-  /** The per-sequence states of the sampler's logits processors, in application order. */
+  /**
+   * The per-sequence states of the sampler's logits processors, in application order: the built-ins the parameters
+   * turn on (penalties, bias, masks), then those of `SamplerOptions.processors`.
+   */
   get processors(): readonly SequenceProcessor[] {
     return this.attached;
   }
 
-  /** Attaches per-sequence processor states (the sampler does this in `createSequence`); they follow forks. */
-  attachProcessors(processors: readonly SequenceProcessor[]): void {
+  /**
+   * The sampler that attached {@link processors} (`createSequence`, or `sample` on a sequence it did not attach
+   * yet); undefined for a sequence made with `new SequenceState` or whose processors were attached by hand.
+   */
+  get attachedBy(): object | undefined {
+    return this.owner;
+  }
+
+  /**
+   * Attaches per-sequence processor states, replacing any attached before; they follow forks. The sampler does this
+   * in `createSequence`, and in `sample` for a sequence it did not attach (see {@link attachedBy}).
+   *
+   * @param owner the sampler attaching them (leave out when attaching by hand)
+   */
+  attachProcessors(processors: readonly SequenceProcessor[], owner?: object): void {
     this.attached = [...processors];
+    this.owner = owner;
   }
 
   /** Distinct tokens of prompt + generated. */
@@ -84,6 +102,7 @@ export class SequenceState {
       copy.counts.set(token, (copy.counts.get(token) ?? 0) + 1);
     }
     copy.attached = this.attached.map((processor) => (processor.fork === undefined ? processor : processor.fork()));
+    copy.owner = this.owner;
     return copy;
   }
 

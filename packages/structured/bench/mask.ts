@@ -221,7 +221,7 @@ export function runMaskBench(steps = 3000): MaskBenchResult {
   const plainSequence = plain.createSequence([1, 2, 3]);
   for (let step = 0; step < steps; step++) {
     const row = pool[step % pool.length]!;
-    const state = constraintState(sequence.processors[0]!)!;
+    const state = constraintState(sequence.processors.find((p) => constraintState(p) !== undefined)!)!;
     if (state.finished || sequence.generatedCount > 400) {
       sequence = constrained.createSequence([1, 2, 3]);
       outputs++;

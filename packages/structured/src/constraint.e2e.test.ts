@@ -82,7 +82,7 @@ describe.each(Object.keys(schemas))('JSON Schema %s on the model-kit tiny-qwen2 
         { vocabSize: vocabulary.size, eosTokenIds: eos, processors: [constraintFor(grammar, vocabulary)] },
       );
       const sequence = sampler.createSequence([1, 2]);
-      const state = constraintState(sequence.processors[0]!)!;
+      const state = constraintState(sequence.processors.find((p) => constraintState(p) !== undefined)!)!;
       const ids: number[] = [];
       let ended = false;
       for (let step = 0; step < 120 && !ended; step++) {

@@ -1,4 +1,5 @@
 export { loadTokenizer } from './load-tokenizer.js';
+export { GGUF_PRE_TOKENIZERS, mergesFromScores, readGgufTokenizerFiles, tokenizerFilesFromGguf } from './gguf.js';
 export { ChatTemplateError, TokenizerError, type ChatTemplateErrorKind } from './errors.js';
 export type {
   ChatContentPart,

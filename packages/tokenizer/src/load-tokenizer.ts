@@ -1,6 +1,7 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TokenizerError } from './errors.js';
+import { readGgufTokenizerFiles } from './gguf.js';
 import { HfTokenizer, type ParsedTokenizerFiles } from './hf-tokenizer.js';
 import type { Tokenizer, TokenizerFiles, TokenizerSource } from './types.js';
 
@@ -28,6 +29,23 @@ async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
+/** The one `.gguf` file of a directory without tokenizer.json, if it has exactly one. */
+async function ggufIn(dir: string): Promise<string | undefined> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return undefined;
+  }
+  const ggufs = names.filter((name) => name.toLowerCase().endsWith('.gguf')).sort();
+  if (ggufs.length > 1) {
+    throw new TokenizerError(
+      `${dir} has no tokenizer.json and several GGUF files (${ggufs.join(', ')}): pass the path of one of them`,
+    );
+  }
+  return ggufs.length === 1 ? join(dir, ggufs[0]!) : undefined;
+}
+
 async function readModelDir(dir: string): Promise<ParsedTokenizerFiles> {
   const tokenizerPath = join(dir, 'tokenizer.json');
   const configPath = join(dir, 'tokenizer_config.json');
@@ -40,6 +58,8 @@ async function readModelDir(dir: string): Promise<ParsedTokenizerFiles> {
     readOptional(join(dir, 'chat_template.json')),
   ]);
   if (tokenizerText === undefined) {
+    const gguf = await ggufIn(dir);
+    if (gguf !== undefined) return fromFiles(await readGgufTokenizerFiles(gguf));
     throw new TokenizerError(
       `${tokenizerPath} does not exist: @gen/tokenizer needs the fast-tokenizer file tokenizer.json ` +
         `(models that ship only a SentencePiece tokenizer.model or vocab.json + merges.txt must be converted first)`,
@@ -92,7 +112,9 @@ function fromFiles(files: TokenizerFiles): ParsedTokenizerFiles {
  *
  * From a model directory it reads `tokenizer.json` (required), `tokenizer_config.json`, `generation_config.json`
  * (for its eos ids) and, when the config has no `chat_template`, `chat_template.jinja` or `chat_template.json`.
- * Alternatively pass the files' contents ({@link TokenizerFiles}).
+ * A GGUF file (its path, or a directory holding one GGUF file and no tokenizer.json) works too: the tokenizer and chat
+ * template come from its `tokenizer.ggml.*` metadata ({@link tokenizerFilesFromGguf}). Alternatively pass the files'
+ * contents ({@link TokenizerFiles}).
  *
  * @example
  * ```ts
@@ -103,6 +125,17 @@ function fromFiles(files: TokenizerFiles): ParsedTokenizerFiles {
  * @throws {TokenizerError} when `tokenizer.json` is missing, a file is not JSON, or the tokenizer cannot be built.
  */
 export async function loadTokenizer(source: TokenizerSource): Promise<Tokenizer> {
-  const files = typeof source === 'string' ? await readModelDir(source) : fromFiles(source);
+  let files: ParsedTokenizerFiles;
+  if (typeof source !== 'string') files = fromFiles(source);
+  else if (await isFile(source)) files = fromFiles(await readGgufTokenizerFiles(source));
+  else files = await readModelDir(source);
   return new HfTokenizer(files);
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
 }

@@ -5,7 +5,9 @@ import {
   checkForkIds,
   checkForwardInputs,
   describeModel,
+  isGgufPath,
   loadDecoderWeights,
+  openGgufModel,
   poolHiddenStates,
   readModelDirectory,
   releaseSequences,
@@ -28,7 +30,10 @@ export interface JsBackendSettings {
   /**
    * A Hugging Face model directory: `config.json` (`model_type` llama, mistral or qwen2), optional
    * `generation_config.json`, and `model.safetensors` or `model.safetensors.index.json` with its shards (F32,
-   * F16 or BF16; everything is converted to float32 in memory).
+   * F16 or BF16; everything is converted to float32 in memory). Or a GGUF file (llama.cpp's format; a path ending in
+   * `.gguf`, architecture llama or qwen2): config from its metadata, tensors dequantized to float32 from any type
+   * `@gen/gguf` reads (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, ...), so the oracle runs the very weights of a
+   * quantized file.
    */
   modelDir: string;
   /** Most sequences per `doForward` call. Default 32. */
@@ -60,7 +65,8 @@ export async function createJsBackend(settings: JsBackendSettings): Promise<Back
   if (settings.maxPositions !== undefined && (!Number.isInteger(settings.maxPositions) || settings.maxPositions < 1)) {
     throw new RangeError(`maxPositions must be a positive integer, got ${settings.maxPositions}`);
   }
-  const directory = await readModelDirectory(settings.modelDir);
+  const gguf = isGgufPath(settings.modelDir) ? await openGgufModel(settings.modelDir) : undefined;
+  const directory = gguf?.directory ?? (await readModelDirectory(settings.modelDir));
   const { config } = directory;
   const warnings: BackendWarningV1[] = [];
   if (settings.maxPositions !== undefined && settings.maxPositions > config.maxPositions) {
@@ -70,7 +76,7 @@ export async function createJsBackend(settings: JsBackendSettings): Promise<Back
       details: `clamped to max_position_embeddings ${config.maxPositions}`,
     });
   }
-  const weights = await loadDecoderWeights(settings.modelDir, config);
+  const weights = await loadDecoderWeights(gguf?.weights ?? settings.modelDir, config);
   const decoder = new Decoder(config, weights);
   const model = describeModel(directory, {
     dtype: 'float32',

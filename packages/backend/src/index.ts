@@ -62,3 +62,4 @@ export {
   type LinearWeights,
 } from './model-dir/decoder-weights.js';
 export { describeModel, readModelDirectory, type ModelDirectory } from './model-dir/model-directory.js';
+export { GGUF_ARCHITECTURES, isGgufPath, openGgufModel, type GgufModel } from './model-dir/gguf-model.js';

@@ -53,3 +53,4 @@ export {
 } from './reader.js';
 export { MAX_TENSOR_NAME_BYTES, writeGguf, type GgufTensorInput, type GgufWriteInput } from './writer.js';
 export { readGgufFile, readGgufTensorData, type ReadGgufFileOptions } from './file.js';
+export { END_OF_GENERATION_TOKENS, endOfGenerationIds } from './tokens.js';

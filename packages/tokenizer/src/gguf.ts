@@ -10,6 +10,7 @@
  *   by the piece's score), `▁` for spaces with `tokenizer.ggml.add_space_prefix`, `<0xNN>` byte tokens.
  */
 import {
+  endOfGenerationIds,
   getArray,
   getBoolean,
   getNumber,
@@ -80,23 +81,6 @@ for (const name of ['gpt-2', 'phi-2']) {
   };
 }
 
-/** Token texts llama.cpp treats as end of generation wherever they are in a vocabulary (`special_eog_ids`). */
-const END_OF_GENERATION = new Set([
-  '<|eot_id|>',
-  '<|im_end|>',
-  '<|end|>',
-  '<|return|>',
-  '<|call|>',
-  '<end_of_turn>',
-  '<|endoftext|>',
-  '<|eom_id|>',
-  '<EOT>',
-  '_<EOT>',
-  '<|end_of_text|>',
-  '<end_of_utterance>',
-  '<｜end▁of▁sentence｜>',
-]);
-
 /** The `tokenizer.ggml.pre` values {@link tokenizerFilesFromGguf} understands (for `tokenizer.ggml.model` gpt2). */
 export const GGUF_PRE_TOKENIZERS: readonly string[] = Object.keys(PRE_TOKENIZERS);
 
@@ -145,8 +129,8 @@ function render(metadata: MetadataSource, source: string): TokenizerFiles {
   };
   const bos = idOf('tokenizer.ggml.bos_token_id');
   const eos = idOf('tokenizer.ggml.eos_token_id');
-  const eot = idOf('tokenizer.ggml.eot_token_id');
-  const eom = idOf('tokenizer.ggml.eom_token_id');
+  idOf('tokenizer.ggml.eot_token_id'); // validated: end of generation below
+  idOf('tokenizer.ggml.eom_token_id');
   const unk = idOf('tokenizer.ggml.unknown_token_id');
   const pad = idOf('tokenizer.ggml.padding_token_id');
   const addBos = getBoolean(metadata, 'tokenizer.ggml.add_bos_token') ?? model === 'llama';
@@ -274,11 +258,8 @@ function render(metadata: MetadataSource, source: string): TokenizerFiles {
     ...(contextLength === undefined ? {} : { model_max_length: contextLength }),
     ...(template === undefined ? {} : { chat_template: template }),
   };
-  // End of generation, as llama.cpp decides it when it loads a GGUF: eos, eot, eom, and tokens by their well-known
-  // names (a Llama 3 file lists only <|eot_id|> as eos, yet <|end_of_text|> ends generation too).
-  const named: number[] = [];
-  for (let id = 0; id < tokens.length; id++) if (END_OF_GENERATION.has(tokens[id]!)) named.push(id);
-  const ends = [...new Set([eos, eot, eom, ...named].filter((id): id is number => id !== undefined))];
+  // End of generation, as llama.cpp decides it when it loads a GGUF (eos, eot, eom and tokens known by name).
+  const ends = endOfGenerationIds(metadata);
   const generationConfig: Record<string, unknown> = {
     ...(bos === undefined ? {} : { bos_token_id: bos }),
     ...(ends.length === 0 ? {} : { eos_token_id: ends.length === 1 ? ends[0] : ends }),

@@ -96,7 +96,9 @@ describe('names derived from BACKENDS', () => {
       const { code, stdout } = await gen(args);
       expect(code).toBe(0);
       expect(stdout, args.join(' ')).toContain('Backends (--backend):');
-      expect(stdout).toMatch(/^ {2}auto +onnx when the directory has onnx\/model\*\.onnx, else js \(the default\)$/m);
+      expect(stdout).toMatch(
+        /^ {2}auto +llamacpp when the model is a GGUF file, else onnx when the directory has onnx\/model\*\.onnx, else js \(the default\)$/m,
+      );
       for (const [name, entry] of Object.entries(BACKENDS)) {
         const line = new RegExp(`^ {2}${name} +(.*)$`, 'm').exec(stdout)?.[1];
         expect(line, `${args.join(' ')}: ${name}`).toBe(`${entry.description} [${entry.packageName}]`);
@@ -109,7 +111,7 @@ describe('names derived from BACKENDS', () => {
 
   it('--backend refuses an unknown name, listing the names of the map (exit 2)', async () => {
     const expected = `--backend must be auto, ${BUILT_IN.slice(0, -1).join(', ')} or ${BUILT_IN.at(-1)}, got "cuda"`;
-    expect(expected).toBe('--backend must be auto, onnx, js or tfjs, got "cuda"');
+    expect(expected).toBe('--backend must be auto, onnx, js, tfjs or llamacpp, got "cuda"');
     const run = await gen(['serve', '--backend', 'cuda']);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`gen: ${expected}\n`);
@@ -120,7 +122,7 @@ describe('names derived from BACKENDS', () => {
       expect(() => parseBackendName(raw), String(raw)).toThrow();
     for (const name of backendNames()) expect(parseBackendName(name)).toBe(name);
     await expect(loadModel({ modelDir: withoutOnnx, backend: 'cuda' })).rejects.toThrow(
-      'backend must be auto, onnx, js or tfjs, got "cuda"',
+      'backend must be auto, onnx, js, tfjs or llamacpp, got "cuda"',
     );
   });
 });
@@ -176,7 +178,7 @@ describe('registerBackend', () => {
     unregister();
     expect(backendNames()).toEqual(['auto', ...BUILT_IN]);
     await expect(loadModel({ modelDir: withoutOnnx, backend: 'test-mock' })).rejects.toThrow(
-      'backend must be auto, onnx, js or tfjs, got "test-mock"',
+      'backend must be auto, onnx, js, tfjs or llamacpp, got "test-mock"',
     );
   });
 
@@ -185,7 +187,7 @@ describe('registerBackend', () => {
     const help = await gen(['--help']);
     expect(help.stdout).toMatch(/^ {2}test-cli +a mock backend for the registry test \(test-cli\) \[@gen\/testkit\]$/m);
     const serveHelp = await gen(['serve', '--help']);
-    expect(serveHelp.stdout).toContain('Forward pass: auto, onnx, js, tfjs or test-cli;');
+    expect(serveHelp.stdout).toContain('Forward pass: auto, onnx, js, tfjs, llamacpp or test-cli;');
     const run = await gen([
       'generate',
       'Hello',
@@ -200,7 +202,7 @@ describe('registerBackend', () => {
     expect(run.stdout.endsWith('\n')).toBe(true);
     const refused = await gen(['generate', 'Hello', '--backend', 'test-cl']);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('--backend must be auto, onnx, js, tfjs or test-cli, got "test-cl"');
+    expect(refused.stderr).toContain('--backend must be auto, onnx, js, tfjs, llamacpp or test-cli, got "test-cl"');
   });
 
   it('refuses auto, taken names and names that are not lower-case words', () => {

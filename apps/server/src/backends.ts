@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendV1 } from '@gen/backend';
 import type * as JsPackage from '@gen/backend-js';
+import type * as LlamaCppPackage from '@gen/backend-llamacpp';
 import type * as OnnxPackage from '@gen/backend-onnx';
 import type * as TfjsPackage from '@gen/backend-tfjs';
 
@@ -30,8 +31,16 @@ export interface BackendEntry {
   readonly autoPriority?: number;
   /** What {@link BackendEntry.canServe} checks, in words, for the help of `auto` ("the directory has ..."). */
   readonly servesWhen?: string;
-  /** Whether the backend can serve `modelDir` (which has a `config.json`); used by `auto`. */
+  /**
+   * Whether the backend can serve `modelDir`: a model directory (with a `config.json`) or a GGUF file (see
+   * {@link isGgufModel}); used by `auto`, and to refuse a named backend that cannot read the model.
+   */
   canServe(modelDir: string): boolean | Promise<boolean>;
+  /**
+   * Why the backend cannot run on this machine even though its package imports (a native library that is missing
+   * or fails to load), or `undefined` when it can. `auto` skips it and says why. Optional.
+   */
+  unavailable?(): Promise<string | undefined>;
   /**
    * Creates the backend for `modelDir`. Import the package with {@link importBackendPackage} here, not at the top of
    * the module, so that optional backends stay optional and a missing one fails with a clear message.
@@ -54,7 +63,13 @@ export async function importBackendPackage<Module>(packageName: string): Promise
   }
 }
 
+/** Whether a model path is a GGUF file (llama.cpp's format) rather than a Hugging Face model directory. */
+export function isGgufModel(modelPath: string): boolean {
+  return modelPath.toLowerCase().endsWith('.gguf');
+}
+
 function hasOnnxExport(modelDir: string): boolean {
+  if (isGgufModel(modelDir)) return false;
   const dir = join(modelDir, 'onnx');
   if (!existsSync(dir)) return false;
   return readdirSync(dir).some((name) => name.startsWith('model') && name.endsWith('.onnx'));
@@ -90,7 +105,8 @@ export const BACKENDS = {
     },
   },
   js: {
-    description: 'pure TypeScript on the safetensors weights (float32, CPU), no native dependencies',
+    description:
+      'pure TypeScript on the safetensors weights or a GGUF file (dequantized to float32, CPU), no native dependencies',
     packageName: '@gen/backend-js',
     autoPriority: 1,
     canServe: () => true,
@@ -107,12 +123,36 @@ export const BACKENDS = {
       'TensorFlow.js on the safetensors weights: tfjs-node-gpu, tfjs-node, wasm or cpu, the first that loads',
     packageName: '@gen/backend-tfjs',
     // No autoPriority: auto never picks tfjs, it runs only when named.
-    canServe: () => true,
+    canServe: (modelDir: string) => !isGgufModel(modelDir),
     async load(modelDir, options) {
       const { createTfjsBackend } = await importBackendPackage<typeof TfjsPackage>('@gen/backend-tfjs');
       return createTfjsBackend({
         modelDir,
         ...(options.maxBatchSize === undefined ? {} : { maxBatchSize: options.maxBatchSize }),
+      });
+    },
+  },
+  llamacpp: {
+    description: "llama.cpp's kernels on a GGUF file (F32, F16, Q8_0, Q4_0, K-quants; CPU variants chosen at run time)",
+    packageName: '@gen/backend-llamacpp',
+    autoPriority: 3,
+    servesWhen: 'the model is a GGUF file',
+    canServe: isGgufModel,
+    async unavailable() {
+      const { loadLlamaCApi } = await importBackendPackage<typeof LlamaCppPackage>('@gen/backend-llamacpp');
+      try {
+        loadLlamaCApi();
+        return undefined;
+      } catch (error) {
+        return (error as Error).message;
+      }
+    },
+    async load(modelPath, options) {
+      const { createLlamaCppBackend } = await importBackendPackage<typeof LlamaCppPackage>('@gen/backend-llamacpp');
+      return createLlamaCppBackend({
+        modelPath,
+        ...(options.maxBatchSize === undefined ? {} : { maxBatchSize: options.maxBatchSize }),
+        ...(options.threads === undefined ? {} : { threads: options.threads }),
       });
     },
   },
@@ -213,8 +253,9 @@ export function describeAuto(): string {
 }
 
 /**
- * The backend `auto` picks for `modelDir`: the one with the highest `autoPriority` that can serve the directory and
- * whose package loads (onnx when the directory has an ONNX export, else js). Backends skipped because their package
+ * The backend `auto` picks for `modelDir`: the one with the highest `autoPriority` that can serve the model and
+ * whose package (and native library) loads: llamacpp for a GGUF file, onnx when the directory has an ONNX export,
+ * else js. Backends skipped because their package
  * does not load are logged: `backend auto: using js, onnx is unavailable (...)`.
  *
  * @throws {Error} When no backend can serve the directory.
@@ -227,6 +268,11 @@ export async function resolveAuto(modelDir: string, log: (message: string) => vo
       await importBackendPackage(entry.packageName);
     } catch (error) {
       unavailable.push(`${name} is unavailable (${(error as Error).message.split(':')[0]})`);
+      continue;
+    }
+    const reason = await entry.unavailable?.();
+    if (reason !== undefined) {
+      unavailable.push(`${name} is unavailable (${reason})`);
       continue;
     }
     if (unavailable.length > 0) log(`backend auto: using ${name}, ${unavailable.join(', ')}`);

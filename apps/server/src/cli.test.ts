@@ -119,7 +119,7 @@ describe('gen CLI', () => {
     expect(badPort.code).toBe(2);
     expect(badPort.stderr).toContain('--port must be an integer >= 0, got "eighty"');
     expect(badBackend.code).toBe(2);
-    expect(badBackend.stderr).toContain('--backend must be auto, onnx, js or tfjs, got "cuda"');
+    expect(badBackend.stderr).toContain('--backend must be auto, onnx, js, tfjs or llamacpp, got "cuda"');
     expect(unknownCommand.code).toBe(2);
     expect(unknownCommand.stderr).toContain('unknown command "frobnicate"');
     expect(noPrompt.code).toBe(2);

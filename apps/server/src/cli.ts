@@ -30,12 +30,12 @@ const MODEL_FLAGS: Record<string, FlagSpec> = {
   model: {
     type: 'string',
     env: 'GEN_MODEL',
-    help: 'Hugging Face model directory to serve. Default: the embedded demo model (generated on first start).',
+    help: 'Hugging Face model directory or GGUF file to serve. Default: the embedded demo model (generated on first start).',
   },
   'model-id': {
     type: 'string',
     env: 'GEN_MODEL_ID',
-    help: 'Name of the model in /info, /v1/models and responses. Default: the directory name.',
+    help: 'Name of the model in /info, /v1/models and responses. Default: the directory or file name.',
   },
   backend: {
     type: 'string',

@@ -17,3 +17,17 @@ export type { OnnxGraphStyle, OnnxVariant } from './onnx/decoder-graph.js';
 export type { ExternalDataMode } from './onnx/write-onnx.js';
 export { InvalidModelConfigError, ModelDirectoryError, ModelKitError } from './errors.js';
 export { createProgressReporter, type ProgressOutput } from './progress.js';
+export {
+  ensureGgufModel,
+  ggufTensorName,
+  ggufWeightSource,
+  permuteRopeRows,
+  writeGgufModel,
+} from './gguf/export-gguf.js';
+export type {
+  EnsureGgufModelOptions,
+  GgufModelInfo,
+  GgufWeightType,
+  WriteGgufModelOptions,
+} from './gguf/export-gguf.js';
+export type { WeightSource } from './weights.js';

@@ -75,6 +75,11 @@ export interface WriteModelDirOptions {
    * blocks store fewer scales and decode faster, with more quantization error.
    */
   onnxQuantBlockSize?: number;
+  /**
+   * Weights by Hugging Face name instead of the seeded ones (for example `ggufWeightSource(file)`: the dequantized
+   * weights of a GGUF file). `seed` is then ignored; the values are rounded to `dtype` as usual.
+   */
+  weights?: WeightSource;
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -179,7 +184,7 @@ export async function writeModelDir(options: WriteModelDirOptions): Promise<Mode
     await writeFile(join(dir, name), text);
     files.push(name);
   }
-  const weights = seededWeights(planned.spec, seed, dtype);
+  const weights = options.weights ?? seededWeights(planned.spec, seed, dtype);
   if (formats.has('safetensors')) {
     files.push(
       ...(await writeCheckpoint(dir, planned.tensors, weights, dtype, options.maxShardSize, options.onProgress)),

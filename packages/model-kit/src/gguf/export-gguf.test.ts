@@ -1,0 +1,133 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GGML_TYPE, dequantize, getArray, getNumber, getString, readGgufFile, type GgufArrayValue } from '@gen/gguf';
+import { describe, expect, it } from 'vitest';
+import { InvalidModelConfigError } from '../errors.js';
+import { parseHfConfig, toHfConfig } from '../hf-config.js';
+import { resolveModelConfig, type PresetName } from '../model-config.js';
+import { buildTokenizerFiles } from '../tokenizer/tokenizer-files.js';
+import { decoderTensors, seededWeights } from '../weights.js';
+import { ggufTensorName, ggufWeightSource, permuteRopeRows, writeGgufModel } from './export-gguf.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gen-gguf-export-'));
+
+function specOf(preset: PresetName) {
+  const config = resolveModelConfig(preset);
+  const tokenizer = buildTokenizerFiles(config.chatFormat!, {
+    modelVocabSize: config.vocabSize,
+    modelMaxLength: config.maxPositionEmbeddings,
+  });
+  return { config, tokenizer, spec: parseHfConfig(toHfConfig(config, tokenizer.tokenIds, 'float32')) };
+}
+
+describe('permuteRopeRows', () => {
+  it("is llama.cpp's LlamaModel.permute and its inverse undoes it", () => {
+    // 1 head of size 4, 2 columns: rows [r0, r1, r2, r3] become [r0, r2, r1, r3].
+    const rows = Float32Array.from([0, 0, 1, 1, 2, 2, 3, 3]);
+    expect(Array.from(permuteRopeRows(rows, 1, 2))).toEqual([0, 0, 2, 2, 1, 1, 3, 3]);
+    const values = Float32Array.from({ length: 4 * 16 * 3 }, (_, i) => i);
+    expect(Array.from(permuteRopeRows(permuteRopeRows(values, 4, 3), 4, 3, true))).toEqual(Array.from(values));
+  });
+});
+
+describe('writeGgufModel', () => {
+  for (const [preset, arch] of [
+    ['tiny', 'llama'],
+    ['tiny-qwen2', 'qwen2'],
+  ] as const) {
+    it(`${preset}: writes ${arch} metadata, the tokenizer and every tensor, F32 equal to the seeded weights`, async () => {
+      const outFile = join(dir, `${preset}-f32.gguf`);
+      const info = await writeGgufModel({ preset, seed: 3, outFile, type: 'f32' });
+      expect(info.architecture).toBe(arch);
+      const file = await readGgufFile(outFile);
+      const { config, tokenizer, spec } = specOf(preset);
+      expect(getString(file, 'general.architecture')).toBe(arch);
+      expect(getNumber(file, 'general.file_type')).toBe(0);
+      expect(getNumber(file, `${arch}.context_length`)).toBe(config.maxPositionEmbeddings);
+      expect(getNumber(file, `${arch}.embedding_length`)).toBe(config.hiddenSize);
+      expect(getNumber(file, `${arch}.block_count`)).toBe(config.numHiddenLayers);
+      expect(getNumber(file, `${arch}.feed_forward_length`)).toBe(config.intermediateSize);
+      expect(getNumber(file, `${arch}.attention.head_count`)).toBe(config.numAttentionHeads);
+      expect(getNumber(file, `${arch}.attention.head_count_kv`)).toBe(config.numKeyValueHeads);
+      expect(getNumber(file, `${arch}.rope.freq_base`)).toBe(Math.fround(config.ropeTheta));
+      expect(getNumber(file, `${arch}.attention.layer_norm_rms_epsilon`)).toBe(Math.fround(config.rmsNormEps));
+      expect(getString(file, 'tokenizer.ggml.model')).toBe('gpt2');
+      expect(getString(file, 'tokenizer.ggml.pre')).toBe(arch === 'llama' ? 'llama-bpe' : 'qwen2');
+      const tokens = getArray(file, 'tokenizer.ggml.tokens') as GgufArrayValue;
+      expect(tokens.value).toHaveLength(config.vocabSize);
+      expect((getArray(file, 'tokenizer.ggml.token_type') as GgufArrayValue).value).toHaveLength(config.vocabSize);
+      expect((getArray(file, 'tokenizer.ggml.merges') as GgufArrayValue).value.length).toBeGreaterThan(0);
+      expect(getNumber(file, 'tokenizer.ggml.bos_token_id')).toBe(tokenizer.tokenIds.bos);
+      expect(getNumber(file, 'tokenizer.ggml.eos_token_id')).toBe(tokenizer.tokenIds.eos[0]);
+      expect(getString(file, 'tokenizer.chat_template')).toContain(arch === 'llama' ? '<|eot_id|>' : '<|im_start|>');
+      expect((tokens.value as string[])[tokenizer.tokenIds.bos]).toBe(
+        arch === 'llama' ? '<|begin_of_text|>' : '<|endoftext|>',
+      );
+
+      const hfTensors = decoderTensors(spec);
+      expect(file.tensors.map((t) => t.name)).toEqual(hfTensors.map((t) => ggufTensorName(t.name)));
+      expect(file.tensor('output.weight') === undefined).toBe(spec.tieWordEmbeddings);
+      if (arch === 'qwen2') expect(file.tensor('blk.0.attn_q.bias')).toBeDefined();
+      const weights = seededWeights(spec, 3, 'float32');
+      for (const { name: hfName, shape } of hfTensors) {
+        const info = file.tensor(ggufTensorName(hfName)!)!;
+        expect(info.type).toBe(GGML_TYPE.F32);
+        expect([...info.shape]).toEqual([...shape].reverse());
+        let values = dequantize(info.type, file.tensorData(info.name), info.elementCount);
+        const isQ = /attn_q\./.test(info.name);
+        const isK = /attn_k\./.test(info.name);
+        if (arch === 'llama' && (isQ || isK)) {
+          const heads = isQ ? spec.numHeads : spec.numKvHeads;
+          const permuted = values;
+          values = permuteRopeRows(values, heads, shape.length === 1 ? 1 : shape[1]!, true);
+          expect(Array.from(permuted), `${info.name} is permuted`).not.toEqual(Array.from(values));
+        }
+        expect(Array.from(values), info.name).toEqual(Array.from(await weights.read(hfName)));
+      }
+      // ggufWeightSource undoes the permutation the same way.
+      const source = await ggufWeightSource(outFile);
+      const name = 'model.layers.1.self_attn.k_proj.weight';
+      expect(Array.from(await source.read(name))).toEqual(Array.from(await weights.read(name)));
+    });
+  }
+
+  it('quantized files keep 1-D tensors F32 and fall back to F16 for rows that are not whole blocks', async () => {
+    for (const [type, ggml, fileType] of [
+      ['q8_0', GGML_TYPE.Q8_0, 7],
+      ['q4_0', GGML_TYPE.Q4_0, 2],
+      ['f16', GGML_TYPE.F16, 1],
+    ] as const) {
+      const outFile = join(dir, `tiny-${type}.gguf`);
+      await writeGgufModel({ preset: 'tiny', seed: 3, outFile, type });
+      const file = await readGgufFile(outFile);
+      expect(getNumber(file, 'general.file_type')).toBe(fileType);
+      expect(file.tensor('blk.0.attn_norm.weight')!.type).toBe(GGML_TYPE.F32);
+      expect(file.tensor('output_norm.weight')!.type).toBe(GGML_TYPE.F32);
+      expect(file.tensor('token_embd.weight')!.type).toBe(ggml);
+      expect(file.tensor('blk.0.attn_q.weight')!.type).toBe(ggml);
+      // ffn_down reads intermediateSize 176 values per row: not a multiple of 32.
+      expect(file.tensor('blk.0.ffn_down.weight')!.type).toBe(GGML_TYPE.F16);
+      // Dequantized values are close to the seeded ones.
+      const { spec } = specOf('tiny');
+      const expected = await seededWeights(spec, 3, 'float32').read('model.layers.0.mlp.up_proj.weight');
+      const actual = await (await ggufWeightSource(outFile)).read('model.layers.0.mlp.up_proj.weight');
+      let worst = 0;
+      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
+      expect(worst).toBeLessThan(type === 'q4_0' ? 0.05 : 0.005);
+    }
+  });
+
+  it('rejects unknown types and mistral with a sliding window', async () => {
+    await expect(
+      writeGgufModel({ preset: 'tiny', outFile: join(dir, 'x.gguf'), type: 'q5_k' as never }),
+    ).rejects.toSatisfy(InvalidModelConfigError.isInstance);
+    await expect(
+      writeGgufModel({
+        preset: 'tiny',
+        config: { architecture: 'mistral', slidingWindow: 64 },
+        outFile: join(dir, 'y.gguf'),
+      }),
+    ).rejects.toSatisfy(InvalidModelConfigError.isInstance);
+  });
+});

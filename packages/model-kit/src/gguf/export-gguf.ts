@@ -1,0 +1,327 @@
+/**
+ * GGUF export (llama.cpp's model format) of model-kit's seeded models, or of any config plus weights.
+ *
+ * Tensor names, metadata keys and the Q/K permutation follow llama.cpp's own converter (`convert_hf_to_gguf.py`,
+ * `LlamaModel` and `Qwen2Model`): `llama` and `mistral` configs become the `llama` architecture, whose q/k
+ * projection rows are permuted from Hugging Face's rotate-half layout to llama.cpp's interleaved rope layout;
+ * `qwen2` stays `qwen2` (NEOX rope in llama.cpp: no permutation) with its q/k/v biases.
+ */
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import {
+  GGML_TYPE,
+  dequantize,
+  getString,
+  kv,
+  quantize,
+  readGgufFile,
+  writeGguf,
+  type GgufFile,
+  type GgufTensorInput,
+  type GgufValue,
+} from '@gen/gguf';
+import { ensureModelDir } from '../ensure-model-dir.js';
+import { InvalidModelConfigError } from '../errors.js';
+import { parseHfConfig, toHfConfig, type DecoderSpec } from '../hf-config.js';
+import { resolveModelConfig, type ModelConfig, type PresetName } from '../model-config.js';
+import { buildTokenizerFiles, chatmlChatTemplate, llama3ChatTemplate } from '../tokenizer/tokenizer-files.js';
+import { decoderTensors, elementCount, seededWeights, type WeightSource } from '../weights.js';
+
+/**
+ * Storage type of the 2-D weights of a GGUF file (1-D tensors, norms and biases, are always F32):
+ *
+ * - `f32`, `f16`: every matrix in that type (`general.file_type` 0 / 1);
+ * - `q8_0`, `q4_0`: every matrix in that block format, the token embedding and `output.weight` included (llama.cpp's
+ *   `llama-quantize` would keep `output.weight` at Q6_K for q4_0; this is simpler and documented). A matrix whose
+ *   rows are not a multiple of 32 values (the block size), for example `ffn_down` of a model whose
+ *   `intermediateSize` is 176, is stored as F16, the fallback `llama-quantize` uses for such tensors.
+ */
+export type GgufWeightType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+
+const ggmlTypes: Record<GgufWeightType, number> = {
+  f32: GGML_TYPE.F32,
+  f16: GGML_TYPE.F16,
+  q8_0: GGML_TYPE.Q8_0,
+  q4_0: GGML_TYPE.Q4_0,
+};
+
+/** `enum llama_ftype` of each type (`general.file_type`). */
+const fileTypes: Record<GgufWeightType, number> = { f32: 0, f16: 1, q8_0: 7, q4_0: 2 };
+
+/** `llama_token_type` values written to `tokenizer.ggml.token_type`. */
+const tokenType = { normal: 1, control: 3, unused: 5 } as const;
+
+/** Options of {@link writeGgufModel}. */
+export interface WriteGgufModelOptions {
+  /** A built-in shape; `config` entries override it. Without a preset, `config` must be complete. */
+  preset?: PresetName;
+  config?: Partial<ModelConfig>;
+  /**
+   * Weights by Hugging Face name (`model.layers.0.self_attn.q_proj.weight`, ...), as float32 in PyTorch layout.
+   * Default: model-kit's seeded weights for `seed` (the same values `writeModelDir` writes to `model.safetensors`
+   * in float32).
+   */
+  weights?: WeightSource;
+  /** Seed of the seeded weights (ignored with `weights`). Default 0. */
+  seed?: number;
+  /** File to write (its directory is created). */
+  outFile: string;
+  /** Storage type of the matrices; see {@link GgufWeightType}. Default `f32`. */
+  type?: GgufWeightType;
+}
+
+/** What {@link writeGgufModel} wrote. */
+export interface GgufModelInfo {
+  file: string;
+  /** `general.architecture`: `llama` (llama, mistral) or `qwen2`. */
+  architecture: 'llama' | 'qwen2';
+  config: ModelConfig;
+  /** Tensor names in file order, with the ggml type each was stored as. */
+  tensors: Array<{ name: string; hfName: string; type: number; shape: number[] }>;
+  bytes: number;
+}
+
+/** The GGUF name of a Hugging Face tensor name, or undefined for names llama.cpp has no tensor for. */
+export function ggufTensorName(hfName: string): string | undefined {
+  if (hfName === 'model.embed_tokens.weight') return 'token_embd.weight';
+  if (hfName === 'model.norm.weight') return 'output_norm.weight';
+  if (hfName === 'lm_head.weight') return 'output.weight';
+  const match = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
+  if (match === null) return undefined;
+  const [, layer, module, kind] = match;
+  const names: Record<string, string> = {
+    'self_attn.q_proj': 'attn_q',
+    'self_attn.k_proj': 'attn_k',
+    'self_attn.v_proj': 'attn_v',
+    'self_attn.o_proj': 'attn_output',
+    'mlp.gate_proj': 'ffn_gate',
+    'mlp.up_proj': 'ffn_up',
+    'mlp.down_proj': 'ffn_down',
+    input_layernorm: 'attn_norm',
+    post_attention_layernorm: 'ffn_norm',
+  };
+  const name = names[module!];
+  return name === undefined ? undefined : `blk.${layer}.${name}.${kind}`;
+}
+
+/**
+ * llama.cpp's `LlamaModel.permute`: the rows of each head go from Hugging Face's rotate-half order (first half of
+ * the head, then second half) to interleaved pairs, `new[h, 2i + j] = old[h, j * half + i]`. `values` holds
+ * `rows x columns` row-major (columns 1 for a bias). With `inverse` it undoes the permutation.
+ */
+export function permuteRopeRows(values: Float32Array, heads: number, columns: number, inverse = false): Float32Array {
+  const rows = values.length / columns;
+  const headDim = rows / heads;
+  const half = headDim / 2;
+  const out = new Float32Array(values.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const permuted = h * headDim + 2 * i + j;
+        const original = h * headDim + j * half + i;
+        const [to, from] = inverse ? [original, permuted] : [permuted, original];
+        out.set(values.subarray(from * columns, (from + 1) * columns), to * columns);
+      }
+    }
+  }
+  return out;
+}
+
+function resolveSpec(options: Pick<WriteGgufModelOptions, 'preset' | 'config'>) {
+  const config = resolveModelConfig(options.preset, options.config);
+  if (config.architecture === 'mistral' && config.slidingWindow != null) {
+    throw new InvalidModelConfigError({
+      field: 'slidingWindow',
+      message: "GGUF export writes mistral as llama.cpp's `llama` architecture, which has no sliding window.",
+    });
+  }
+  const tokenizer = buildTokenizerFiles(config.chatFormat!, {
+    modelVocabSize: config.vocabSize,
+    modelMaxLength: config.maxPositionEmbeddings,
+  });
+  const spec = parseHfConfig(toHfConfig(config, tokenizer.tokenIds, 'float32'));
+  return { config, tokenizer, spec };
+}
+
+/** How the rows of a Hugging Face tensor are permuted in the GGUF file (llama's q/k only). */
+function ropePermutation(spec: DecoderSpec, arch: string, hfName: string): number | undefined {
+  if (arch !== 'llama') return undefined;
+  if (/\.self_attn\.q_proj\.(weight|bias)$/.test(hfName)) return spec.numHeads;
+  if (/\.self_attn\.k_proj\.(weight|bias)$/.test(hfName)) return spec.numKvHeads;
+  return undefined;
+}
+
+function storageType(type: GgufWeightType, shape: readonly number[]): number {
+  if (shape.length === 1) return GGML_TYPE.F32;
+  const ggml = ggmlTypes[type];
+  if ((ggml === GGML_TYPE.Q8_0 || ggml === GGML_TYPE.Q4_0) && shape[shape.length - 1]! % 32 !== 0) return GGML_TYPE.F16;
+  return ggml;
+}
+
+/**
+ * Writes a GGUF file that llama.cpp loads: the preset's (or `config`'s) hyper-parameters as `{arch}.*` metadata,
+ * model-kit's byte-level BPE tokenizer as a `gpt2` tokenizer (`tokenizer.ggml.pre` `llama-bpe` for the Llama 3
+ * format, `qwen2` for ChatML; the vocabulary padded with `[PAD{i}]` unused tokens up to `vocabSize`, as
+ * llama.cpp's converter does), special token ids, the chat template, and every tensor (see {@link GgufWeightType}).
+ * Tied embeddings write no `output.weight` (llama.cpp then reuses `token_embd.weight`).
+ */
+export async function writeGgufModel(options: WriteGgufModelOptions): Promise<GgufModelInfo> {
+  const type = options.type ?? 'f32';
+  if (!Object.hasOwn(ggmlTypes, type)) {
+    throw new InvalidModelConfigError({
+      field: 'type',
+      message: `\`type\` must be f32, f16, q8_0 or q4_0; got ${String(type)}.`,
+    });
+  }
+  const seed = options.seed ?? 0;
+  const { config, tokenizer, spec } = resolveSpec(options);
+  const weights = options.weights ?? seededWeights(spec, seed, 'float32');
+  const arch = config.architecture === 'qwen2' ? 'qwen2' : 'llama';
+
+  const tokenizerJson = JSON.parse(tokenizer.files['tokenizer.json']!) as {
+    added_tokens: Array<{ id: number; content: string }>;
+    model: { vocab: Record<string, number>; merges: string[] };
+  };
+  const tokens: string[] = new Array<string>(config.vocabSize);
+  const types = new Int32Array(config.vocabSize).fill(tokenType.unused);
+  for (const [text, id] of Object.entries(tokenizerJson.model.vocab)) {
+    tokens[id] = text;
+    types[id] = tokenType.normal;
+  }
+  for (const { id, content } of tokenizerJson.added_tokens) {
+    tokens[id] = content;
+    types[id] = tokenType.control;
+  }
+  for (let id = 0; id < tokens.length; id++) tokens[id] ??= `[PAD${id}]`;
+  const { tokenIds } = tokenizer;
+  const llama3 = config.chatFormat === 'llama3';
+
+  const metadata: Array<[string, GgufValue]> = [
+    ['general.architecture', kv.string(arch)],
+    ['general.type', kv.string('model')],
+    ['general.name', kv.string(options.preset ?? `model-kit ${config.architecture}`)],
+    ['general.file_type', kv.uint32(fileTypes[type])],
+    ['general.quantization_version', kv.uint32(2)],
+    [`${arch}.vocab_size`, kv.uint32(config.vocabSize)],
+    [`${arch}.context_length`, kv.uint32(config.maxPositionEmbeddings)],
+    [`${arch}.embedding_length`, kv.uint32(config.hiddenSize)],
+    [`${arch}.block_count`, kv.uint32(config.numHiddenLayers)],
+    [`${arch}.feed_forward_length`, kv.uint32(config.intermediateSize)],
+    [`${arch}.attention.head_count`, kv.uint32(config.numAttentionHeads)],
+    [`${arch}.attention.head_count_kv`, kv.uint32(config.numKeyValueHeads)],
+    [`${arch}.rope.freq_base`, kv.float32(config.ropeTheta)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, kv.float32(config.rmsNormEps)],
+    ...(arch === 'llama'
+      ? ([
+          [`${arch}.attention.key_length`, kv.uint32(spec.headDim)],
+          [`${arch}.attention.value_length`, kv.uint32(spec.headDim)],
+          [`${arch}.rope.dimension_count`, kv.uint32(spec.headDim)],
+        ] as Array<[string, GgufValue]>)
+      : []),
+    ['tokenizer.ggml.model', kv.string('gpt2')],
+    ['tokenizer.ggml.pre', kv.string(llama3 ? 'llama-bpe' : 'qwen2')],
+    ['tokenizer.ggml.tokens', kv.array('string', tokens)],
+    ['tokenizer.ggml.token_type', kv.array('int32', types)],
+    ['tokenizer.ggml.merges', kv.array('string', tokenizerJson.model.merges)],
+    ['tokenizer.ggml.bos_token_id', kv.uint32(tokenIds.bos)],
+    // The primary end token of config.json / generation_config.json; llama.cpp adds the other end tokens
+    // (`<|eot_id|>`, `<|endoftext|>`, ...) to its end-of-generation set by their text.
+    ['tokenizer.ggml.eos_token_id', kv.uint32(tokenIds.eos[0]!)],
+    ...(llama3 && tokenIds.eos.length > 1
+      ? ([['tokenizer.ggml.eot_token_id', kv.uint32(tokenIds.eos[1]!)]] as Array<[string, GgufValue]>)
+      : []),
+    ['tokenizer.ggml.padding_token_id', kv.uint32(tokenIds.pad)],
+    ['tokenizer.ggml.add_bos_token', kv.bool(llama3)],
+    ['tokenizer.ggml.add_eos_token', kv.bool(false)],
+    ['tokenizer.chat_template', kv.string(llama3 ? llama3ChatTemplate : chatmlChatTemplate)],
+  ];
+
+  const tensors: GgufTensorInput[] = [];
+  const written: GgufModelInfo['tensors'] = [];
+  for (const { name: hfName, shape } of decoderTensors(spec)) {
+    const name = ggufTensorName(hfName);
+    if (name === undefined) throw new Error(`unreachable: no GGUF name for ${hfName}`);
+    let values = await weights.read(hfName);
+    if (values.length !== elementCount(shape)) {
+      throw new InvalidModelConfigError({
+        field: 'weights',
+        message: `${hfName} has ${values.length} values; its shape [${shape.join(', ')}] needs ${elementCount(shape)}.`,
+      });
+    }
+    const heads = ropePermutation(spec, arch, hfName);
+    if (heads !== undefined) values = permuteRopeRows(values, heads, shape.length === 1 ? 1 : shape[1]!);
+    const ggmlShape = [...shape].reverse();
+    const ggmlType = storageType(type, shape);
+    tensors.push({ name, shape: ggmlShape, type: ggmlType, data: quantize(ggmlType, values) });
+    written.push({ name, hfName, type: ggmlType, shape: ggmlShape });
+  }
+  const bytes = writeGguf({ metadata, tensors });
+  await mkdir(dirname(options.outFile), { recursive: true });
+  await writeFile(options.outFile, bytes);
+  return { file: options.outFile, architecture: arch, config, tensors: written, bytes: bytes.byteLength };
+}
+
+/**
+ * The Hugging Face weights a GGUF file written by {@link writeGgufModel} holds, dequantized to float32 and with
+ * the q/k permutation undone: a {@link WeightSource} to write a model directory whose `model.safetensors` holds
+ * exactly what llama.cpp computes with (for comparing a quantized file with `@gen/backend-js`).
+ */
+export async function ggufWeightSource(file: string): Promise<WeightSource & { gguf: GgufFile }> {
+  const gguf = await readGgufFile(file);
+  const arch = getString(gguf, 'general.architecture');
+  const headCount = Number(gguf.metadata.get(`${arch}.attention.head_count`)?.value);
+  const kvHeadCount = Number(gguf.metadata.get(`${arch}.attention.head_count_kv`)?.value);
+  return {
+    gguf,
+    read(hfName) {
+      const name = ggufTensorName(hfName);
+      const info = name === undefined ? undefined : gguf.tensor(name);
+      if (info === undefined) return Promise.reject(new Error(`${file}: no tensor for ${hfName}`));
+      let values = dequantize(info.type, gguf.tensorData(info.name), info.elementCount);
+      if (arch === 'llama') {
+        const columns = info.shape.length === 1 ? 1 : info.shape[0]!;
+        if (/\.attn_q\./.test(info.name)) values = permuteRopeRows(values, headCount, columns, true);
+        if (/\.attn_k\./.test(info.name)) values = permuteRopeRows(values, kvHeadCount, columns, true);
+      }
+      return Promise.resolve(values);
+    },
+  };
+}
+
+/** Options of {@link ensureGgufModel}. */
+export interface EnsureGgufModelOptions {
+  /** Default 0. */
+  seed?: number;
+  /** Default `f32`. */
+  type?: GgufWeightType;
+  /** Default: `ensureModelDir`'s cache. */
+  cacheDir?: string;
+}
+
+/**
+ * The cached model directory of `preset` and `seed` (`ensureModelDir`, float32 safetensors) with
+ * `model-<type>.gguf` written into it the first time (atomically: a temporary file renamed into place), so
+ * `@gen/backend-js` on `modelDir` and llama.cpp on `file` compute with the same weights (for `f32`).
+ */
+export async function ensureGgufModel(
+  preset: PresetName,
+  options: EnsureGgufModelOptions = {},
+): Promise<{ modelDir: string; file: string }> {
+  const type = options.type ?? 'f32';
+  const modelDir = await ensureModelDir(preset, {
+    seed: options.seed ?? 0,
+    ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+  });
+  const file = join(modelDir, `model-${type}.gguf`);
+  if (!existsSync(file)) {
+    const temporary = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      await writeGgufModel({ preset, seed: options.seed ?? 0, type, outFile: temporary });
+      await rename(temporary, file);
+    } finally {
+      await rm(temporary, { force: true });
+    }
+  }
+  return { modelDir, file };
+}

@@ -67,6 +67,24 @@ describe.each(['tiny', 'tiny-qwen2'] as const)('backend-js on GGUF files of %s',
   );
 });
 
+describe('backend-js on a Q4_K_M file (Q4_K, Q6_K; rows of 256 values)', () => {
+  it('the logits of a directory of its dequantized weights, bit for bit', async () => {
+    const config = { hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 8, headDim: 64 };
+    const gguf = await writeGgufModel({ preset: 'tiny', config, outFile: path.join(root, 'k.gguf'), type: 'q4_k_m' });
+    expect(new Set(gguf.tensors.map((t) => t.type))).toEqual(new Set([GGML_TYPE.F32, GGML_TYPE.Q4_K, GGML_TYPE.Q6_K]));
+    const dir = await writeModelDir({
+      preset: 'tiny',
+      config,
+      outDir: path.join(root, 'k-dequantized'),
+      formats: ['safetensors'],
+      weights: await ggufWeightSource(gguf.file),
+    });
+    const [fromDir, fromGguf] = await Promise.all([logitsOf(dir.dir), logitsOf(gguf.file)]);
+    expect(fromGguf.prompt).toEqual(fromDir.prompt);
+    expect(fromGguf.step).toEqual(fromDir.step);
+  });
+});
+
 describe('GGUF load errors', () => {
   it('missing file, not GGUF, unsupported architecture, missing tensor', async () => {
     await expect(createJsBackend({ modelDir: path.join(root, 'none.gguf') })).rejects.toSatisfy(

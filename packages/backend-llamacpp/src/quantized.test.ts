@@ -2,7 +2,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createJsBackend } from '@gen/backend-js';
-import { ensureGgufModel, ggufWeightSource, writeModelDir, type GgufWeightType, type PresetName } from '@gen/model-kit';
+import {
+  ensureGgufModel,
+  ggufWeightSource,
+  writeGgufModel,
+  writeModelDir,
+  type GgufWeightType,
+  type PresetName,
+} from '@gen/model-kit';
 import { describe, expect, it } from 'vitest';
 import { createLlamaCppBackend } from './index.js';
 import { llamaCppUnavailable } from './testing/availability.js';
@@ -81,4 +88,43 @@ describe('quantized GGUF files', () => {
       }
     });
   }
+});
+
+describe('a Q4_K_M file (Q4_K and Q6_K, the mix llama-quantize writes)', () => {
+  test(`logits within 0.35 of backend-js on the dequantized weights, far closer than the float32 weights${reason}`, async () => {
+    const config = { hiddenSize: 256, intermediateSize: 512, numHiddenLayers: 8, headDim: 64 };
+    const root = mkdtempSync(join(tmpdir(), 'gen-llamacpp-q4_k_m-'));
+    const { file } = await writeGgufModel({
+      preset: 'tiny',
+      config,
+      seed: 1,
+      outFile: join(root, 'k.gguf'),
+      type: 'q4_k_m',
+    });
+    const dequantizedDir = join(root, 'dequantized');
+    await writeModelDir({
+      preset: 'tiny',
+      config,
+      seed: 1,
+      formats: ['safetensors'],
+      outDir: dequantizedDir,
+      weights: await ggufWeightSource(file),
+    });
+    const float32Dir = join(root, 'float32');
+    await writeModelDir({ preset: 'tiny', config, seed: 1, formats: ['safetensors'], outDir: float32Dir });
+    const backend = await createLlamaCppBackend({ modelPath: file, maxBatchSize: 2, kvCacheType: 'f32', threads: 2 });
+    const dequantized = await createJsBackend({ modelDir: dequantizedDir });
+    const float32 = await createJsBackend({ modelDir: float32Dir });
+    try {
+      const expected = await script(dequantized);
+      const difference = maxDifference(await script(backend), expected);
+      expect(difference).toBeLessThanOrEqual(0.35);
+      expect(difference).toBeLessThan(maxDifference(expected, await script(float32)) / 4);
+      console.info(`llamacpp q4_k_m vs backend-js on dequantized weights: ${difference.toExponential(2)}`);
+    } finally {
+      await backend.doDispose();
+      await dequantized.doDispose();
+      await float32.doDispose();
+    }
+  });
 });

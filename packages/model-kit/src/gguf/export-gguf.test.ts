@@ -5,7 +5,7 @@ import { GGML_TYPE, dequantize, getArray, getNumber, getString, readGgufFile, ty
 import { describe, expect, it } from 'vitest';
 import { InvalidModelConfigError } from '../errors.js';
 import { parseHfConfig, toHfConfig } from '../hf-config.js';
-import { resolveModelConfig, type PresetName } from '../model-config.js';
+import { resolveModelConfig, type ModelConfig, type PresetName } from '../model-config.js';
 import { buildTokenizerFiles } from '../tokenizer/tokenizer-files.js';
 import { decoderTensors, seededWeights } from '../weights.js';
 import { ggufTensorName, ggufWeightSource, permuteRopeRows, writeGgufModel } from './export-gguf.js';
@@ -116,6 +116,43 @@ describe('writeGgufModel', () => {
       for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(actual[i]! - expected[i]!));
       expect(worst).toBeLessThan(type === 'q4_0' ? 0.05 : 0.005);
     }
+  });
+
+  it("q4_k_m is llama-quantize's Q4_K_M mix: Q6_K where use_more_bits says, Q6_K output, fallbacks by row width", async () => {
+    // Rows of 256 (K-quant blocks) everywhere: hidden 256, intermediate 512, 8 layers.
+    const config = {
+      hiddenSize: 256,
+      intermediateSize: 512,
+      numHiddenLayers: 8,
+      headDim: 64,
+    } satisfies Partial<ModelConfig>;
+    const outFile = join(dir, 'k-q4_k_m.gguf');
+    await writeGgufModel({ preset: 'tiny', config, seed: 3, outFile, type: 'q4_k_m' });
+    const file = await readGgufFile(outFile);
+    expect(getNumber(file, 'general.file_type')).toBe(15);
+    expect(file.tensor('output.weight')!.type).toBe(GGML_TYPE.Q6_K);
+    expect(file.tensor('token_embd.weight')!.type).toBe(GGML_TYPE.Q4_K);
+    expect(file.tensor('blk.0.attn_norm.weight')!.type).toBe(GGML_TYPE.F32);
+    // use_more_bits(i, 8): i < 1, i >= 7, (i - 1) % 3 == 2 -> layers 0, 3, 6, 7.
+    const more = [0, 3, 6, 7];
+    for (let layer = 0; layer < 8; layer++) {
+      const expected = more.includes(layer) ? GGML_TYPE.Q6_K : GGML_TYPE.Q4_K;
+      expect(file.tensor(`blk.${layer}.attn_v.weight`)!.type, `attn_v ${layer}`).toBe(expected);
+      expect(file.tensor(`blk.${layer}.ffn_down.weight`)!.type, `ffn_down ${layer}`).toBe(expected);
+      for (const other of ['attn_q', 'attn_k', 'attn_output', 'ffn_gate', 'ffn_up']) {
+        expect(file.tensor(`blk.${layer}.${other}.weight`)!.type).toBe(GGML_TYPE.Q4_K);
+      }
+    }
+    // tiny: rows of 64 and 176 values are not K blocks: Q4_K -> Q5_0, Q6_K -> Q8_0, F16 below 32-value blocks.
+    const small = join(dir, 'tiny-q4_k_m.gguf');
+    await writeGgufModel({ preset: 'tiny', seed: 3, outFile: small, type: 'q4_k_m' });
+    const tiny = await readGgufFile(small);
+    expect(tiny.tensor('output.weight')!.type).toBe(GGML_TYPE.Q8_0);
+    expect(tiny.tensor('blk.1.attn_q.weight')!.type).toBe(GGML_TYPE.Q5_0);
+    // 2 layers: use_more_bits picks layer 1 only.
+    expect(tiny.tensor('blk.0.attn_v.weight')!.type).toBe(GGML_TYPE.Q5_0);
+    expect(tiny.tensor('blk.1.attn_v.weight')!.type).toBe(GGML_TYPE.Q8_0);
+    expect(tiny.tensor('blk.0.ffn_down.weight')!.type).toBe(GGML_TYPE.F16);
   });
 
   it('rejects unknown types and mistral with a sliding window', async () => {

@@ -36,18 +36,24 @@ import { decoderTensors, elementCount, seededWeights, type WeightSource } from '
  *   `llama-quantize` would keep `output.weight` at Q6_K for q4_0; this is simpler and documented). A matrix whose
  *   rows are not a multiple of 32 values (the block size), for example `ffn_down` of a model whose
  *   `intermediateSize` is 176, is stored as F16, the fallback `llama-quantize` uses for such tensors.
+ * - `q4_k_m`: `llama-quantize`'s Q4_K_M mix without an importance matrix (`general.file_type` 15): Q4_K, with
+ *   Q6_K for `output.weight` (and for the token embedding when it is tied), and for `attn_v` and `ffn_down` of the
+ *   layers `use_more_bits` picks (the first and last eighth, and every third in between); a matrix whose rows are
+ *   not a multiple of 256 falls back as llama.cpp does (Q4_K to Q5_0, Q6_K to Q8_0 or, for the output, Q8_0; F16
+ *   when not even a multiple of 32).
  */
-export type GgufWeightType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+export type GgufWeightType = 'f32' | 'f16' | 'q8_0' | 'q4_0' | 'q4_k_m';
 
 const ggmlTypes: Record<GgufWeightType, number> = {
   f32: GGML_TYPE.F32,
   f16: GGML_TYPE.F16,
   q8_0: GGML_TYPE.Q8_0,
   q4_0: GGML_TYPE.Q4_0,
+  q4_k_m: GGML_TYPE.Q4_K,
 };
 
 /** `enum llama_ftype` of each type (`general.file_type`). */
-const fileTypes: Record<GgufWeightType, number> = { f32: 0, f16: 1, q8_0: 7, q4_0: 2 };
+const fileTypes: Record<GgufWeightType, number> = { f32: 0, f16: 1, q8_0: 7, q4_0: 2, q4_k_m: 15 };
 
 /** `llama_token_type` values written to `tokenizer.ggml.token_type`. */
 const tokenType = { normal: 1, control: 3, unused: 5 } as const;
@@ -152,8 +158,31 @@ function ropePermutation(spec: DecoderSpec, arch: string, hfName: string): numbe
   return undefined;
 }
 
-function storageType(type: GgufWeightType, shape: readonly number[]): number {
+/** llama.cpp's `use_more_bits`: the layers that get more bits in the _M mixes. */
+function useMoreBits(layer: number, layers: number): boolean {
+  return (
+    layer < Math.trunc(layers / 8) ||
+    layer >= Math.trunc((7 * layers) / 8) ||
+    (layer - Math.trunc(layers / 8)) % 3 === 2
+  );
+}
+
+/** The type `llama-quantize` gives a matrix in a Q4_K_M file (`llama_tensor_get_type_impl` and its fallback). */
+function q4kmType(name: string, shape: readonly number[], layers: number, tied: boolean): number {
+  const columns = shape[shape.length - 1]!;
+  if (name === 'output.weight' || (tied && name === 'token_embd.weight')) {
+    return columns % 256 !== 0 ? GGML_TYPE.Q8_0 : GGML_TYPE.Q6_K;
+  }
+  const layer = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(name);
+  const target = layer !== null && useMoreBits(Number(layer[1]), layers) ? GGML_TYPE.Q6_K : GGML_TYPE.Q4_K;
+  if (columns % 256 === 0) return target;
+  const fallback = target === GGML_TYPE.Q6_K ? GGML_TYPE.Q8_0 : GGML_TYPE.Q5_0;
+  return columns % 32 === 0 ? fallback : GGML_TYPE.F16;
+}
+
+function storageType(type: GgufWeightType, shape: readonly number[], name = '', layers = 0, tied = false): number {
   if (shape.length === 1) return GGML_TYPE.F32;
+  if (type === 'q4_k_m') return q4kmType(name, shape, layers, tied);
   const ggml = ggmlTypes[type];
   if ((ggml === GGML_TYPE.Q8_0 || ggml === GGML_TYPE.Q4_0) && shape[shape.length - 1]! % 32 !== 0) return GGML_TYPE.F16;
   return ggml;
@@ -171,7 +200,7 @@ export async function writeGgufModel(options: WriteGgufModelOptions): Promise<Gg
   if (!Object.hasOwn(ggmlTypes, type)) {
     throw new InvalidModelConfigError({
       field: 'type',
-      message: `\`type\` must be f32, f16, q8_0 or q4_0; got ${String(type)}.`,
+      message: `\`type\` must be f32, f16, q8_0, q4_0 or q4_k_m; got ${String(type)}.`,
     });
   }
   const seed = options.seed ?? 0;
@@ -252,7 +281,7 @@ export async function writeGgufModel(options: WriteGgufModelOptions): Promise<Gg
     const heads = ropePermutation(spec, arch, hfName);
     if (heads !== undefined) values = permuteRopeRows(values, heads, shape.length === 1 ? 1 : shape[1]!);
     const ggmlShape = [...shape].reverse();
-    const ggmlType = storageType(type, shape);
+    const ggmlType = storageType(type, shape, name, spec.numLayers, spec.tieWordEmbeddings);
     tensors.push({ name, shape: ggmlShape, type: ggmlType, data: quantize(ggmlType, values) });
     written.push({ name, hfName, type: ggmlType, shape: ggmlShape });
   }

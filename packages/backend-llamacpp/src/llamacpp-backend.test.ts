@@ -17,7 +17,7 @@ async function withBackend(
   settings: Partial<LlamaCppBackendSettings>,
   fn: (backend: BackendV1) => Promise<void>,
 ): Promise<void> {
-  const backend = await createLlamaCppBackend({ modelPath, threads: 2, kvCacheType: 'f32', ...settings });
+  const backend = await createLlamaCppBackend({ modelPath, threads: 1, kvCacheType: 'f32', ...settings });
   try {
     await fn(backend);
   } finally {
@@ -60,7 +60,7 @@ describe('llamacpp backend', () => {
         fork: true,
         embeddings: true,
       });
-      expect(backend.capabilities.details).toMatchObject({ contextSize: 4 * 512, maxSequences: 64, threads: 2 });
+      expect(backend.capabilities.details).toMatchObject({ contextSize: 4 * 512, maxSequences: 64, threads: 1 });
       expect(backend.stats()).toEqual({ sequences: 0, cachedTokens: 0, kvCacheBytes: 0 });
     });
   });

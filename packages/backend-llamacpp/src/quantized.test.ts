@@ -67,7 +67,7 @@ describe('quantized GGUF files', () => {
       const { file, modelDir: float32Dir } = await ensureGgufModel(preset, { seed: 1, type });
       const outDir = mkdtempSync(join(tmpdir(), `gen-llamacpp-${preset}-${type}-`));
       await writeModelDir({ preset, seed: 1, formats: ['safetensors'], outDir, weights: await ggufWeightSource(file) });
-      const backend = await createLlamaCppBackend({ modelPath: file, maxBatchSize: 2, kvCacheType: 'f32', threads: 2 });
+      const backend = await createLlamaCppBackend({ modelPath: file, maxBatchSize: 2, kvCacheType: 'f32', threads: 1 });
       const dequantized = await createJsBackend({ modelDir: outDir });
       const float32 = await createJsBackend({ modelDir: float32Dir });
       try {
@@ -112,7 +112,7 @@ describe('a Q4_K_M file (Q4_K and Q6_K, the mix llama-quantize writes)', () => {
     });
     const float32Dir = join(root, 'float32');
     await writeModelDir({ preset: 'tiny', config, seed: 1, formats: ['safetensors'], outDir: float32Dir });
-    const backend = await createLlamaCppBackend({ modelPath: file, maxBatchSize: 2, kvCacheType: 'f32', threads: 2 });
+    const backend = await createLlamaCppBackend({ modelPath: file, maxBatchSize: 2, kvCacheType: 'f32', threads: 1 });
     const dequantized = await createJsBackend({ modelDir: dequantizedDir });
     const float32 = await createJsBackend({ modelDir: float32Dir });
     try {

@@ -3,6 +3,7 @@ import {
   BackendDisposedError,
   checkEmbedInputs,
   checkForkIds,
+  checkForkLength,
   checkForwardInputs,
   describeModel,
   isGgufPath,
@@ -14,6 +15,7 @@ import {
   SerialQueue,
   type BackendCapabilitiesV1,
   type BackendEmbedOptionsV1,
+  type BackendForkOptionsV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
   type BackendModelV1,
@@ -104,6 +106,7 @@ class JsBackend implements BackendV1 {
       device: 'cpu',
       promptLogits: true,
       fork: true,
+      forkPrefix: true,
       embeddings: true,
       details: { threads: 1, weightBytes: decoder.weightBytes },
     };
@@ -120,11 +123,12 @@ class JsBackend implements BackendV1 {
     });
   }
 
-  doFork(fromId: string, toId: string): Promise<void> {
+  doFork(fromId: string, toId: string, options: BackendForkOptionsV1 = {}): Promise<void> {
     return this.queue.run(() => {
       this.live();
       checkForkIds(fromId, toId, (id) => this.sequences.has(id));
-      this.sequences.set(toId, this.sequences.get(fromId)!.clone());
+      const source = this.sequences.get(fromId)!;
+      this.sequences.set(toId, source.clone(checkForkLength(fromId, options.length, source.length)));
     });
   }
 

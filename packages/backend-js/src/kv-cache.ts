@@ -33,14 +33,14 @@ export class KvCache {
     this.capacity = capacity;
   }
 
-  /** A copy holding exactly the committed positions. */
-  clone(): KvCache {
+  /** A copy holding exactly the committed positions, or only the first `length` of them. */
+  clone(length = this.length): KvCache {
     const copy = new KvCache(this.keys.length, this.kvHeads, this.headDim);
-    copy.length = this.length;
-    if (this.length > 0) {
-      copy.keys = this.keys.map((array) => this.grow(array, this.length));
-      copy.values = this.values.map((array) => this.grow(array, this.length));
-      copy.capacity = this.length;
+    copy.length = length;
+    if (length > 0) {
+      copy.keys = this.keys.map((array) => this.grow(array, length));
+      copy.values = this.values.map((array) => this.grow(array, length));
+      copy.capacity = length;
     }
     return copy;
   }

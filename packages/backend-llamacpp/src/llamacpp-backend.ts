@@ -10,11 +10,13 @@ import {
   UnsupportedModelError,
   checkEmbedInputs,
   checkForkIds,
+  checkForkLength,
   checkForwardInputs,
   poolHiddenStates,
   releaseSequences,
   type BackendCapabilitiesV1,
   type BackendEmbedOptionsV1,
+  type BackendForkOptionsV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
   type BackendModelV1,
@@ -341,6 +343,7 @@ export async function createLlamaCppBackend(settings: LlamaCppBackendSettings): 
       device: 'cpu',
       promptLogits: true,
       fork: true,
+      forkPrefix: true,
       embeddings: true,
       details,
     };
@@ -460,16 +463,39 @@ class LlamaCppBackend implements BackendV1 {
     });
   }
 
-  doFork(fromId: string, toId: string): Promise<void> {
+  /**
+   * Forks through `llama_memory_seq_cp`: the copy shares the source's cells (positions `[0, length)` with
+   * `options.length`). A prefix that ends inside a run of cells counts that part again for the copy in
+   * `kvCacheBytes` while both live (conservative; the total returns to zero once both are released).
+   */
+  doFork(fromId: string, toId: string, options: BackendForkOptionsV1 = {}): Promise<void> {
     return this.queue.run(() => {
       this.live();
       checkForkIds(fromId, toId, (id) => this.sequences.has(id));
       const source = this.sequences.get(fromId)!;
+      const length = checkForkLength(fromId, options.length, source.length);
       const slot = this.freeSlots.pop();
       if (slot === undefined) throw this.tooManySequences();
-      this.api.fn.llama_memory_seq_cp(this.memory, source.slot, slot, -1, -1);
-      for (const segment of source.segments) segment.refs++;
-      this.sequences.set(toId, { slot, length: source.length, segments: [...source.segments] });
+      if (length === source.length) {
+        this.api.fn.llama_memory_seq_cp(this.memory, source.slot, slot, -1, -1);
+        for (const segment of source.segments) segment.refs++;
+        this.sequences.set(toId, { slot, length, segments: [...source.segments] });
+        return;
+      }
+      this.api.fn.llama_memory_seq_cp(this.memory, source.slot, slot, 0, length);
+      const segments: Segment[] = [];
+      let covered = 0;
+      for (const segment of source.segments) {
+        if (covered + segment.cells > length) break;
+        segment.refs++;
+        segments.push(segment);
+        covered += segment.cells;
+      }
+      if (covered < length) {
+        segments.push({ cells: length - covered, refs: 1 });
+        this.cells += length - covered;
+      }
+      this.sequences.set(toId, { slot, length, segments });
     });
   }
 

@@ -14,6 +14,7 @@ export {
 } from './errors.js';
 export {
   checkForkIds,
+  checkForkLength,
   checkForwardInputs,
   releaseSequences,
   type CheckedSequenceInput,

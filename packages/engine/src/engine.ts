@@ -7,6 +7,7 @@ import {
   type SequenceState,
 } from '@gen/sampling';
 import { EventChannel } from './channel.js';
+import { PrefixCache, kvBytesPerToken, type PrefixCacheSettings } from './prefix-cache.js';
 import { CancelledError, EngineError, GenerationError, OverloadedError, ShutdownError } from './errors.js';
 import type {
   ChoiceResult,
@@ -36,6 +37,13 @@ export interface EngineSettings {
   scheduler?: Partial<SchedulerSettings>;
   /** Called after every step (for metrics). Exceptions thrown here are ignored. */
   onStep?: (stats: StepStats) => void;
+  /**
+   * Prefix caching across requests: prompts stay cached in the backend (as sequences of their own) after they are
+   * prefilled, and a later prompt that starts with one forks it and prefills only the rest. Needs a backend with
+   * `capabilities.forkPrefix`; without one (or with `maxBytes` 0, the default) every prompt is prefilled whole.
+   * Outputs are the same with the cache on or off.
+   */
+  prefixCache?: PrefixCacheSettings;
 }
 
 /** Options of one `generate` call. */
@@ -68,6 +76,8 @@ export interface Engine {
   readonly limits: Readonly<EngineLimits>;
   /** Current counters. */
   stats(): EngineStats;
+  /** Releases every cached prefix (their KV returns to the backend). Resolves when they are released. */
+  clearPrefixCache(): Promise<void>;
   /**
    * Stops accepting requests, lets queued and running ones finish (at most `timeoutMs`, default 30 s), then
    * cancels what remains. Resolves when nothing is left running.
@@ -108,6 +118,10 @@ interface RequestState {
   /** Forking happens once the first prefiller finishes the prompt. */
   forkPending: boolean;
   prefill: PrefillToken[] | undefined;
+  /** Prompt tokens taken from the prefix cache. */
+  cachedTokens: number;
+  /** The cached sequence to fork the first `length` prompt tokens from, before this request's first forward. */
+  cacheFork: { from: string; length: number } | undefined;
   cancelled: Error | undefined;
   ended: boolean;
   removeAbortListener: (() => void) | undefined;
@@ -155,6 +169,8 @@ class ContinuousBatchingEngine implements Engine {
   private readonly totals = { steps: 0, totalTokens: 0, forwardMs: 0, samplingMs: 0, otherMs: 0 };
   private readonly sampleResult: SampleResult = createSampleResult();
   private idle: (() => void)[] = [];
+  private readonly prefixCache: PrefixCache | undefined;
+  private prefixIds = 0;
 
   constructor(settings: EngineSettings) {
     this.backend = settings.backend;
@@ -190,6 +206,45 @@ class ContinuousBatchingEngine implements Engine {
     if (!(this.scheduler.maxBatchSize >= 1) || !(this.scheduler.maxBatchTokens >= 1)) {
       throw new EngineError('validation', 'scheduler maxBatchSize and maxBatchTokens must be >= 1');
     }
+    const cache = settings.prefixCache;
+    const capabilities = this.backend.capabilities;
+    if (cache !== undefined && !(cache.maxBytes >= 0)) {
+      throw new EngineError('validation', 'prefixCache.maxBytes must be a number >= 0');
+    }
+    if (
+      cache !== undefined &&
+      cache.maxBytes > 0 &&
+      capabilities.fork &&
+      capabilities.forkPrefix === true &&
+      typeof this.backend.doFork === 'function'
+    ) {
+      this.prefixCache = new PrefixCache(cache.maxBytes, kvBytesPerToken(this.backend.model), {
+        ...(cache.blockSize === undefined ? {} : { blockSize: cache.blockSize }),
+        ...(cache.maxEntries === undefined ? {} : { maxEntries: cache.maxEntries }),
+      });
+    }
+  }
+
+  /** Whether prefix caching is on (settings ask for it and the backend can fork prefixes). */
+  get prefixCaching(): boolean {
+    return this.prefixCache !== undefined;
+  }
+
+  async clearPrefixCache(): Promise<void> {
+    const cache = this.prefixCache;
+    if (cache === undefined) return;
+    const ids = cache.ids();
+    for (const id of ids) cache.remove(id);
+    await this.releaseIds(ids);
+  }
+
+  private async releaseIds(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      await this.backend.doRelease(ids);
+    } catch {
+      // The backend releases every known id even when it rejects.
+    }
   }
 
   generate(request: GenerationRequest, options: GenerateOptions = {}): GenerationStream {
@@ -222,6 +277,8 @@ class ContinuousBatchingEngine implements Engine {
       prefillers: [],
       forkPending: false,
       prefill: validated.decoderInputDetails ? [] : undefined,
+      cachedTokens: 0,
+      cacheFork: undefined,
       cancelled: undefined,
       ended: false,
       removeAbortListener: undefined,
@@ -253,7 +310,13 @@ class ContinuousBatchingEngine implements Engine {
   stats(): EngineStats {
     let live = 0;
     for (const request of this.running) for (const choice of request.choices) if (choice.live) live++;
-    return { queueSize: this.queue.length, runningRequests: this.running.length, batchSize: live, ...this.totals };
+    return {
+      queueSize: this.queue.length,
+      runningRequests: this.running.length,
+      batchSize: live,
+      ...this.totals,
+      ...(this.prefixCache === undefined ? {} : { prefixCache: this.prefixCache.stats() }),
+    };
   }
 
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
@@ -270,6 +333,7 @@ class ContinuousBatchingEngine implements Engine {
     for (const request of [...this.queue, ...this.running])
       this.cancel(request, new ShutdownError('Engine closed before the request finished'));
     await this.loop;
+    await this.clearPrefixCache();
   }
 
   private cancel(request: RequestState, error: Error): void {
@@ -380,6 +444,15 @@ class ContinuousBatchingEngine implements Engine {
     }
     request.prefillers = fork ? [request.choices[0]!] : [...request.choices];
     request.forkPending = fork && v.choices > 1;
+    // Prompt logprobs (decoder input details) need every prompt position run: no cache for those requests.
+    if (this.prefixCache !== undefined && request.prefill === undefined) {
+      const hit = this.prefixCache.lookup(v.inputIds);
+      if (hit !== undefined) {
+        request.cacheFork = { from: hit.entry.id, length: hit.length };
+        request.cachedTokens = hit.length;
+        request.choices[0]!.prefilled = hit.length;
+      }
+    }
     this.running.push(request);
   }
 
@@ -433,7 +506,25 @@ class ContinuousBatchingEngine implements Engine {
   private async step(): Promise<void> {
     await this.releaseCancelled();
     const stepStart = performance.now();
-    const entries = this.plan();
+    let entries = this.plan();
+    if (entries.length === 0) return;
+    // Cache hits admitted in this plan: fork the cached prefix into the request's sequence before it runs.
+    for (const request of this.running) {
+      const fork = request.cacheFork;
+      if (fork === undefined) continue;
+      request.cacheFork = undefined;
+      const choice = request.choices[0]!;
+      try {
+        await this.backend.doFork!(fork.from, choice.sequenceId, { length: fork.length });
+        choice.live = true;
+      } catch (error) {
+        await this.fail(
+          request,
+          new GenerationError(`the backend failed to fork a cached prefix: ${errorMessage(error)}`, { cause: error }),
+        );
+      }
+    }
+    entries = entries.filter((entry) => !entry.request.ended);
     if (entries.length === 0) return;
     const requests = new Set(entries.map((entry) => entry.request));
 
@@ -464,6 +555,7 @@ class ContinuousBatchingEngine implements Engine {
           }
           choice.prefilled += entry.promptTokens;
           if (choice.prefilled < prompt.length) continue;
+          if (choice.index === 0) await this.cachePrompt(choice, prompt);
           // Prompt complete: fork it to the other choices, then every choice draws its first token from this row.
           let siblings: ChoiceState[] = [choice];
           if (request.forkPending) {
@@ -636,6 +728,19 @@ class ContinuousBatchingEngine implements Engine {
     request.channel.push({ type: 'choice-end', choice: choice.result });
   }
 
+  /** Keeps a copy of a just-prefilled prompt in the prefix cache (when it is worth it), evicting what it must. */
+  private async cachePrompt(choice: ChoiceState, prompt: readonly number[]): Promise<void> {
+    const cache = this.prefixCache;
+    if (cache === undefined || !cache.wants(prompt)) return;
+    const id = `prefix-cache#${this.prefixIds++}`;
+    try {
+      await this.backend.doFork!(choice.sequenceId, id);
+    } catch {
+      return; // No room in the backend: the prompt is simply not cached.
+    }
+    await this.releaseIds(cache.insert(id, [...prompt]));
+  }
+
   private complete(request: RequestState): void {
     const index = this.running.indexOf(request);
     if (index >= 0) this.running.splice(index, 1);
@@ -652,6 +757,7 @@ class ContinuousBatchingEngine implements Engine {
       inputTokens: v.inputIds.length,
       inputIds: v.inputIds,
       ...(request.prefill === undefined ? {} : { prefill: request.prefill }),
+      cachedTokens: request.cachedTokens,
       timings: {
         queueMs: request.admittedAt - request.createdAt,
         inferenceMs: now - request.admittedAt,

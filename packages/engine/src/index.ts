@@ -34,3 +34,4 @@ export type {
   StepStats,
   TokenEvent,
 } from './types.js';
+export { kvBytesPerToken, type PrefixCacheSettings, type PrefixCacheStats } from './prefix-cache.js';

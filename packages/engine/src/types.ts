@@ -1,3 +1,4 @@
+import type { PrefixCacheStats } from './prefix-cache.js';
 import type { LogitsProcessor, SamplingParameters } from '@gen/sampling';
 
 /**
@@ -163,6 +164,8 @@ export interface GenerationResult {
   inputIds: number[];
   /** Prompt tokens with logprobs, when `decoderInputDetails` was asked. */
   prefill?: PrefillToken[];
+  /** Prompt tokens reused from the prefix cache instead of prefilled (OpenAI's `cached_tokens`); 0 without a hit. */
+  cachedTokens: number;
   /** Milliseconds spent queued, in inference (admission to end), and in total. */
   timings: { queueMs: number; inferenceMs: number; totalMs: number };
 }
@@ -232,4 +235,6 @@ export interface EngineStats {
   forwardMs: number;
   samplingMs: number;
   otherMs: number;
+  /** The prefix cache's counters, when prefix caching is on. */
+  prefixCache?: PrefixCacheStats;
 }

@@ -146,6 +146,23 @@ export function releaseSequences(ids: readonly string[], release: (id: string) =
  * @param isLive Whether a sequence with this id is live.
  * @throws {SequenceError} `fromId` is not live (`unknown`), or `toId` is live (`exists`); checked in that order.
  */
+/**
+ * Checks `doFork`'s `options.length` against the source's length: an integer in `1..sourceLength`.
+ *
+ * @throws {SequenceError} `position-mismatch`.
+ */
+export function checkForkLength(fromId: string, length: number | undefined, sourceLength: number): number {
+  if (length === undefined) return sourceLength;
+  if (!Number.isInteger(length) || length < 1 || length > sourceLength) {
+    throw new SequenceError({
+      sequenceId: fromId,
+      reason: 'position-mismatch',
+      message: `cannot fork the first ${String(length)} tokens of ${JSON.stringify(fromId)}: it holds ${sourceLength} (give an integer in 1..${sourceLength})`,
+    });
+  }
+  return length;
+}
+
 export function checkForkIds(fromId: string, toId: string, isLive: (id: string) => boolean): void {
   if (!isLive(fromId)) {
     throw new SequenceError({

@@ -63,6 +63,12 @@ export interface BackendCapabilitiesV1 {
   /** Whether `doFork` is implemented. Must equal `typeof backend.doFork === 'function'`. */
   readonly fork: boolean;
   /**
+   * Whether `doFork` takes `options.length` (fork a prefix of a sequence); absent means false. Engines use it for
+   * prefix caching across requests and fall back to prefilling whole prompts without it. Added to v1 as an optional
+   * capability (see docs/decisions/2026-12-06-prefix-fork.md).
+   */
+  readonly forkPrefix?: boolean;
+  /**
    * Whether `doEmbed` is implemented (pooled final hidden states, for embeddings). Must equal
    * `typeof backend.doEmbed === 'function'`; absent means false. A backend that sets it also sets
    * `model.hiddenSize`, the length of every embedding.

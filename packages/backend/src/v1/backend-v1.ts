@@ -28,6 +28,12 @@ import type { BackendWarningV1 } from './backend-v1-warning.js';
  * - Overlapping calls are allowed and behave as if run one after another in call order.
  * - After `doDispose`, every other method rejects with `BackendDisposedError`.
  */
+/** Options of {@link BackendV1.doFork}. */
+export interface BackendForkOptionsV1 {
+  /** Copy only the first `length` tokens (requires `capabilities.forkPrefix`). Default: all of them. */
+  readonly length?: number;
+}
+
 export interface BackendV1 {
   /** Always `'v1'`; lets the engine support several versions side by side. */
   readonly specificationVersion: 'v1';
@@ -63,9 +69,14 @@ export interface BackendV1 {
    * Makes `toId` a copy of `fromId` (same tokens, same cache); afterwards the two evolve independently. Present
    * exactly when `capabilities.fork` is true.
    *
-   * @throws {SequenceError} `fromId` is not live (`unknown`) or `toId` is live (`exists`).
+   * With `options.length` (only when `capabilities.forkPrefix` is true), `toId` gets only the first `length`
+   * tokens of `fromId` (`0 < length <= ` its length): the next call for `toId` continues at position `length`.
+   * This is what prefix caching needs: a cached prompt shared by a new one up to some token.
+   *
+   * @throws {SequenceError} `fromId` is not live (`unknown`), `toId` is live (`exists`), or `length` is not an
+   *   integer in `1..length of fromId` (`position-mismatch`).
    */
-  doFork?(fromId: string, toId: string): Promise<void>;
+  doFork?(fromId: string, toId: string, options?: BackendForkOptionsV1): Promise<void>;
 
   /**
    * Runs each input through the model from position 0 and returns one vector per input, in input order: the final

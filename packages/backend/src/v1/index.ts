@@ -1,4 +1,4 @@
-export type { BackendV1 } from './backend-v1.js';
+export type { BackendForkOptionsV1, BackendV1 } from './backend-v1.js';
 export type { BackendEmbedOptionsV1, BackendEmbeddingPoolingV1 } from './backend-v1-embed.js';
 export type {
   BackendForwardOptionsV1,

@@ -11,11 +11,12 @@ import {
 } from './helpers.js';
 import type { BackendConformanceOptions } from './options.js';
 
-type Forkable = BackendV1 & { doFork(fromId: string, toId: string): Promise<void> };
+type Forkable = BackendV1 & { doFork(fromId: string, toId: string, options?: { length?: number }): Promise<void> };
 
 /**
  * `doFork` (when `capabilities.fork`) copies a sequence: forked branches give the logits of re-prefilling their
- * whole history, evolve independently of the source, and fork errors are `SequenceError`s.
+ * whole history, evolve independently of the source, and fork errors are `SequenceError`s. With
+ * `capabilities.forkPrefix`, a fork of the first `length` tokens continues exactly like a fresh sequence of them.
  */
 export function forkTests(options: BackendConformanceOptions): void {
   const tolerance = options.consistencyTolerance ?? 1e-4;
@@ -86,6 +87,65 @@ export function forkTests(options: BackendConformanceOptions): void {
         expectErrorClass(released, SequenceError.isInstance, 'SequenceError');
         expect((released as SequenceError).reason).toBe('unknown');
         expect(backend.stats()).toMatchObject({ sequences: 1, cachedTokens: 2 });
+      });
+    });
+
+    const prefixable = async (context: { skip: (note?: string) => never }, fn: (backend: Forkable) => Promise<void>) =>
+      forkable(context, async (backend) => {
+        if (backend.capabilities.forkPrefix !== true) context.skip('capabilities.forkPrefix is not true');
+        await fn(backend);
+      });
+
+    it('forkPrefix: a fork of the first length tokens continues like a fresh sequence of them', async (context) => {
+      await prefixable(context, async (backend) => {
+        const vocab = backend.model.vocabSize;
+        const history = sampleTokens(12, vocab, 77);
+        const tail = sampleTokens(3, vocab, 78);
+        await backend.doForward({ sequences: [{ id: 'source', tokens: history }] });
+        for (const length of [1, 5, 12]) {
+          await backend.doFork('source', `prefix-${length}`, { length });
+          const r = await backend.doForward({
+            sequences: [{ id: `prefix-${length}`, tokens: tail, startPosition: length, wantPromptLogits: true }],
+          });
+          const fresh = await backend.doForward({
+            sequences: [
+              { id: `fresh-${length}`, tokens: [...history.slice(0, length), ...tail], wantPromptLogits: true },
+            ],
+          });
+          const width = vocab * tail.length;
+          const freshTail = fresh.sequences[0]!.promptLogits!.subarray(
+            fresh.sequences[0]!.promptLogits!.length - width,
+          );
+          if (backend.capabilities.promptLogits) {
+            expectClose(r.sequences[0]!.promptLogits!, freshTail, tolerance, `prefix ${length}`);
+          }
+          expectClose(r.sequences[0]!.logits, fresh.sequences[0]!.logits, tolerance, `prefix ${length} last`);
+          await backend.doRelease([`prefix-${length}`, `fresh-${length}`]);
+        }
+        // The source is untouched.
+        const more = await backend.doForward({
+          sequences: [{ id: 'source', tokens: tail, startPosition: history.length }],
+        });
+        expectClose(
+          more.sequences[0]!.logits,
+          await prefill(backend, 'whole', [...history, ...tail]),
+          tolerance,
+          'source',
+        );
+        expect(backend.stats()).toMatchObject({ sequences: 2 });
+      });
+    });
+
+    it('forkPrefix: a length outside 1..the source length is a SequenceError and changes nothing', async (context) => {
+      await prefixable(context, async (backend) => {
+        const vocab = backend.model.vocabSize;
+        await backend.doForward({ sequences: [{ id: 'a', tokens: sampleTokens(4, vocab, 79) }] });
+        for (const length of [0, 5, 1.5, -1]) {
+          const error = await rejectionOf(backend.doFork('a', 'b', { length }));
+          expectErrorClass(error, SequenceError.isInstance, 'SequenceError');
+          expect((error as SequenceError).reason).toBe('position-mismatch');
+        }
+        expect(backend.stats()).toMatchObject({ sequences: 1, cachedTokens: 4 });
       });
     });
   });

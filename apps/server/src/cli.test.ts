@@ -55,6 +55,7 @@ const SERVE_FLAGS: [string, string | undefined][] = [
   ['--hostname', 'GEN_HOSTNAME'],
   ['--port', 'GEN_PORT'],
   ['--max-batch-tokens', 'GEN_MAX_BATCH_TOKENS'],
+  ['--prefix-cache-bytes', 'GEN_PREFIX_CACHE_BYTES'],
   ['--max-input-tokens', 'GEN_MAX_INPUT_TOKENS'],
   ['--max-total-tokens', 'GEN_MAX_TOTAL_TOKENS'],
   ['--max-concurrent-requests', 'GEN_MAX_CONCURRENT_REQUESTS'],

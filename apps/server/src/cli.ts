@@ -73,6 +73,11 @@ const SERVE_FLAGS: Record<string, FlagSpec> = {
     env: 'GEN_MAX_BATCH_TOKENS',
     help: 'Token budget of one engine step; long prompts are prefilled in chunks within it. Default 512.',
   },
+  'prefix-cache-bytes': {
+    type: 'string',
+    env: 'GEN_PREFIX_CACHE_BYTES',
+    help: 'KV bytes of prompts kept for reuse across requests (prefix cache; backends with forkPrefix: js, llamacpp). 0 turns it off. Default: a tenth of the memory, at most 2 GiB.',
+  },
   'max-input-tokens': {
     type: 'string',
     env: 'GEN_MAX_INPUT_TOKENS',
@@ -343,6 +348,9 @@ async function serve(args: string[]): Promise<void> {
     ...(cors === undefined ? {} : { corsOrigins: cors }),
     ...(timeout === undefined ? {} : { requestTimeoutMs: timeout * 1000 }),
     bodyLimit: integerFlag(values, 'payload-limit') ?? 2_000_000,
+    ...(integerFlag(values, 'prefix-cache-bytes', 0) === undefined
+      ? {}
+      : { prefixCacheBytes: integerFlag(values, 'prefix-cache-bytes', 0)! }),
     logger: { level: logLevel },
   });
 

@@ -131,6 +131,26 @@ export class ServerMetrics {
         this.set(engine()?.stats().runningRequests ?? 0);
       },
     });
+    const cache = (key: 'entries' | 'tokens' | 'bytes' | 'lookups' | 'hits' | 'hitTokens' | 'evictions') =>
+      engine()?.stats().prefixCache?.[key] ?? 0;
+    const cacheGauges: [string, string, Parameters<typeof cache>[0]][] = [
+      ['gen_prefix_cache_entries', 'Prompts held by the prefix cache', 'entries'],
+      ['gen_prefix_cache_bytes', 'Estimated KV bytes held by the prefix cache', 'bytes'],
+      ['gen_prefix_cache_lookups', 'Prompts looked up in the prefix cache (since start)', 'lookups'],
+      ['gen_prefix_cache_hits', 'Lookups that reused a cached prefix (since start)', 'hits'],
+      ['gen_prefix_cache_hit_tokens', 'Prompt tokens reused instead of prefilled (since start)', 'hitTokens'],
+      ['gen_prefix_cache_evictions', 'Prefix cache entries evicted for the budget (since start)', 'evictions'],
+    ];
+    for (const [name, help, key] of cacheGauges) {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(cache(key));
+        },
+      });
+    }
   }
 
   /** A generation request arrived (counted before validation, as TGI does). */

@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import cors from '@fastify/cors';
@@ -21,6 +22,9 @@ import { registerTogetherRoutes } from './routes/together.js';
 import { SERVER_VERSION } from './version.js';
 
 /** Settings of {@link createServer}. */
+/** The prefix cache's default budget: a tenth of the machine's memory, at most 2 GiB. */
+export const DEFAULT_PREFIX_CACHE_BYTES = Math.min(Math.floor(totalmem() / 10), 2 * 1024 ** 3);
+
 export interface ServerOptions {
   /** The model to serve, or a function that loads it (the server answers 503 on generation routes until it resolves). */
   model: LoadedModel | (() => Promise<LoadedModel>);
@@ -28,6 +32,11 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   /** Engine scheduling (batch size, per-step token budget). */
   scheduler?: Partial<SchedulerSettings>;
+  /**
+   * KV bytes the prefix cache may hold (prompts reused across requests; see `EngineSettings.prefixCache`). 0 turns
+   * it off. Default {@link DEFAULT_PREFIX_CACHE_BYTES}. Backends without `forkPrefix` never cache.
+   */
+  prefixCacheBytes?: number;
   /** Require `Authorization: Bearer <apiKey>` on every route except `/health` and `/metrics`. Off by default. */
   apiKey?: string;
   /** Allowed CORS origins (`*` for any). Off by default. */
@@ -295,6 +304,7 @@ export function createServer(options: ServerOptions): GenServer {
         limits: engineLimits,
         ...(options.scheduler === undefined ? {} : { scheduler: options.scheduler }),
         onStep: (stats) => metrics.step(stats),
+        prefixCache: { maxBytes: options.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES },
       });
       loaded = {
         model,

@@ -86,7 +86,13 @@ function withSystemText(messages: ChatMessage[], text: string): ChatMessage[] {
 function usage(results: readonly GenerationResult[]) {
   const prompt = results.reduce((sum, r) => sum + r.inputTokens, 0);
   const completion = results.reduce((sum, r) => sum + r.choices.reduce((s, c) => s + c.generatedTokens, 0), 0);
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  const cached = results.reduce((sum, r) => sum + r.cachedTokens, 0);
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: cached },
+  };
 }
 
 /** Streams OpenAI chunks: `onEvent` maps engine events to chunk payloads; usage and `[DONE]` close the stream. */

@@ -3,8 +3,9 @@
  * GroupQueryAttention with a shared KV buffer, SkipSimplifiedLayerNormalization, MatMulNBits) against the standard
  * export of the same weights, through @gen/backend-onnx and through transformers.js, on model-kit's `bench` preset
  * (llama, hidden 768, 12 layers, 12 / 4 heads, vocab 32,000; ~125M parameters), for fp32, int8 and q4, side by side
- * in one run; with the memory roofline measured in the same run, llama.cpp's figures from
- * `shared/reference/decode-performance.md` for scale, and onnxruntime's profile of a fused decode step.
+ * in one run; with the memory roofline measured in the same run and onnxruntime's profile of a fused decode step.
+ * llama.cpp is not in this report: it is measured in its own run, next to gen on llama.cpp and on the same
+ * weights, by `pnpm --filter @gen/backend-llamacpp bench:peers` (no figures are taken from a file).
  *
  * Options: `--threads N` (default 2), `--rounds N` (default 3; decode figures are the median and the best of the
  * rounds, every engine once per round), `--dtypes fp32,int8,q4`, `--no-transformers`, `--markdown FILE`,
@@ -53,12 +54,6 @@ const newTokens = 64;
 const prefillLength = 512;
 const batchSizes = [1, 4, 16];
 
-/** llama.cpp b10470 on this kind of machine (shared/reference/decode-performance.md): decode and prefill tok/s. */
-const llamaCpp: Record<Dtype, { weights: string; decode: number; prefill: number }> = {
-  fp32: { weights: 'F32', decode: 68.9, prefill: 816 },
-  int8: { weights: 'Q8_0', decode: 212.3, prefill: 901 },
-  q4: { weights: 'Q4_0', decode: 318.4, prefill: 1256 },
-};
 const targets: Record<Dtype, number> = { fp32: 65, int8: 170, q4: 250 };
 
 /** transformers.js: decode time per token = (generate 64 - generate 1) / 63. */
@@ -379,27 +374,28 @@ function report(
       `(1 / 5 / 15 min) ${load(run.loadStart)} at the start, ${load(run.loadEnd)} at the end; run ${run.seconds.toFixed(0)} s` +
       `${run.modelSeconds > 5 ? ` (${run.modelSeconds.toFixed(0)} s of it writing the model files)` : ''}. Memory read ` +
       `bandwidth measured in the run: ${gb(run.bandwidth1)} GB/s (1 thread), ${gb(run.bandwidth)} GB/s (${threads} threads).`,
+    'llama.cpp is measured in its own run, on the same weights as GGUF: `pnpm --filter @gen/backend-llamacpp bench:peers`.',
     '',
-    '| dtype | fused tok/s | target | roofline tok/s | fused / roofline | fused, onnxruntime-node binding | bare onnxruntime-node loop, fused file | standard (ours) tok/s | transformers.js (standard file) tok/s | llama.cpp | fused / standard | same greedy tokens |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| dtype | fused tok/s | target | roofline tok/s | fused / roofline | fused, onnxruntime-node binding | bare onnxruntime-node loop, fused file | standard (ours) tok/s | transformers.js (standard file) tok/s | fused / standard | same greedy tokens |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const rooflineMs = (r.bytesPerToken / run.bandwidth) * 1000;
       const t = r.decode.transformers;
       return (
         `| ${r.dtype} | ${rate(r.decode.fused.stepMs)} | ${targets[r.dtype]} | ${(1000 / rooflineMs).toFixed(1)} | ` +
         `${((rooflineMs / best(r.decode.fused.stepMs)) * 100).toFixed(0)}% | ${rate(r.decode.fusedNode.stepMs)} | ${rate(r.bare)} | ${rate(r.decode.standard.stepMs)} | ` +
-        `${t === undefined ? 'not run' : rate(t.stepMs)} | ${llamaCpp[r.dtype].decode} (${llamaCpp[r.dtype].weights}) | ` +
+        `${t === undefined ? 'not run' : rate(t.stepMs)} | ` +
         `${(median(r.decode.standard.stepMs) / median(r.decode.fused.stepMs)).toFixed(2)}x | ${r.sameTokens ? 'yes' : 'no'} |`
       );
     }),
     '',
-    `| dtype | file MB fused / standard | read per token | prefill ${prefillLength} tok/s fused | standard | transformers.js | llama.cpp | ${batchSizes.map((b) => `batch ${b} fused tok/s (onnxruntime-node binding / standard)`).join(' | ')} | batch ${batchSizes.at(-1)} / batch 1 |`,
-    `|---|---|---|---|---|---|---|${batchSizes.map(() => '---').join('|')}|---|`,
+    `| dtype | file MB fused / standard | read per token | prefill ${prefillLength} tok/s fused | standard | transformers.js | ${batchSizes.map((b) => `batch ${b} fused tok/s (onnxruntime-node binding / standard)`).join(' | ')} | batch ${batchSizes.at(-1)} / batch 1 |`,
+    `|---|---|---|---|---|---|${batchSizes.map(() => '---').join('|')}|---|`,
     ...results.map(
       (r) =>
         `| ${r.dtype} | ${r.fileMB.fused.toFixed(0)} / ${r.fileMB.standard.toFixed(0)} | ${(r.bytesPerToken / 1e6).toFixed(0)} MB | ` +
         `${median(r.prefill.fused).toFixed(0)} (${top(r.prefill.fused).toFixed(0)}) | ${median(r.prefill.standard).toFixed(0)} | ` +
-        `${r.prefill.transformers.length === 0 ? 'not run' : median(r.prefill.transformers).toFixed(0)} | ${llamaCpp[r.dtype].prefill} | ` +
+        `${r.prefill.transformers.length === 0 ? 'not run' : median(r.prefill.transformers).toFixed(0)} | ` +
         `${r.batch.fused.map((x, i) => `${x.toFixed(0)} (${r.batch.fusedNode[i]!.toFixed(0)} / ${r.batch.standard[i]!.toFixed(0)})`).join(' | ')} | ` +
         `${(r.batch.fused.at(-1)! / r.batch.fused[0]!).toFixed(1)}x |`,
     ),

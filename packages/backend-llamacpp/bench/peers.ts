@@ -1,0 +1,553 @@
+/**
+ * gen on llama.cpp against bare llama.cpp, in one process and one run, on the same GGUF files (model-kit's
+ * `bench` preset by default: llama, 124.7M parameters, hidden 768, 12 layers, vocab 32,000; seed 0), for F32,
+ * Q8_0 and Q4_0:
+ *
+ * - `gen`: `@gen/engine` over this package's backend, with `@gen/tokenizer`'s tokenizer of the GGUF file; greedy,
+ *   `ignoreEos`, `--tokens` new tokens per request. Decode tok/s of one request, aggregate decode tok/s of 4 and 16
+ *   concurrent requests, and the time to first token of a `--prefill`-token prompt. The backend's `doForward` is
+ *   wrapped with a timer: the engine's share of a decode step is the part of the decode phase's wall time spent
+ *   outside `doForward` (scheduling, sampling, detokenizing, events, the event-loop yield between steps).
+ * - `bare`: the same libllama through the same koffi binding (`loadLlamaCApi`), no gen code: model, context (the
+ *   same `llama_context_params` the backend sets), one `llama_batch`, `llama_decode` one token per sequence per
+ *   call with a greedy argmax over `llama_get_logits_ith`, at 1, 4 and 16 sequences (seq_ids 0..n-1), and a
+ *   `--prefill`-token prefill (one `llama_decode`, logits of the last token only).
+ *
+ * Decode tok/s is measured after the prompt: (tokens - 1) steps per sequence over the time from the first token to
+ * the last, on both sides. Each measurement (decode at one concurrency, prefill) runs gen and bare back to back, in
+ * an order that alternates between rounds, so a pair sees the same machine; the ratio is the median over rounds of
+ * the pair's gen / bare. Besides wall-clock tok/s, tokens per second of process CPU time (`process.cpuUsage`) are
+ * reported: on a loaded machine they move much less than wall time (a descheduled thread costs wall time, not CPU
+ * time), and with `--threads 1` the decode runs on the calling thread, so the process's CPU time is the work done.
+ *
+ *   pnpm --filter @gen/backend-llamacpp bench:peers [--preset bench] [--types f32,q8_0,q4_0] [--threads 2]
+ *     [--tokens 32] [--prompt 16] [--prefill 512] [--concurrency 1,4,16] [--rounds 3] [--json out.json]
+ *
+ * Other peers (gen on backend-onnx's fused export, transformers.js; see `packages/backend-onnx/bench/fused.ts`)
+ * fit as more `Contender`s: one that measures `decode(concurrency)` and `prefill()` can join the pairs below.
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { ensureGgufModel, type GgufWeightType, type PresetName } from '@gen/model-kit';
+// Not dependencies of this package (a benchmark only): imported from the workspace sources.
+import { createEngine, type Engine, type StepStats } from '@gen/engine';
+import { loadTokenizer } from '@gen/tokenizer';
+import { createLlamaCppBackend, loadLlamaCApi } from '../src/index.js';
+import type { LlamaBatch, LlamaContextParams, LlamaModelParams, Pointer } from '../src/llama-c-api.js';
+
+const { values } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'bench' },
+    types: { type: 'string', default: 'f32,q8_0,q4_0' },
+    threads: { type: 'string', default: '2' },
+    tokens: { type: 'string', default: '32' },
+    prompt: { type: 'string', default: '16' },
+    prefill: { type: 'string', default: '512' },
+    concurrency: { type: 'string', default: '1,4,16' },
+    rounds: { type: 'string', default: '3' },
+    json: { type: 'string' },
+  },
+});
+const preset = values.preset as PresetName;
+const types = values.types.split(',') as GgufWeightType[];
+const threads = Number(values.threads);
+const newTokens = Number(values.tokens);
+const promptLength = Number(values.prompt);
+const prefillLength = Number(values.prefill);
+const concurrencies = values.concurrency.split(',').map(Number);
+const rounds = Number(values.rounds);
+const maxConcurrency = Math.max(...concurrencies);
+if (newTokens < 2) throw new RangeError('--tokens must be at least 2');
+if (maxConcurrency * promptLength > 512) throw new RangeError('concurrency × prompt must fit one 512-token batch');
+
+/** Context shared by both contenders: room for every sequence of the largest batch, or the long prompt. */
+const batchTokens = 512;
+const maxSequences = 32;
+const contextSize = Math.max(maxConcurrency * (promptLength + newTokens), prefillLength + newTokens) + 64;
+
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' / ');
+/** Process CPU time (user + system, all threads), ms. */
+const cpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+/** Prompt token ids of one sequence (no special tokens: ids 3 and up). */
+const promptIds = (length: number, salt: number, vocab: number) =>
+  Array.from({ length }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (vocab - 3)));
+
+/** One measurement: tokens per wall-clock second and per second of process CPU time. */
+interface Rate {
+  wall: number;
+  cpu: number;
+}
+interface DecodeRun extends Rate {
+  /** Share of the decode phase's wall time outside `doForward` (gen only). */
+  outside?: number;
+  /**
+   * gen only: ms per decode step, from the engine's `onStep` stats: wall time, in `doForward`, sampling, the rest
+   * of the step (planning, detokenizing, events), and between steps (the event-loop yield, stream consumers).
+   */
+  split?: { wall: number; forward: number; sampling: number; other: number; between: number };
+  /** Greedy tokens of the first sequence. */
+  tokens: number[];
+}
+
+interface Contender {
+  readonly name: string;
+  /** `concurrency` sequences of `promptLength` tokens, then `newTokens` greedy tokens each. */
+  decode(concurrency: number, salt: number): Promise<DecodeRun>;
+  /** One `prefillLength`-token prompt to its first token. */
+  prefill(salt: number): Promise<Rate>;
+  dispose(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// gen: engine + backend-llamacpp
+
+async function genContender(file: string): Promise<Contender> {
+  const backend = await createLlamaCppBackend({
+    modelPath: file,
+    threads,
+    maxBatchSize: maxConcurrency,
+    maxSequences,
+    contextSize,
+    batchTokens,
+    maxPositions: contextSize,
+  });
+  const tokenizer = await loadTokenizer(file);
+  // Time inside doForward: [start, end] of every call.
+  const forwards: Array<[number, number]> = [];
+  const forward = backend.doForward.bind(backend);
+  backend.doForward = async (options) => {
+    const start = performance.now();
+    try {
+      return await forward(options);
+    } finally {
+      forwards.push([start, performance.now()]);
+    }
+  };
+  const steps: StepStats[] = [];
+  const engine: Engine = createEngine({
+    backend,
+    tokenizer,
+    scheduler: { maxBatchTokens: batchTokens },
+    onStep: (stats) => steps.push(stats),
+  });
+  const vocab = backend.model.vocabSize;
+
+  /**
+   * Runs the requests to the end. `first` is when the last of them got its first token, `last` when the last
+   * token of all arrived (wall and CPU ms, taken in the token events); `ids` the tokens of the first request.
+   */
+  const run = async (prompts: number[][], maxNewTokens: number) => {
+    let firsts = 0;
+    let tokens = 0;
+    const first = { wall: 0, cpu: 0 };
+    const last = { wall: 0, cpu: 0 };
+    const ids: number[] = [];
+    await Promise.all(
+      prompts.map(async (inputs, r) => {
+        const stream = engine.generate({ inputs, parameters: { maxNewTokens, ignoreEos: true } });
+        let count = 0;
+        for await (const event of stream) {
+          if (event.type === 'token') {
+            const now = { wall: performance.now(), cpu: cpuMs() };
+            if (count++ === 0 && ++firsts === prompts.length) Object.assign(first, now);
+            if (++tokens === prompts.length * maxNewTokens) Object.assign(last, now);
+            if (r === 0) ids.push(event.token.id);
+          } else if (event.type === 'error') throw event.error;
+        }
+        if (count !== maxNewTokens) throw new Error(`gen: ${count} tokens, expected ${maxNewTokens}`);
+      }),
+    );
+    return { first, last, ids };
+  };
+
+  // Warm-up: graph shapes of every batch size and of the long prefill.
+  for (const c of concurrencies) {
+    await run(
+      Array.from({ length: c }, (_, i) => promptIds(promptLength, i, vocab)),
+      4,
+    );
+  }
+  await run([promptIds(prefillLength, 99, vocab)], 1);
+
+  return {
+    name: 'gen',
+    async decode(c, salt) {
+      const prompts = Array.from({ length: c }, (_, i) => promptIds(promptLength, salt * 100 + i, vocab));
+      forwards.length = 0;
+      steps.length = 0;
+      const { first, last, ids } = await run(prompts, newTokens);
+      const tokens = c * (newTokens - 1);
+      const decodeSteps = steps.filter((step) => step.prefillTokens === 0);
+      const perStep = (field: 'forwardMs' | 'samplingMs' | 'otherMs') =>
+        decodeSteps.reduce((sum, step) => sum + step[field], 0) / decodeSteps.length;
+      const stepWall = (last.wall - first.wall) / (newTokens - 1);
+      const split = {
+        wall: stepWall,
+        forward: perStep('forwardMs'),
+        sampling: perStep('samplingMs'),
+        other: perStep('otherMs'),
+        between: stepWall - perStep('forwardMs') - perStep('samplingMs') - perStep('otherMs'),
+      };
+      const inForward = forwards
+        .filter(([start, end]) => start >= first.wall && end <= last.wall)
+        .reduce((sum, [start, end]) => sum + (end - start), 0);
+      return {
+        wall: tokens / ((last.wall - first.wall) / 1000),
+        cpu: tokens / ((last.cpu - first.cpu) / 1000),
+        outside: 1 - inForward / (last.wall - first.wall),
+        split,
+        tokens: ids,
+      };
+    },
+    async prefill(salt) {
+      const wall = performance.now();
+      const cpu = cpuMs();
+      const { first } = await run([promptIds(prefillLength, salt * 100 + 50, vocab)], 1);
+      return {
+        wall: prefillLength / ((first.wall - wall) / 1000),
+        cpu: prefillLength / ((first.cpu - cpu) / 1000),
+      };
+    },
+    async dispose() {
+      await engine.close();
+      await backend.doDispose();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// bare: libllama through koffi, no gen code
+
+function bareContender(file: string): Contender {
+  const api = loadLlamaCApi();
+  const { fn, koffi } = api;
+  const modelParams = fn.llama_model_default_params() as LlamaModelParams;
+  modelParams.n_gpu_layers = 0;
+  const model = fn.llama_model_load_from_file(file, modelParams) as Pointer;
+  if (model === null) throw new Error(`bare: llama.cpp could not load ${file}`);
+  const params = fn.llama_context_default_params() as LlamaContextParams;
+  // The same context the backend creates (see createLlamaCppBackend).
+  Object.assign(params, {
+    n_ctx: contextSize,
+    n_batch: batchTokens,
+    n_ubatch: batchTokens,
+    n_seq_max: maxSequences,
+    n_outputs_max: Math.max(batchTokens, maxSequences),
+    n_outputs_max_per_seq: 0,
+    n_threads: threads,
+    n_threads_batch: threads,
+    flash_attn_type: 0,
+    type_k: 1,
+    type_v: 1,
+    no_perf: true,
+    kv_unified: true,
+    offload_kqv: false,
+    op_offload: false,
+  });
+  const context = fn.llama_init_from_model(model, params) as Pointer;
+  if (context === null) throw new Error('bare: llama.cpp could not create a context');
+  const memory = fn.llama_get_memory(context) as Pointer;
+  const vocab = fn.llama_vocab_n_tokens(fn.llama_model_get_vocab(model)) as number;
+  const batch = fn.llama_batch_init(batchTokens, 0, 1) as LlamaBatch;
+  const token = new Int32Array(koffi.view(batch.token, batchTokens * 4));
+  const pos = new Int32Array(koffi.view(batch.pos, batchTokens * 4));
+  new Int32Array(koffi.view(batch.n_seq_id, batchTokens * 4)).fill(1);
+  const seq = (koffi.decode(batch.seq_id, 'void *', batchTokens) as Pointer[]).map(
+    (pointer) => new Int32Array(koffi.view(pointer, 4)),
+  );
+  const wantLogits = new Int8Array(koffi.view(batch.logits, batchTokens));
+
+  const decode = (count: number) => {
+    batch.n_tokens = count;
+    const status = fn.llama_decode(context, batch) as number;
+    if (status !== 0) throw new Error(`bare: llama_decode returned ${status}`);
+  };
+  const argmaxAt = (k: number) => {
+    const logits = new Float32Array(koffi.view(fn.llama_get_logits_ith(context, k), vocab * 4));
+    let best = 0;
+    for (let v = 1; v < vocab; v++) if (logits[v]! > logits[best]!) best = v;
+    return best;
+  };
+  /** Prefills `prompts` (one sequence each, one llama_decode) from an empty cache; the first token of each. */
+  const prefill = (prompts: number[][]) => {
+    fn.llama_memory_clear(memory, true);
+    let count = 0;
+    const last: number[] = [];
+    prompts.forEach((prompt, s) => {
+      prompt.forEach((id, j) => {
+        token[count] = id;
+        pos[count] = j;
+        seq[count]![0] = s;
+        wantLogits[count] = j === prompt.length - 1 ? 1 : 0;
+        count++;
+      });
+      last.push(count - 1);
+    });
+    decode(count);
+    return last.map(argmaxAt);
+  };
+  /** `steps` decode steps of every sequence, one token each per llama_decode; the first sequence's tokens. */
+  const decodeSteps = (next: number[], start: number, steps: number) => {
+    const n = next.length;
+    const ids = [next[0]!];
+    for (let step = 0; step < steps; step++) {
+      for (let s = 0; s < n; s++) {
+        token[s] = next[s]!;
+        pos[s] = start + step;
+        seq[s]![0] = s;
+        wantLogits[s] = 1;
+      }
+      decode(n);
+      for (let s = 0; s < n; s++) next[s] = argmaxAt(s);
+      ids.push(next[0]!);
+    }
+    return ids;
+  };
+  const prompts = (c: number, salt: number) =>
+    Array.from({ length: c }, (_, i) => promptIds(promptLength, salt * 100 + i, vocab));
+
+  // Warm-up, as for gen.
+  for (const c of concurrencies) decodeSteps(prefill(prompts(c, 0)), promptLength, 3);
+  prefill([promptIds(prefillLength, 99, vocab)]);
+
+  return {
+    name: 'bare',
+    decode(c, salt) {
+      const first = prefill(prompts(c, salt));
+      const wall = performance.now();
+      const cpu = cpuMs();
+      const ids = decodeSteps(first, promptLength, newTokens - 1);
+      const tokens = c * (newTokens - 1);
+      return Promise.resolve({
+        wall: tokens / ((performance.now() - wall) / 1000),
+        cpu: tokens / ((cpuMs() - cpu) / 1000),
+        tokens: ids,
+      });
+    },
+    prefill(salt) {
+      const wall = performance.now();
+      const cpu = cpuMs();
+      prefill([promptIds(prefillLength, salt * 100 + 50, vocab)]);
+      return Promise.resolve({
+        wall: prefillLength / ((performance.now() - wall) / 1000),
+        cpu: prefillLength / ((cpuMs() - cpu) / 1000),
+      });
+    },
+    dispose() {
+      fn.llama_memory_clear(memory, true);
+      fn.llama_batch_free(batch);
+      fn.llama_free(context);
+      fn.llama_model_free(model);
+      return Promise.resolve();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Per measurement (`x1`, `x4`, ..., `prefill`): every round's figures of both contenders. */
+type Measurement = {
+  gen: Array<Rate & Pick<DecodeRun, 'outside' | 'split'>>;
+  bare: Rate[];
+  sameTokens?: boolean;
+};
+
+interface Summary {
+  gen: Rate;
+  bare: Rate;
+  /** Median over rounds of the pair's gen / bare. */
+  ratio: Rate;
+  /** Median share of gen's decode phase outside doForward. */
+  outside?: number;
+  /** Medians of gen's ms per decode step (see DecodeRun.split). */
+  split?: NonNullable<DecodeRun['split']>;
+  sameTokens?: boolean;
+}
+
+interface TypeResult {
+  type: GgufWeightType;
+  file: string;
+  load: string;
+  measurements: Record<string, Measurement>;
+  summary: Record<string, Summary>;
+}
+
+const started = performance.now();
+const loadStart = load();
+const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}`;
+console.log(
+  `gen on llama.cpp vs bare llama.cpp: preset ${preset}, ${types.join(' / ')}, ${threads} threads, prompt ${promptLength}, ` +
+    `${newTokens} new tokens, concurrency ${concurrencies.join(' / ')}, prefill ${prefillLength}, ${rounds} rounds`,
+);
+console.log(`${machine}; load average ${loadStart}`);
+
+const keys = [...concurrencies.map((c) => `x${c}`), 'prefill'];
+const results: TypeResult[] = [];
+let libraryInfo: Record<string, unknown> = {};
+for (const type of types) {
+  const { file } = await ensureGgufModel(preset, { type });
+  const gen = await genContender(file);
+  const bare = bareContender(file);
+  const api = loadLlamaCApi();
+  libraryInfo = { library: api.library, packageVersion: api.packageVersion, cpuVariants: api.cpuVariants };
+  console.log(`\n${type}: ${file}; load average ${load()}`);
+  const measurements: Record<string, Measurement> = Object.fromEntries(
+    keys.map((key) => [key, { gen: [], bare: [], ...(key === 'prefill' ? {} : { sameTokens: true }) }]),
+  );
+  for (let round = 0; round < rounds; round++) {
+    const salt = round + 1;
+    const order = round % 2 === 0 ? [gen, bare] : [bare, gen];
+    const line: string[] = [];
+    for (const c of concurrencies) {
+      const runs: Record<string, DecodeRun> = {};
+      for (const contender of order) runs[contender.name] = await contender.decode(c, salt);
+      const m = measurements[`x${c}`]!;
+      m.gen.push({
+        wall: runs['gen']!.wall,
+        cpu: runs['gen']!.cpu,
+        outside: runs['gen']!.outside!,
+        split: runs['gen']!.split!,
+      });
+      m.bare.push({ wall: runs['bare']!.wall, cpu: runs['bare']!.cpu });
+      m.sameTokens &&= runs['gen']!.tokens.join() === runs['bare']!.tokens.join();
+      line.push(
+        `x${c} ${runs['gen']!.wall.toFixed(1)} / ${runs['bare']!.wall.toFixed(1)} (outside ${(runs['gen']!.outside! * 100).toFixed(1)}%)`,
+      );
+    }
+    const prefills: Record<string, Rate> = {};
+    for (const contender of order) prefills[contender.name] = await contender.prefill(salt);
+    measurements['prefill']!.gen.push(prefills['gen']!);
+    measurements['prefill']!.bare.push(prefills['bare']!);
+    line.push(`prefill ${prefills['gen']!.wall.toFixed(0)} / ${prefills['bare']!.wall.toFixed(0)}`);
+    console.log(`  round ${round} (${order[0]!.name} first), tok/s gen / bare: ${line.join(', ')}; load ${load()}`);
+  }
+  await gen.dispose();
+  await bare.dispose();
+  const summary: Record<string, Summary> = {};
+  for (const key of keys) {
+    const m = measurements[key]!;
+    const med = (xs: Rate[], field: keyof Rate) => median(xs.map((x) => x[field]));
+    const ratio = (field: keyof Rate) => median(m.gen.map((g, i) => g[field] / m.bare[i]![field]));
+    summary[key] = {
+      gen: { wall: med(m.gen, 'wall'), cpu: med(m.gen, 'cpu') },
+      bare: { wall: med(m.bare, 'wall'), cpu: med(m.bare, 'cpu') },
+      ratio: { wall: ratio('wall'), cpu: ratio('cpu') },
+      ...(key === 'prefill'
+        ? {}
+        : {
+            outside: median(m.gen.map((g) => g.outside!)),
+            split: {
+              wall: median(m.gen.map((g) => g.split!.wall)),
+              forward: median(m.gen.map((g) => g.split!.forward)),
+              sampling: median(m.gen.map((g) => g.split!.sampling)),
+              other: median(m.gen.map((g) => g.split!.other)),
+              between: median(m.gen.map((g) => g.split!.between)),
+            },
+            sameTokens: m.sameTokens!,
+          }),
+    };
+  }
+  results.push({ type, file, load: load(), measurements, summary });
+}
+
+const loadEnd = load();
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const headers = [
+  ...concurrencies.map((c) => `decode x${c}`),
+  `prefill ${prefillLength} (gen TTFT ms)`,
+  `gen outside doForward ${concurrencies.map((c) => `x${c}`).join(' / ')}`,
+  'same greedy tokens',
+];
+const lines = [
+  '',
+  `${machine}; ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; llama.cpp ${String(libraryInfo['packageVersion'])} ` +
+    `(${String(libraryInfo['cpuVariants'])}); ${threads} threads; load average (1 / 5 / 15 min) ${loadStart} at the start, ` +
+    `${loadEnd} at the end; ${((performance.now() - started) / 1000).toFixed(0)} s. Medians of ${rounds} rounds; ` +
+    'cells: gen / bare tok/s (median of the per-round gen / bare ratios).',
+  '',
+  `| weights | ${headers.join(' | ')} |`,
+  `|---|${headers.map(() => '---').join('|')}|`,
+  ...results.map((r) => {
+    const cell = (key: string) => {
+      const s = r.summary[key]!;
+      return `${s.gen.wall.toFixed(1)} / ${s.bare.wall.toFixed(1)} (${s.ratio.wall.toFixed(3)})`;
+    };
+    const p = r.summary['prefill']!;
+    return (
+      `| ${r.type.toUpperCase()} | ${concurrencies.map((c) => cell(`x${c}`)).join(' | ')} | ` +
+      `${p.gen.wall.toFixed(0)} / ${p.bare.wall.toFixed(0)} (${p.ratio.wall.toFixed(3)}; ${((prefillLength / p.gen.wall) * 1000).toFixed(0)}) | ` +
+      `${concurrencies.map((c) => pct(r.summary[`x${c}`]!.outside!)).join(' / ')} | ` +
+      `${concurrencies.map((c) => `x${c} ${r.summary[`x${c}`]!.sameTokens ? 'yes' : 'no'}`).join(', ')} |`
+    );
+  }),
+  '',
+  'The same per second of process CPU time: gen / bare tok/s (median ratio).',
+  '',
+  `| weights | ${[...concurrencies.map((c) => `decode x${c}`), `prefill ${prefillLength}`].join(' | ')} |`,
+  `|---|${keys.map(() => '---').join('|')}|`,
+  ...results.map(
+    (r) =>
+      `| ${r.type.toUpperCase()} | ${keys
+        .map((key) => {
+          const s = r.summary[key]!;
+          return `${s.gen.cpu.toFixed(1)} / ${s.bare.cpu.toFixed(1)} (${s.ratio.cpu.toFixed(3)})`;
+        })
+        .join(' | ')} |`,
+  ),
+  '',
+  'gen, ms per decode step (medians): wall / in doForward / sampling / rest of the step / between steps.',
+  '',
+  `| weights | ${concurrencies.map((c) => `x${c}`).join(' | ')} |`,
+  `|---|${concurrencies.map(() => '---').join('|')}|`,
+  ...results.map(
+    (r) =>
+      `| ${r.type.toUpperCase()} | ${concurrencies
+        .map((c) => {
+          const x = r.summary[`x${c}`]!.split!;
+          return [x.wall, x.forward, x.sampling, x.other, x.between].map((v) => v.toFixed(2)).join(' / ');
+        })
+        .join(' | ')} |`,
+  ),
+  '',
+  `Targets: gen / bare >= 0.97 at batch 1 and >= 1.0 at batch ${maxConcurrency} (wall clock; CPU time in brackets); engine share outside doForward < 5%.`,
+  ...results.map((r) => {
+    const verdict = (key: string, target: number) => {
+      const s = r.summary[key];
+      if (s === undefined) return '';
+      return `${key} ${s.ratio.wall.toFixed(3)} ${s.ratio.wall >= target ? 'met' : 'missed'} (${s.ratio.cpu.toFixed(3)} ${s.ratio.cpu >= target ? 'met' : 'missed'}); `;
+    };
+    const outside = Math.max(...concurrencies.map((c) => r.summary[`x${c}`]!.outside!));
+    return `  ${r.type}: ${verdict('x1', 0.97)}${verdict(`x${maxConcurrency}`, 1)}largest share outside doForward ${pct(outside)} ${outside < 0.05 ? 'met' : 'missed'}`;
+  }),
+];
+console.log(lines.join('\n'));
+if (values.json !== undefined) {
+  writeFileSync(
+    values.json,
+    `${JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        machine,
+        library: libraryInfo,
+        settings: { preset, threads, newTokens, promptLength, prefillLength, concurrencies, rounds, contextSize },
+        loadStart,
+        loadEnd,
+        results,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+}

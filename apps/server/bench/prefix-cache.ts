@@ -53,7 +53,7 @@ async function replay(cacheBytes: number, scenario: 'chat' | 'rag') {
   const started = performance.now();
   const conversation: { role: string; content: string }[] = [{ role: 'system', content: system }];
   for (let turn = 0; turn < turns; turn++) {
-    const question = `Question ${turn}: ${filler(12, turn + 7)}?`;
+    const question = `Question ${turn}: what comes ${words[turn % words.length]} next?`;
     const messages =
       scenario === 'chat'
         ? [...conversation, { role: 'user', content: question }]

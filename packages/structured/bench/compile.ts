@@ -5,44 +5,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import { compileGrammar, jsonSchemaGrammar, matches } from '../src/grammar.js';
+import { toolSchema } from './tool-schema.js';
 
-const properties: Record<string, unknown> = {};
-const instance: Record<string, unknown> = {};
-for (let i = 0; i < 20; i++) {
-  const name = `field_${i}`;
-  switch (i % 5) {
-    case 0:
-      properties[name] = { type: 'string', description: 'free text' };
-      instance[name] = 'hello world';
-      break;
-    case 1:
-      properties[name] = { type: 'integer', minimum: 0, maximum: 1000 };
-      instance[name] = 42;
-      break;
-    case 2:
-      properties[name] = { enum: ['low', 'medium', 'high'] };
-      instance[name] = 'medium';
-      break;
-    case 3:
-      properties[name] = {
-        type: 'object',
-        properties: { city: { type: 'string' }, zip: { type: 'string', maxLength: 10 } },
-        required: ['city'],
-        additionalProperties: false,
-      };
-      instance[name] = { city: 'Paris', zip: '75001' };
-      break;
-    default:
-      properties[name] = { type: 'array', items: { type: 'string' }, maxItems: 8 };
-      instance[name] = ['a', 'b'];
-  }
-}
-const schema = {
-  type: 'object',
-  properties,
-  required: Object.keys(properties).filter((_, i) => i % 2 === 0),
-  additionalProperties: false,
-};
+const { schema, instance } = toolSchema('even');
 const text = JSON.stringify(instance, null, 2);
 
 const runs = Number(process.argv[2] ?? 30);

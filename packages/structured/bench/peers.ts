@@ -20,6 +20,7 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
 import { compileGrammar, jsonSchemaGrammar, TokenMaskIndex, TokenVocabulary } from '../src/index.js';
+import { toolSchema } from './tool-schema.js';
 import { syntheticVocabulary, VOCAB_SIZE } from './mask.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '9' } } });
@@ -41,39 +42,7 @@ const { GrammarCompiler, GrammarMatcher, TokenizerInfo } = shim.xgrammar!;
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-// The schema: 20 properties of five kinds, all required (compile.ts makes half of them optional).
-const properties: Record<string, unknown> = {};
-const instance: Record<string, unknown> = {};
-for (let i = 0; i < 20; i++) {
-  const name = `field_${i}`;
-  switch (i % 5) {
-    case 0:
-      properties[name] = { type: 'string', description: 'free text' };
-      instance[name] = 'hello world';
-      break;
-    case 1:
-      properties[name] = { type: 'integer', minimum: 0, maximum: 1000 };
-      instance[name] = 42;
-      break;
-    case 2:
-      properties[name] = { enum: ['low', 'medium', 'high'] };
-      instance[name] = 'medium';
-      break;
-    case 3:
-      properties[name] = {
-        type: 'object',
-        properties: { city: { type: 'string' }, zip: { type: 'string', maxLength: 10 } },
-        required: ['city'],
-        additionalProperties: false,
-      };
-      instance[name] = { city: 'Paris', zip: '75001' };
-      break;
-    default:
-      properties[name] = { type: 'array', items: { type: 'string' }, maxItems: 8 };
-      instance[name] = ['a', 'b'];
-  }
-}
-const schema = { type: 'object', properties, required: Object.keys(properties), additionalProperties: false };
+const { schema, instance } = toolSchema('all');
 
 // The vocabulary, for us as bytes and for XGrammar as GPT-2 byte-level strings.
 const { tokens, eos } = syntheticVocabulary();

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { constraintFor, maskIndexFor } from './cache.js';
 import { constraintState } from './constraint.js';
 import { jsonSchemaGrammar } from './json-schema.js';
+import { randomRow } from './testing/logits.js';
 import { vocabularyFromTokenizer, type TokenVocabulary } from './vocabulary.js';
 
 // End to end: the model-kit byte-level tokenizer (what the demo model and the backends' tests load), JSON Schemas
@@ -52,20 +53,6 @@ const schemas: Record<string, Record<string, unknown>> = {
   array: { type: 'array', items: { type: 'boolean' }, minItems: 1, maxItems: 4 },
 };
 
-/** A seeded row of logits; EOS gets a bonus so that complete outputs end. */
-function randomRow(size: number, seed: number): Float32Array {
-  let state = seed >>> 0 || 1;
-  const row = new Float32Array(size);
-  for (let id = 0; id < size; id++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    row[id] = ((state >>> 0) / 2 ** 32) * 6;
-  }
-  for (const id of eos) row[id] = 12;
-  return row;
-}
-
 const completed: Record<string, number> = {};
 
 describe.each(Object.keys(schemas))('JSON Schema %s on the model-kit tiny-qwen2 vocabulary', (name) => {
@@ -88,7 +75,7 @@ describe.each(Object.keys(schemas))('JSON Schema %s on the model-kit tiny-qwen2 
       for (let step = 0; step < 120 && !ended; step++) {
         const mask = index.mask(state.state);
         expect(mask.allowed).toBeGreaterThan(0);
-        const { tokenId } = sampler.sample(randomRow(vocabulary.size, seed * 131 + step), sequence);
+        const { tokenId } = sampler.sample(randomRow(vocabulary.size, seed * 131 + step, eos, 12), sequence);
         sequence.accept(tokenId);
         if (eos.includes(tokenId)) {
           ended = true;

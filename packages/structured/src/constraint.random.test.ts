@@ -13,6 +13,7 @@ import { constraintFor, maskIndexFor } from './cache.js';
 import { constraintState } from './constraint.js';
 import { jsonSchemaGrammar } from './json-schema.js';
 import { schemaArb } from './testing/schemas.js';
+import { randomRow } from './testing/logits.js';
 import { vocabularyFromTokenizer, type TokenVocabulary } from './vocabulary.js';
 
 // Random schemas of the supported subset, sampled token by token through @gen/sampling with random logits, on the
@@ -50,20 +51,6 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-/** A seeded row of logits; EOS gets a bonus so that complete outputs end soon. */
-function randomRow(size: number, seed: number, eos: readonly number[]): Float32Array {
-  let state = seed >>> 0 || 1;
-  const row = new Float32Array(size);
-  for (let id = 0; id < size; id++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    row[id] = ((state >>> 0) / 2 ** 32) * 6;
-  }
-  for (const id of eos) row[id] = 9;
-  return row;
-}
-
 const ended: Record<string, number> = {};
 
 describe.each(['byte-level BPE', 'SentencePiece'])('random schemas on a %s vocabulary', (name) => {
@@ -83,7 +70,7 @@ describe.each(['byte-level BPE', 'SentencePiece'])('random schemas on a %s vocab
       let done = false;
       for (let step = 0; step < 150 && !done; step++) {
         expect(index.mask(state.state).allowed).toBeGreaterThan(0);
-        const { tokenId } = sampler.sample(randomRow(vocabulary.size, seed * 977 + step, eos), sequence);
+        const { tokenId } = sampler.sample(randomRow(vocabulary.size, seed * 977 + step, eos, 9), sequence);
         sequence.accept(tokenId);
         if (eos.includes(tokenId)) done = true;
         else {

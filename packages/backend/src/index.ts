@@ -30,9 +30,17 @@ export {
   type DecoderModelConfig,
   type DecoderModelType,
   type LayerAttentionType,
+  type RopeConfig,
   type RopeScaling,
 } from './model-dir/model-config.js';
-export { ropeInverseFrequencies } from './model-dir/rope-frequencies.js';
+export {
+  ropeInverseFrequencies,
+  rotaryDependsOnLength,
+  rotaryParameters,
+  type RotaryConfig,
+  type RotaryOptions,
+  type RotaryParameters,
+} from './model-dir/rope-frequencies.js';
 export {
   generationDefaults,
   parseGenerationConfig,

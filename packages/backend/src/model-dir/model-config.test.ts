@@ -184,10 +184,10 @@ describe('parseModelConfig errors', () => {
     expect(UnsupportedModelError.isInstance(loadError(() => parseModelConfig({ ...base, hidden_act: 'gelu' })))).toBe(
       true,
     );
-    const rope = loadError(() => parseModelConfig({ ...base, rope_scaling: { rope_type: 'yarn', factor: 4 } }));
+    const rope = loadError(() => parseModelConfig({ ...base, rope_scaling: { rope_type: 'mrope', factor: 4 } }));
     expect(UnsupportedModelError.isInstance(rope)).toBe(true);
     expect(rope.message).toContain('rope_scaling.rope_type');
-    expect(rope.message).toContain('"yarn"');
+    expect(rope.message).toContain('"mrope"');
     const architecture = loadError(() =>
       parseModelConfig({ ...base, architectures: ['LlamaForSequenceClassification'] }),
     );

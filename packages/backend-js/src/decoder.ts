@@ -1,13 +1,13 @@
 import {
   AbortError,
-  ropeInverseFrequencies,
   type DecoderModelConfig,
+  type LayerAttentionType,
   type DecoderWeights,
   type LinearWeights,
 } from '@gen/backend';
-import { addInPlace, linear, rmsNorm, siluMultiply } from './kernels.js';
+import { addInPlace, geluTanhMultiply, linear, rmsNorm, siluMultiply, softcap } from './kernels.js';
 import type { KvCache } from './kv-cache.js';
-import { applyRotary, rotaryTables } from './rope.js';
+import { applyRotary, RotaryCache, rotaryTables } from './rope.js';
 
 /** Part of a batch: tokens appended to one sequence's cache from position `start` on. */
 export interface Segment {
@@ -30,8 +30,18 @@ class Workspace {
   gate = new Float32Array(0);
   up = new Float32Array(0);
   positions = new Int32Array(0);
-  cos = new Float32Array(0);
-  sin = new Float32Array(0);
+  /** cos / sin tables per rotary kind (full, and sliding when the model has a local rotary embedding). */
+  tables = new Map<LayerAttentionType, { cos: Float32Array; sin: Float32Array }>();
+
+  table(kind: LayerAttentionType, config: DecoderModelConfig): { cos: Float32Array; sin: Float32Array } {
+    let table = this.tables.get(kind);
+    if (table === undefined) {
+      const size = (this.rows * config.rotaryDim) / 2;
+      table = { cos: new Float32Array(size), sin: new Float32Array(size) };
+      this.tables.set(kind, table);
+    }
+    return table;
+  }
 
   ensure(rows: number, config: DecoderModelConfig): void {
     if (rows <= this.rows) return;
@@ -47,8 +57,7 @@ class Workspace {
     this.gate = new Float32Array(n * config.intermediateSize);
     this.up = new Float32Array(n * config.intermediateSize);
     this.positions = new Int32Array(n);
-    this.cos = new Float32Array((n * config.headDim) / 2);
-    this.sin = new Float32Array((n * config.headDim) / 2);
+    this.tables.clear();
     this.rows = n;
   }
 }
@@ -56,14 +65,14 @@ class Workspace {
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
- * The Llama / Mistral / Qwen2 decoder stack in float32 (accumulations in float64). Stateless apart from reusable
+ * The Llama-family decoder stack (llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3) in float32 (accumulations in float64). Stateless apart from reusable
  * buffers: sequence state lives in the {@link KvCache}s it is handed.
  */
 export class Decoder {
   readonly config: DecoderModelConfig;
   private readonly weights: DecoderWeights;
   private readonly lmHead: LinearWeights;
-  private readonly inverse: Float32Array;
+  private readonly rotary: RotaryCache;
   private readonly workspace = new Workspace();
   private scores: Float64Array;
   private readonly accumulator: Float64Array;
@@ -77,7 +86,7 @@ export class Decoder {
       outFeatures: config.vocabSize,
       inFeatures: config.hiddenSize,
     };
-    this.inverse = ropeInverseFrequencies(config);
+    this.rotary = new RotaryCache(config);
     this.scores = new Float64Array(64);
     this.accumulator = new Float64Array(config.headDim);
   }
@@ -89,6 +98,9 @@ export class Decoder {
     if (w.lmHead !== w.embedTokens) total += w.lmHead.byteLength;
     for (const layer of w.layers) {
       total += layer.inputNorm.byteLength + layer.postAttentionNorm.byteLength;
+      for (const norm of [layer.queryNorm, layer.keyNorm, layer.preFeedforwardNorm, layer.postFeedforwardNorm]) {
+        total += norm?.byteLength ?? 0;
+      }
       for (const l of [
         layer.queryProjection,
         layer.keyProjection,
@@ -129,6 +141,7 @@ export class Decoder {
     rmsNorm(h, wanted, hidden, this.weights.finalNorm, config.rmsNormEps, h);
     const logits = new Float32Array(wanted * config.vocabSize);
     linear(h, wanted, this.lmHead, logits);
+    if (config.finalLogitSoftcapping !== null) softcap(logits, logits.length, config.finalLogitSoftcapping);
     return logits;
   }
 
@@ -160,7 +173,7 @@ export class Decoder {
     for (const segment of segments) rows += segment.tokens.length;
     const ws = this.workspace;
     ws.ensure(rows, config);
-    const { x, h, q, k, v, attention, gate, up, positions, cos, sin } = ws;
+    const { x, h, q, k, v, attention, gate, up, positions } = ws;
 
     let t = 0;
     for (const segment of segments) {
@@ -171,7 +184,19 @@ export class Decoder {
         positions[t] = segment.start + j;
       }
     }
-    rotaryTables(positions, rows, this.inverse, cos, sin);
+    if (config.embeddingScale !== null) {
+      const scale = config.embeddingScale;
+      for (let i = 0; i < rows * hidden; i++) x[i] = x[i]! * scale;
+    }
+    for (const kind of this.rotary.kinds()) {
+      const { cos, sin } = ws.table(kind, config);
+      let from = 0;
+      for (const segment of segments) {
+        const n = segment.tokens.length;
+        rotaryTables(positions, from, n, this.rotary.parameters(kind, segment.start + n), cos, sin);
+        from += n;
+      }
+    }
 
     for (let l = 0; l < config.numLayers; l++) {
       await yieldToEventLoop();
@@ -181,8 +206,13 @@ export class Decoder {
       linear(h, rows, layer.queryProjection, q);
       linear(h, rows, layer.keyProjection, k);
       linear(h, rows, layer.valueProjection, v);
-      applyRotary(q, rows, heads, headDim, cos, sin);
-      applyRotary(k, rows, kvHeads, headDim, cos, sin);
+      if (layer.queryNorm !== undefined && layer.keyNorm !== undefined) {
+        rmsNorm(q, rows * heads, headDim, layer.queryNorm, config.rmsNormEps, q);
+        rmsNorm(k, rows * kvHeads, headDim, layer.keyNorm, config.rmsNormEps, k);
+      }
+      const { cos, sin } = ws.table(this.rotary.kindOf(l), config);
+      applyRotary(q, rows, heads, headDim, config.rotaryDim, cos, sin);
+      applyRotary(k, rows, kvHeads, headDim, config.rotaryDim, cos, sin);
       const window = config.layerTypes[l] === 'sliding_attention' ? config.slidingWindow : null;
       t = 0;
       for (const segment of segments) {
@@ -204,12 +234,16 @@ export class Decoder {
         }
       }
       linear(attention, rows, layer.outputProjection, h);
+      if (config.sandwichNorms) rmsNorm(h, rows, hidden, layer.postAttentionNorm, config.rmsNormEps, h);
       addInPlace(x, h, rows * hidden);
-      rmsNorm(x, rows, hidden, layer.postAttentionNorm, config.rmsNormEps, h);
+      const mlpNorm = config.sandwichNorms ? layer.preFeedforwardNorm! : layer.postAttentionNorm;
+      rmsNorm(x, rows, hidden, mlpNorm, config.rmsNormEps, h);
       linear(h, rows, layer.gateProjection, gate);
       linear(h, rows, layer.upProjection, up);
-      siluMultiply(gate, up, rows * config.intermediateSize);
+      if (config.hiddenAct === 'gelu_pytorch_tanh') geluTanhMultiply(gate, up, rows * config.intermediateSize);
+      else siluMultiply(gate, up, rows * config.intermediateSize);
       linear(gate, rows, layer.downProjection, h);
+      if (config.sandwichNorms) rmsNorm(h, rows, hidden, layer.postFeedforwardNorm!, config.rmsNormEps, h);
       addInPlace(x, h, rows * hidden);
     }
 
@@ -235,7 +269,8 @@ export class Decoder {
     if (this.scores.length < span) this.scores = new Float64Array(Math.max(span, 2 * this.scores.length));
     const scores = this.scores;
     const accumulator = this.accumulator;
-    const scale = 1 / Math.sqrt(headDim);
+    const scale = this.config.attentionScale;
+    const cap = this.config.attnLogitSoftcapping;
     for (let head = 0; head < heads; head++) {
       const kvHead = Math.floor(head / group);
       const queryBase = row * heads * headDim + head * headDim;
@@ -245,7 +280,7 @@ export class Decoder {
         const keyBase = cacheBase + (first + s) * headDim;
         let dot = 0;
         for (let d = 0; d < headDim; d++) dot += q[queryBase + d]! * keys[keyBase + d]!;
-        const score = dot * scale;
+        const score = cap === null ? dot * scale : Math.tanh((dot * scale) / cap) * cap;
         scores[s] = score;
         if (score > max) max = score;
       }

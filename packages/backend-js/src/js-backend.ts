@@ -30,7 +30,8 @@ import { KvCache } from './kv-cache.js';
 /** Settings of {@link createJsBackend}. */
 export interface JsBackendSettings {
   /**
-   * A Hugging Face model directory: `config.json` (`model_type` llama, mistral or qwen2), optional
+   * A Hugging Face model directory: `config.json` (`model_type` llama, mistral, qwen2, qwen3, gemma2, gemma3_text
+   * or phi3), optional
    * `generation_config.json`, and `model.safetensors` or `model.safetensors.index.json` with its shards (F32,
    * F16 or BF16; everything is converted to float32 in memory). Or a GGUF file (llama.cpp's format; a path ending in
    * `.gguf`, architecture llama or qwen2): config from its metadata, tensors dequantized to float32 from any type

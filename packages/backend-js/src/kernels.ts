@@ -77,6 +77,24 @@ export function siluMultiply(gate: Float32Array, up: Float32Array, length: numbe
   }
 }
 
+const geluTanhConstant = Math.sqrt(2 / Math.PI);
+
+/**
+ * `gate[i] = gelu_tanh(gate[i]) * up[i]` over the first `length` entries (GeGLU, Gemma), in place, with
+ * `gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2 / π) (x + 0.044715 x³)))` (PyTorch's `approximate="tanh"`).
+ */
+export function geluTanhMultiply(gate: Float32Array, up: Float32Array, length: number): void {
+  for (let i = 0; i < length; i++) {
+    const g = gate[i]!;
+    gate[i] = 0.5 * g * (1 + Math.tanh(geluTanhConstant * (g + 0.044715 * g * g * g))) * up[i]!;
+  }
+}
+
+/** `values[i] = tanh(values[i] / cap) * cap` over the first `length` entries (logit soft-capping), in place. */
+export function softcap(values: Float32Array, length: number, cap: number): void {
+  for (let i = 0; i < length; i++) values[i] = Math.tanh(values[i]! / cap) * cap;
+}
+
 /** `target[i] += source[i]` over the first `length` entries (residual connection). */
 export function addInPlace(target: Float32Array, source: Float32Array, length: number): void {
   for (let i = 0; i < length; i++) target[i] = target[i]! + source[i]!;

@@ -131,6 +131,69 @@ const cases: { name: string; options: TinyModelOptions; length: number }[] = [
     options: { seed: 17, ropeScaling: { type: 'linear', factor: 4 } },
     length: 12,
   },
+  {
+    name: 'llama with yarn rope scaling (attention factor on cos / sin)',
+    options: { seed: 18, ropeScaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 16 } },
+    length: 24,
+  },
+  {
+    name: 'llama with dynamic NTK scaling (unscaled within max_position_embeddings)',
+    options: { seed: 19, ropeScaling: { rope_type: 'dynamic', factor: 2 }, maxPositions: 32 },
+    length: 24,
+  },
+  {
+    name: 'qwen3: per-head q/k RMSNorm, head_dim 16 != hidden/heads, no biases',
+    options: { modelType: 'qwen3', seed: 20, headDim: 16 },
+    length: 20,
+  },
+  {
+    name: 'qwen3 with a sliding window on the layers past max_window_layers',
+    options: { modelType: 'qwen3', seed: 21, slidingWindow: 6, config: { max_window_layers: 1 } },
+    length: 20,
+  },
+  {
+    name: 'gemma2: embedding scale, (1 + w) sandwich norms, GeGLU, attention and final soft-capping, alternating windows',
+    options: {
+      modelType: 'gemma2',
+      seed: 22,
+      numLayers: 3,
+      slidingWindow: 5,
+      config: { query_pre_attn_scalar: 12, attn_logit_softcapping: 1.5, final_logit_softcapping: 2.5 },
+    },
+    length: 20,
+  },
+  {
+    name: 'gemma3_text: q/k norms, one full layer in 3, local rope base for sliding layers, linear-scaled global rope',
+    options: {
+      modelType: 'gemma3_text',
+      seed: 23,
+      numLayers: 3,
+      slidingWindow: 5,
+      ropeTheta: 1000000,
+      ropeScaling: { rope_type: 'linear', factor: 2 },
+      config: { sliding_window_pattern: 3, rope_local_base_freq: 100, query_pre_attn_scalar: 8 },
+    },
+    length: 20,
+  },
+  {
+    name: 'phi3: packed qkv / gate_up, partial rotary 0.5, longrope crossing original_max_position_embeddings',
+    options: {
+      modelType: 'phi3',
+      seed: 24,
+      maxPositions: 64,
+      config: {
+        partial_rotary_factor: 0.5,
+        original_max_position_embeddings: 10,
+        rope_scaling: { type: 'longrope', short_factor: [1.0, 1.25], long_factor: [3.0, 7.5] },
+      },
+    },
+    length: 24,
+  },
+  {
+    name: 'phi3 with a sliding window on every layer',
+    options: { modelType: 'phi3', seed: 25, slidingWindow: 6 },
+    length: 16,
+  },
 ];
 
 describe('backend-js against the float64 reference', () => {
@@ -142,11 +205,17 @@ describe('backend-js against the float64 reference', () => {
         const vocab = backend.model.vocabSize;
         const tokens = seededTokens(length, vocab, counter);
         const expected = referenceForward(model, tokens);
+        const split = Math.floor(length / 2);
+        // The forwards below, for the rotary embeddings that depend on the sequence length (longrope, dynamic).
+        const chunks = [
+          ...Array.from({ length: Math.ceil(split / 5) }, (_, i) => Math.min(5, split - 5 * i)),
+          ...Array.from({ length: length - split }, () => 1),
+        ];
+        const expectedChunked = referenceForward(model, tokens, { chunks });
         // Whole prompt with prompt logits.
         const full = await backend.doForward({ sequences: [{ id: 'full', tokens, wantPromptLogits: true }] });
         const fullError = maxAbsDiff(full.sequences[0]!.promptLogits!, expected);
-        // Chunks of 5, then token by token, batched with the full sequence's decode.
-        const split = Math.floor(length / 2);
+        // Chunks of 5, then token by token.
         const chunked: number[][] = [];
         for (let i = 0; i < split; i += 5) {
           const chunk = tokens.slice(i, Math.min(i + 5, split));
@@ -158,7 +227,7 @@ describe('backend-js against the float64 reference', () => {
           const r = await backend.doForward({ sequences: [{ id: 'chunked', tokens: [tokens[i]!] }] });
           chunked.push([...r.sequences[0]!.logits]);
         }
-        const chunkedError = maxAbsDiff(Float32Array.from(chunked.flat()), expected);
+        const chunkedError = maxAbsDiff(Float32Array.from(chunked.flat()), expectedChunked);
         const error = Math.max(fullError, chunkedError);
         worstError = Math.max(worstError, error);
         expect(error).toBeLessThan(1e-5);
@@ -213,5 +282,48 @@ describe('backend-js against the float64 reference', () => {
     const plain = referenceForward({ ...scaled, config: { ...scaled.config, rope_scaling: undefined } }, tokens);
     const withScaling = referenceForward(scaled, tokens);
     expect(Math.abs(plain[29]![1]! - withScaling[29]![1]!)).toBeGreaterThan(1e-4);
+  });
+});
+
+describe('the family features change the reference (so the comparisons above can fail)', () => {
+  const byName = (prefix: string): TinyModelOptions => cases.find((c) => c.name.startsWith(prefix))!.options;
+  const last = (rows: number[][]): number[] => rows[rows.length - 1]!;
+  const differs = (a: number[], b: number[]): number => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+
+  it('gemma2 soft-capping of attention scores and of logits', async () => {
+    const model = await tinyModel(byName('gemma2'));
+    const tokens = seededTokens(20, 97, 4);
+    const capped = referenceForward(model, tokens);
+    const withConfig = (patch: Record<string, unknown>): number[][] =>
+      referenceForward({ ...model, config: { ...model.config, ...patch } }, tokens);
+    expect(differs(last(capped), last(withConfig({ attn_logit_softcapping: null })))).toBeGreaterThan(1e-3);
+    expect(differs(last(capped), last(withConfig({ final_logit_softcapping: null })))).toBeGreaterThan(1e-3);
+    expect(Math.max(...capped.flat().map(Math.abs))).toBeLessThan(2.5);
+  });
+
+  it('gemma3 local rope base on sliding layers', async () => {
+    const model = await tinyModel(byName('gemma3_text'));
+    const tokens = seededTokens(20, 97, 4);
+    const local = referenceForward(model, tokens);
+    const global = referenceForward({ ...model, config: { ...model.config, rope_local_base_freq: 1000000 } }, tokens);
+    expect(differs(last(local), last(global))).toBeGreaterThan(1e-3);
+  });
+
+  it('phi3 longrope: positions computed before the sequence crossed original_max_position_embeddings keep the short factors', async () => {
+    const model = await tinyModel(byName('phi3: packed'));
+    const tokens = seededTokens(24, 97, 4);
+    const single = referenceForward(model, tokens);
+    const crossing = referenceForward(model, tokens, { chunks: [8, 16] });
+    expect(differs(last(single), last(crossing))).toBeGreaterThan(1e-3);
+    // Within one regime the split does not matter.
+    const short = referenceForward(model, tokens.slice(0, 10), { chunks: [4, 6] });
+    expect(differs(last(short), last(referenceForward(model, tokens.slice(0, 10))))).toBeLessThan(1e-12);
+  });
+
+  it('yarn scaling', async () => {
+    const model = await tinyModel(byName('llama with yarn'));
+    const tokens = seededTokens(24, 97, 4);
+    const plain = referenceForward({ ...model, config: { ...model.config, rope_scaling: undefined } }, tokens);
+    expect(differs(last(referenceForward(model, tokens)), last(plain))).toBeGreaterThan(1e-3);
   });
 });

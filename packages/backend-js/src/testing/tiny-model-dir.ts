@@ -7,7 +7,7 @@ import path from 'node:path';
  * the exact stored values so that tests can compute reference outputs without going through the loader.
  */
 export interface TinyModelOptions {
-  modelType?: 'llama' | 'mistral' | 'qwen2';
+  modelType?: 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'gemma2' | 'gemma3_text' | 'phi3';
   vocabSize?: number;
   hiddenSize?: number;
   intermediateSize?: number;
@@ -144,15 +144,31 @@ export async function writeTinyModelDir(dir: string, options: TinyModelOptions =
   const heads = options.numAttentionHeads ?? 4;
   const kvHeads = options.numKeyValueHeads ?? 2;
   const headDim = options.headDim ?? hidden / heads;
-  const tie = options.tieWordEmbeddings ?? modelType === 'qwen2';
+  const gemma = modelType === 'gemma2' || modelType === 'gemma3_text';
+  const tie = options.tieWordEmbeddings ?? (modelType === 'qwen2' || gemma);
   const dtype = options.dtype ?? 'F32';
-  const qkvBias = modelType === 'qwen2' || options.attentionBias === true;
-  const outputBias = modelType === 'llama' && options.attentionBias === true;
+  const biasFamily = modelType === 'llama' || modelType === 'qwen3' || gemma;
+  const qkvBias = modelType === 'qwen2' || (biasFamily && options.attentionBias === true);
+  const outputBias = biasFamily && options.attentionBias === true;
+  const queryKeyNorm = modelType === 'qwen3' || modelType === 'gemma3_text';
+  const packed = modelType === 'phi3';
+  // Gemma stores norm weights as offsets from one.
+  const normOffset = gemma ? 0 : 1;
   const random = mulberry32(options.seed ?? 1);
   const uniform = (scale: number): number => (random() * 2 - 1) * scale;
 
   const config: Record<string, unknown> = {
-    architectures: [{ llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' }[modelType]],
+    architectures: [
+      {
+        llama: 'LlamaForCausalLM',
+        mistral: 'MistralForCausalLM',
+        qwen2: 'Qwen2ForCausalLM',
+        qwen3: 'Qwen3ForCausalLM',
+        gemma2: 'Gemma2ForCausalLM',
+        gemma3_text: 'Gemma3ForCausalLM',
+        phi3: 'Phi3ForCausalLM',
+      }[modelType],
+    ],
     model_type: modelType,
     vocab_size: vocab,
     hidden_size: hidden,
@@ -163,17 +179,22 @@ export async function writeTinyModelDir(dir: string, options: TinyModelOptions =
     max_position_embeddings: options.maxPositions ?? 64,
     rms_norm_eps: options.rmsNormEps ?? 1e-5,
     rope_theta: options.ropeTheta ?? 10000,
-    hidden_act: 'silu',
+    hidden_act: gemma ? 'gelu_pytorch_tanh' : 'silu',
     tie_word_embeddings: tie,
     bos_token_id: 1,
     eos_token_id: 2,
     torch_dtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype],
   };
-  if (options.headDim !== undefined) config.head_dim = options.headDim;
+  if (options.headDim !== undefined || modelType === 'qwen3' || gemma) config.head_dim = headDim;
   if (options.ropeScaling !== undefined) config.rope_scaling = options.ropeScaling;
-  if (modelType === 'llama') config.attention_bias = options.attentionBias ?? false;
-  if (modelType === 'mistral') config.sliding_window = options.slidingWindow ?? null;
-  if (modelType === 'qwen2') {
+  if (biasFamily) config.attention_bias = options.attentionBias ?? false;
+  if (modelType === 'mistral' || modelType === 'phi3') config.sliding_window = options.slidingWindow ?? null;
+  if (gemma) {
+    config.hidden_activation = 'gelu_pytorch_tanh';
+    config.sliding_window = options.slidingWindow ?? 4096;
+    config.query_pre_attn_scalar = headDim;
+  }
+  if (modelType === 'qwen2' || modelType === 'qwen3') {
     config.use_sliding_window = options.slidingWindow != null;
     config.sliding_window = options.slidingWindow ?? 4096;
     config.max_window_layers = 0;
@@ -189,17 +210,36 @@ export async function writeTinyModelDir(dir: string, options: TinyModelOptions =
       specs.push({ name: `${p}.${name}.weight`, shape: [out, inFeatures], scale: 1.5 / Math.sqrt(inFeatures) });
       if (bias) specs.push({ name: `${p}.${name}.bias`, shape: [out], scale: 0.2 });
     };
-    specs.push({ name: `${p}.input_layernorm.weight`, shape: [hidden], scale: 0.3, offset: 1 });
-    w('self_attn.q_proj', heads * headDim, hidden, qkvBias);
-    w('self_attn.k_proj', kvHeads * headDim, hidden, qkvBias);
-    w('self_attn.v_proj', kvHeads * headDim, hidden, qkvBias);
+    const norm = (name: string, size: number): void => {
+      specs.push({ name: `${p}.${name}.weight`, shape: [size], scale: 0.3, offset: normOffset });
+    };
+    norm('input_layernorm', hidden);
+    if (packed) {
+      w('self_attn.qkv_proj', (heads + 2 * kvHeads) * headDim, hidden, qkvBias);
+    } else {
+      w('self_attn.q_proj', heads * headDim, hidden, qkvBias);
+      w('self_attn.k_proj', kvHeads * headDim, hidden, qkvBias);
+      w('self_attn.v_proj', kvHeads * headDim, hidden, qkvBias);
+    }
+    if (queryKeyNorm) {
+      norm('self_attn.q_norm', headDim);
+      norm('self_attn.k_norm', headDim);
+    }
     w('self_attn.o_proj', hidden, heads * headDim, outputBias);
-    specs.push({ name: `${p}.post_attention_layernorm.weight`, shape: [hidden], scale: 0.3, offset: 1 });
-    w('mlp.gate_proj', intermediate, hidden, false);
-    w('mlp.up_proj', intermediate, hidden, false);
+    norm('post_attention_layernorm', hidden);
+    if (gemma) {
+      norm('pre_feedforward_layernorm', hidden);
+      norm('post_feedforward_layernorm', hidden);
+    }
+    if (packed) {
+      w('mlp.gate_up_proj', 2 * intermediate, hidden, false);
+    } else {
+      w('mlp.gate_proj', intermediate, hidden, false);
+      w('mlp.up_proj', intermediate, hidden, false);
+    }
     w('mlp.down_proj', hidden, intermediate, false);
   }
-  specs.push({ name: 'model.norm.weight', shape: [hidden], scale: 0.3, offset: 1 });
+  specs.push({ name: 'model.norm.weight', shape: [hidden], scale: 0.3, offset: normOffset });
   if (!tie) specs.push({ name: 'lm_head.weight', shape: [vocab, hidden], scale: 2 / Math.sqrt(hidden) });
 
   const tensors = new Map<string, StoredTensor>();

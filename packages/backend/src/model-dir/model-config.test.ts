@@ -161,6 +161,146 @@ describe('parseModelConfig on real config.json files', () => {
   });
 });
 
+describe('parseModelConfig on the 2026 families', () => {
+  it('reads Qwen3 0.6B (q/k norms, head_dim 128 != hidden/heads, no biases, tied)', async () => {
+    const config = await readModelConfig(path.join(fixtures, 'qwen3-0.6b'));
+    expect(config).toMatchObject({
+      modelType: 'qwen3',
+      architecture: 'Qwen3ForCausalLM',
+      hiddenSize: 1024,
+      headDim: 128,
+      rotaryDim: 128,
+      numAttentionHeads: 16,
+      numKeyValueHeads: 8,
+      queryKeyNorm: true,
+      qkvBias: false,
+      outputBias: false,
+      normWeightOffset: 0,
+      sandwichNorms: false,
+      hiddenAct: 'silu',
+      embeddingScale: null,
+      attentionScale: 128 ** -0.5,
+      ropeTheta: 1000000,
+      ropeScaling: null,
+      slidingWindow: null,
+      tieWordEmbeddings: true,
+      maxPositions: 40960,
+      packedProjections: false,
+    });
+  });
+
+  it('reads Gemma 2 2B it (soft-capping, query_pre_attn_scalar, alternating sliding layers, (1 + w) norms)', async () => {
+    const config = await readModelConfig(path.join(fixtures, 'gemma-2-2b-it'));
+    expect(config).toMatchObject({
+      modelType: 'gemma2',
+      headDim: 256,
+      hiddenAct: 'gelu_pytorch_tanh',
+      normWeightOffset: 1,
+      sandwichNorms: true,
+      queryKeyNorm: false,
+      embeddingScale: Math.fround(Math.sqrt(2304)),
+      attentionScale: 256 ** -0.5,
+      attnLogitSoftcapping: 50,
+      finalLogitSoftcapping: 30,
+      slidingWindow: 4096,
+      localRope: null,
+      tieWordEmbeddings: true,
+      eosTokenIds: [1, 107],
+    });
+    expect(config.layerTypes.slice(0, 4)).toEqual([
+      'sliding_attention',
+      'full_attention',
+      'sliding_attention',
+      'full_attention',
+    ]);
+  });
+
+  it('reads Gemma 3 1B it (gemma3_text: q/k norms, 5 sliding layers per full one, local rope base)', async () => {
+    const config = await readModelConfig(path.join(fixtures, 'gemma-3-1b-it'));
+    expect(config).toMatchObject({
+      modelType: 'gemma3_text',
+      architecture: 'Gemma3ForCausalLM',
+      queryKeyNorm: true,
+      sandwichNorms: true,
+      attnLogitSoftcapping: null,
+      finalLogitSoftcapping: null,
+      slidingWindow: 512,
+      ropeTheta: 1000000,
+      localRope: { theta: 10000, scaling: null },
+      numKeyValueHeads: 1,
+      vocabSize: 262144,
+    });
+    expect(config.layerTypes.filter((t) => t === 'full_attention')).toHaveLength(4);
+    expect(config.layerTypes[5]).toBe('full_attention');
+    expect(config.layerTypes[4]).toBe('sliding_attention');
+  });
+
+  it('reads the Phi-4-mini layout (packed projections, partial rotary 0.75, top-level longrope context)', async () => {
+    const config = await readModelConfig(path.join(fixtures, 'phi-4-mini-instruct-shape'));
+    expect(config).toMatchObject({
+      modelType: 'phi3',
+      headDim: 128,
+      rotaryDim: 96,
+      packedProjections: true,
+      qkvBias: false,
+      tieWordEmbeddings: true,
+      slidingWindow: 262144,
+    });
+    const scaling = config.ropeScaling;
+    expect(scaling?.type).toBe('longrope');
+    if (scaling?.type !== 'longrope') return;
+    expect(scaling.originalMaxPositions).toBe(4096);
+    expect(scaling.shortFactor).toHaveLength(48);
+    // factor = 131072 / 4096 = 32: sqrt(1 + ln 32 / ln 4096).
+    expect(scaling.attentionFactor).toBeCloseTo(Math.sqrt(1 + Math.log(32) / Math.log(4096)), 12);
+  });
+
+  it('reads yarn and dynamic scaling with their defaults', () => {
+    const base = {
+      model_type: 'qwen3',
+      vocab_size: 10,
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      head_dim: 16,
+      max_position_embeddings: 40960,
+    };
+    const yarn = parseModelConfig({
+      ...base,
+      rope_scaling: { rope_type: 'yarn', factor: 4.0, original_max_position_embeddings: 32768 },
+    });
+    expect(yarn.ropeScaling).toEqual({
+      type: 'yarn',
+      factor: 4,
+      originalMaxPositions: 32768,
+      betaFast: 32,
+      betaSlow: 1,
+      attentionFactor: 0.1 * Math.log(4) + 1,
+      truncate: true,
+    });
+    const dynamic = parseModelConfig({ ...base, rope_scaling: { type: 'dynamic', factor: 2 } });
+    expect(dynamic.ropeScaling).toEqual({ type: 'dynamic', factor: 2 });
+  });
+
+  it('rejects longrope factor lists of the wrong length and a non-GELU Gemma activation', () => {
+    const phi = {
+      model_type: 'phi3',
+      vocab_size: 10,
+      hidden_size: 64,
+      intermediate_size: 128,
+      num_hidden_layers: 2,
+      num_attention_heads: 4,
+      rope_scaling: { type: 'longrope', short_factor: [1, 1], long_factor: [1, 1] },
+    };
+    const error = loadError(() => parseModelConfig(phi));
+    expect(error.message).toContain('short_factor');
+    expect(error.message).toContain('8 positive numbers');
+    const gemma = { ...phi, model_type: 'gemma2', rope_scaling: null, hidden_activation: 'relu' };
+    expect(UnsupportedModelError.isInstance(loadError(() => parseModelConfig(gemma)))).toBe(true);
+  });
+});
+
 describe('parseModelConfig errors', () => {
   const base = {
     model_type: 'llama',

@@ -52,6 +52,7 @@ const SERVE_FLAGS: [string, string | undefined][] = [
   ['--threads', 'GEN_THREADS'],
   ['--max-batch-size', 'GEN_MAX_BATCH_SIZE'],
   ['--tool-call-format', 'GEN_TOOL_CALL_FORMAT'],
+  ['--reasoning-parser', 'GEN_REASONING_PARSER'],
   ['--hostname', 'GEN_HOSTNAME'],
   ['--port', 'GEN_PORT'],
   ['--max-batch-tokens', 'GEN_MAX_BATCH_TOKENS'],

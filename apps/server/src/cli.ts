@@ -13,6 +13,7 @@ import {
   type BackendChoice,
 } from './backends.js';
 import { loadModel } from './model-loader.js';
+import { REASONING_PARSERS, type ReasoningParserName } from './reasoning.js';
 import { createServer } from './server.js';
 import { TOOL_CALL_FORMATS, type ToolCallFormatName } from './tools/formats.js';
 import { SERVER_VERSION } from './version.js';
@@ -61,6 +62,11 @@ const SERVE_FLAGS: Record<string, FlagSpec> = {
     type: 'string',
     env: 'GEN_TOOL_CALL_FORMAT',
     help: `How the model writes tool calls: ${TOOL_CALL_FORMATS.join(', ')}. Default: detected from the chat template (hermes when it shows none).`,
+  },
+  'reasoning-parser': {
+    type: 'string',
+    env: 'GEN_REASONING_PARSER',
+    help: `${REASONING_PARSERS.join(' or ')}: auto moves <think> blocks to reasoning_content on /v1/chat/completions when the chat template writes them (Qwen3); none leaves them in content. Default auto.`,
   },
   hostname: {
     type: 'string',
@@ -319,6 +325,12 @@ async function serve(args: string[]): Promise<void> {
       `--tool-call-format must be one of ${TOOL_CALL_FORMATS.join(', ')}, got ${JSON.stringify(toolCallFormat)}`,
     );
   }
+  const reasoningParser = values['reasoning-parser'];
+  if (reasoningParser !== undefined && !REASONING_PARSERS.includes(reasoningParser as ReasoningParserName)) {
+    throw new UsageError(
+      `--reasoning-parser must be one of ${REASONING_PARSERS.join(', ')}, got ${JSON.stringify(reasoningParser)}`,
+    );
+  }
   const cors =
     typeof values['cors-allow-origin'] === 'string'
       ? values['cors-allow-origin']
@@ -331,6 +343,7 @@ async function serve(args: string[]): Promise<void> {
     model: async () => {
       const model = await loadModel(options);
       if (toolCallFormat !== undefined) model.toolCallFormat = toolCallFormat as ToolCallFormatName;
+      if (reasoningParser !== undefined) model.reasoningParser = reasoningParser as ReasoningParserName;
       if (model.embedded) {
         process.stderr.write(
           `\nNo --model given: serving the embedded demo model "${model.modelId}" (random weights from @gen/model-kit, in ${model.modelDir}).\n` +

@@ -4,6 +4,7 @@ import type { Tokenizer } from '@gen/tokenizer';
 import type { FastifyReply } from 'fastify';
 import { HttpError } from './errors.js';
 import type { ServerMetrics } from './metrics.js';
+import type { ReasoningParserName } from './reasoning.js';
 import type { ToolCallFormatName } from './tools/formats.js';
 
 /** A model ready to serve: the backend, its tokenizer, and how to name it. */
@@ -16,6 +17,8 @@ export interface LoadedModel {
   modelDir?: string;
   /** How the model writes tool calls; detected from the chat template when left out (`hermes` if it shows none). */
   toolCallFormat?: ToolCallFormatName;
+  /** Whether `<think>` blocks go to `reasoning_content` on the chat route (`auto`, the default) or stay content. */
+  reasoningParser?: ReasoningParserName;
 }
 
 /** Server limits: the engine's, plus TGI's per-route caps. */

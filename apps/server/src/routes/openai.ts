@@ -5,6 +5,13 @@ import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { errorBody, nestingError, validationError } from '../errors.js';
 import { Exchange } from '../exchange.js';
+import {
+  countReasoningTokens,
+  promptOpensThinking,
+  ReasoningStream,
+  reasoningApplies,
+  splitReasoning,
+} from '../reasoning.js';
 import { ROUTE_SCHEMAS } from '../schemas/routes.js';
 import { constraintProcessors } from '../tools/constraint.js';
 import { detectToolCallFormat, parseToolCalls, type ToolCallFormatName } from '../tools/formats.js';
@@ -83,15 +90,21 @@ function withSystemText(messages: ChatMessage[], text: string): ChatMessage[] {
   return [{ role: 'system', content: text }, ...messages];
 }
 
-function usage(results: readonly GenerationResult[]) {
+/** OpenAI's usage object; `reasoningTokens` counts a choice's reasoning (`completion_tokens_details`) when given. */
+function usage(results: readonly GenerationResult[], reasoningTokens?: (text: string) => number) {
   const prompt = results.reduce((sum, r) => sum + r.inputTokens, 0);
   const completion = results.reduce((sum, r) => sum + r.choices.reduce((s, c) => s + c.generatedTokens, 0), 0);
   const cached = results.reduce((sum, r) => sum + r.cachedTokens, 0);
+  const reasoning =
+    reasoningTokens === undefined
+      ? undefined
+      : results.reduce((sum, r) => sum + r.choices.reduce((s, c) => s + reasoningTokens(c.text), 0), 0);
   return {
     prompt_tokens: prompt,
     completion_tokens: completion,
     total_tokens: prompt + completion,
     prompt_tokens_details: { cached_tokens: cached },
+    ...(reasoning === undefined ? {} : { completion_tokens_details: { reasoning_tokens: reasoning } }),
   };
 }
 
@@ -101,6 +114,7 @@ async function streamChunks(
   includeUsage: boolean,
   onEvent: (source: number, event: Exclude<GenerationEvent, { type: 'error' }>) => unknown[],
   usageChunk: (totals: ReturnType<typeof usage>) => unknown,
+  reasoningTokens?: (text: string) => number,
 ): Promise<void> {
   const sse = exchange.openEventStream('openai');
   const results: GenerationResult[] = [];
@@ -113,7 +127,7 @@ async function streamChunks(
       if (event.type === 'done') results.push(event.result);
       for (const chunk of onEvent(source, event)) await sse.send(chunk);
     }
-    if (includeUsage) await sse.send(usageChunk(usage(results)));
+    if (includeUsage) await sse.send(usageChunk(usage(results, reasoningTokens)));
     await sse.send('[DONE]');
   } finally {
     sse.end();
@@ -144,9 +158,18 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
     const prompt = model.tokenizer.applyChatTemplate(messages, {
       addGenerationPrompt: true,
       ...(parsed.templateTools === undefined || !templateRendersTools ? {} : { tools: parsed.templateTools }),
+      variables: parsed.templateKwargs,
     });
     const grammar = chatGrammar(format, parsed);
     const processors = grammar === undefined ? undefined : constraintProcessors(model, grammar.grammar, grammar.param);
+    // Constrained output starts at once (no room to think), so it is all content.
+    const reasoning =
+      processors === undefined &&
+      reasoningApplies(model.reasoningParser ?? 'auto', model.tokenizer, parsed.templateKwargs);
+    const startsInReasoning = reasoning && promptOpensThinking(prompt);
+    const reasoningTokens = reasoning
+      ? (text: string) => countReasoningTokens(model.tokenizer, text, startsInReasoning)
+      : undefined;
     const exchange = Exchange.start(context, reply, [
       {
         inputs: prompt,
@@ -168,10 +191,12 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
         ...base,
         object: 'chat.completion',
         choices: result!.choices.map((choice) => {
+          const split = reasoning ? splitReasoning(choice.text, startsInReasoning) : undefined;
+          const text = split?.content ?? choice.text;
           const output =
             tools === undefined || choice.finishReason === 'length'
-              ? { content: choice.text, calls: [] }
-              : parseToolCalls(format, choice.text, toolNames);
+              ? { content: text, calls: [] }
+              : parseToolCalls(format, text, toolNames);
           const calls = output.calls.map((call) => ({
             id: toolCallId(format),
             type: 'function' as const,
@@ -182,18 +207,20 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
             message: {
               role: 'assistant',
               content: output.content,
+              ...(split === undefined ? {} : { reasoning_content: split.reasoning ?? null }),
               ...(calls.length === 0 ? {} : { tool_calls: calls }),
             },
             logprobs: parsed.logprobs ? chatLogprobs(choice.tokens ?? [], choice.topTokens) : null,
             finish_reason: openAiFinishReason(choice.finishReason, calls.length > 0),
           };
         }),
-        usage: usage([result!]),
+        usage: usage([result!], reasoningTokens),
       };
     }
 
     const started = new Set<number>();
     const toolStreams = new Map<number, ToolCallStream>();
+    const reasoningStreams = new Map<number, ReasoningStream>();
     const chunk = (choices: unknown[]) => ({
       ...base,
       object: 'chat.completion.chunk',
@@ -224,6 +251,33 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
       if (chunks.length === 0 && logprobs !== null) chunks.push(deltaChunk(choice, { content: '' }, logprobs));
       return chunks;
     };
+    // Content (after the reasoning, when split) goes through the tool-call stream when there are tools.
+    const contentDeltas = (choice: number, text: string, logprobs: unknown, final: boolean) => {
+      const toolStream = toolStreams.get(choice);
+      if (toolStream !== undefined) {
+        const events = text === '' ? [] : toolStream.push(text);
+        return toolDeltas(choice, final ? [...events, ...toolStream.finish()] : events, logprobs);
+      }
+      return text !== '' || logprobs !== null ? [deltaChunk(choice, { content: text }, logprobs)] : [];
+    };
+    const outputDeltas = (choice: number, text: string, logprobs: unknown, final: boolean) => {
+      const reasoningStream = reasoningStreams.get(choice);
+      if (reasoningStream === undefined) return contentDeltas(choice, text, logprobs, final);
+      const chunks: unknown[] = [];
+      let pending = logprobs;
+      let content = '';
+      for (const piece of final
+        ? [...reasoningStream.push(text), ...reasoningStream.finish()]
+        : reasoningStream.push(text)) {
+        if (piece.type === 'content') content += piece.text;
+        else {
+          chunks.push(deltaChunk(choice, { reasoning_content: piece.text }, pending));
+          pending = null;
+        }
+      }
+      chunks.push(...contentDeltas(choice, content, pending, final));
+      return chunks;
+    };
     await streamChunks(
       exchange,
       parsed.includeUsage,
@@ -234,21 +288,17 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
             started.add(event.choice);
             chunks.push(deltaChunk(event.choice, { content: '' }));
             if (tools !== undefined) toolStreams.set(event.choice, new ToolCallStream(format));
+            if (reasoning) reasoningStreams.set(event.choice, new ReasoningStream(startsInReasoning));
           }
           const logprobs =
             parsed.logprobs && !event.token.special
               ? chatLogprobs([event.token], event.topTokens === undefined ? undefined : [event.topTokens])
               : null;
-          const toolStream = toolStreams.get(event.choice);
-          if (toolStream !== undefined) {
-            chunks.push(...toolDeltas(event.choice, toolStream.push(event.delta), logprobs));
-          } else if (event.delta !== '' || logprobs !== null) {
-            chunks.push(deltaChunk(event.choice, { content: event.delta }, logprobs));
-          }
+          chunks.push(...outputDeltas(event.choice, event.delta, logprobs, false));
         } else if (event.type === 'choice-end') {
           const index = event.choice.index;
           const toolStream = toolStreams.get(index);
-          if (toolStream !== undefined) chunks.push(...toolDeltas(index, toolStream.finish(), null));
+          chunks.push(...outputDeltas(index, '', null, true));
           const calls = toolStream !== undefined && toolStream.calls > 0;
           chunks.push(
             chunk([
@@ -264,6 +314,7 @@ export function registerOpenAiRoutes(app: FastifyInstance, context: ServerContex
         return chunks;
       },
       (totals) => ({ ...base, object: 'chat.completion.chunk', choices: [], usage: totals }),
+      reasoningTokens,
     );
     return undefined;
   });

@@ -159,6 +159,10 @@ export const ChatBody = closedBody(
     tool_prompt: field(String(), {
       description: 'Text before the tools when the chat template does not render them (TGI extra).',
     }),
+    chat_template_kwargs: field(Record(String(), Unknown()), {
+      description:
+        'Extra variables for the chat template, e.g. `{"enable_thinking": false}` for Qwen3 (vLLM / SGLang extra).',
+    }),
   },
   'An OpenAI chat completion request.',
 );

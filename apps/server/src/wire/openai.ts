@@ -2,7 +2,7 @@ import type { ChoiceResult, FinishReason, GeneratedToken, GenerationParameters, 
 import type { ChatMessage } from '@gen/tokenizer';
 import { choiceGrammar, literalGrammar, type Grammar } from '@gen/structured';
 import type { Static } from '@sinclair/typebox';
-import { validationError } from '../errors.js';
+import { nestingError, validationError } from '../errors.js';
 import { checkChatBody, checkCompletionBody, type ChatBody, type CompletionBody } from '../schemas/openai.js';
 import { formatGrammar, patternGrammar, schemaGrammar } from '../tools/grammars.js';
 import { parseToolChoice, parseTools, type ToolChoice, type ToolDefinition } from '../tools/tools-request.js';
@@ -32,6 +32,8 @@ export interface OpenAiChatRequest extends OpenAiCommon {
   toolPrompt: string | undefined;
   logprobs: boolean;
   topLogprobs: number;
+  /** `chat_template_kwargs`: extra variables for the chat template (empty when not given). */
+  templateKwargs: Record<string, unknown>;
 }
 
 /** `/v1/completions` after the wire-level checks. */
@@ -130,6 +132,17 @@ export function parseChatRequest(body: unknown): OpenAiChatRequest {
   const toolChoice = parseToolChoice(checked.tool_choice, tools);
   const parallelToolCalls = checked.parallel_tool_calls ?? true;
   const toolPrompt = checked.tool_prompt ?? undefined;
+  const templateKwargs = checked.chat_template_kwargs ?? {};
+  for (const key of RESERVED_TEMPLATE_VARIABLES) {
+    if (key in templateKwargs) {
+      throw validationError(
+        `\`chat_template_kwargs\` cannot set \`${key}\`: the server sets it from the request`,
+        'chat_template_kwargs',
+      );
+    }
+  }
+  const tooDeep = nestingError(templateKwargs, '`chat_template_kwargs`');
+  if (tooDeep !== undefined) throw tooDeep;
   return {
     ...common,
     messages: checked.messages as ChatMessage[],
@@ -140,8 +153,12 @@ export function parseChatRequest(body: unknown): OpenAiChatRequest {
     toolPrompt,
     logprobs,
     topLogprobs,
+    templateKwargs,
   };
 }
+
+/** Template variables the server sets itself, which `chat_template_kwargs` may not replace. */
+const RESERVED_TEMPLATE_VARIABLES = ['messages', 'tools', 'documents', 'add_generation_prompt'] as const;
 
 /** Parses a `/v1/completions` body (checked against {@link CompletionBody} here). */
 export function parseCompletionRequest(body: unknown): OpenAiCompletionRequest {

@@ -103,6 +103,24 @@ describe('ensureModelDir', () => {
   });
 });
 
+describe('ensureModelDir formats', () => {
+  it("skips the ONNX graphs with formats: ['safetensors'] (cached apart), for every family preset", async () => {
+    const cacheDir = await temp();
+    for (const preset of ['tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3', 'tiny-phi3'] as const) {
+      const dir = await ensureModelDir(preset, { seed: 3, cacheDir, formats: ['safetensors'] });
+      expect(dir.endsWith('-safetensors'), dir).toBe(true);
+      const files = await readdir(dir);
+      expect(files).not.toContain('onnx');
+      expect(files).toEqual(expect.arrayContaining(complete.filter((name) => name !== 'onnx')));
+      expect(await ensureModelDir(preset, { seed: 3, cacheDir, formats: ['safetensors'] })).toBe(dir);
+    }
+    const onlySafetensors = await ensureModelDir('tiny', { seed: 3, cacheDir, formats: ['safetensors'] });
+    const both = await ensureModelDir('tiny', { seed: 3, cacheDir });
+    expect(onlySafetensors).not.toBe(both);
+    expect(await readdir(both)).toContain('onnx');
+  });
+});
+
 describe('defaultModelCacheDir', () => {
   it('is .gen-cache/models at the workspace root, or $GEN_MODEL_CACHE_DIR', () => {
     const root = fileURLToPath(new URL('../../..', import.meta.url));

@@ -7,7 +7,7 @@ import type { WeightDtype } from './dtype.js';
 import type { PresetName } from './model-config.js';
 import { defaultOnnxGraphStyle, type OnnxGraphStyle, type OnnxVariant } from './onnx/decoder-graph.js';
 import { generatorFingerprint, modelKitVersion } from './version.js';
-import { writeModelDir, type WriteProgress } from './write-model-dir.js';
+import { writeModelDir, type ModelFormat, type WriteProgress } from './write-model-dir.js';
 
 /** Options of {@link ensureModelDir}. */
 export interface EnsureModelDirOptions {
@@ -24,6 +24,11 @@ export interface EnsureModelDirOptions {
   onnxVariants?: readonly OnnxVariant[];
   /** How the ONNX graphs are built (see `WriteModelDirOptions.onnxGraphStyle`); each style is cached apart. */
   onnxGraphStyle?: OnnxGraphStyle;
+  /**
+   * Weight formats to write (see `WriteModelDirOptions.formats`); default `['safetensors', 'onnx']`.
+   * `['safetensors']` skips the ONNX graphs (cached apart, under a `-safetensors` suffix).
+   */
+  formats?: readonly ModelFormat[];
   onProgress?: (progress: WriteProgress) => void;
 }
 
@@ -64,7 +69,10 @@ export async function ensureModelDir(preset: PresetName, options: EnsureModelDir
   const variantSuffix = variants.length === 1 && variants[0] === 'fp32' ? '' : `-onnx${variants.join('')}`;
   const style = options.onnxGraphStyle ?? defaultOnnxGraphStyle;
   const styleSuffix = style === defaultOnnxGraphStyle ? '' : `-${style}`;
-  const suffix = `${dtype === 'float32' ? '' : `-${dtype}`}${variantSuffix}${styleSuffix}`;
+  const formats = [...new Set<ModelFormat>(options.formats ?? ['safetensors', 'onnx'])].sort();
+  const withOnnx = formats.includes('onnx');
+  const formatSuffix = withOnnx && formats.includes('safetensors') ? '' : `-${formats.join('')}`;
+  const suffix = `${dtype === 'float32' ? '' : `-${dtype}`}${withOnnx ? `${variantSuffix}${styleSuffix}` : ''}${formatSuffix}`;
   const name = `${prefix}${modelKitVersion}-${generatorFingerprint()}${suffix}`;
   const finalDir = join(cacheDir, name);
   const pending = inFlight.get(finalDir);
@@ -79,6 +87,7 @@ export async function ensureModelDir(preset: PresetName, options: EnsureModelDir
         seed,
         dtype,
         outDir: temporary,
+        formats,
         onnxVariants: variants,
         onnxGraphStyle: style,
         ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),

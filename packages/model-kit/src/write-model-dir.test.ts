@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { describe, expect, it } from 'vitest';
 import { InvalidModelConfigError } from './errors.js';
-import { resolveModelConfig } from './model-config.js';
+import { writeGgufModel } from './gguf/export-gguf.js';
+import { presets, resolveModelConfig, type PresetName } from './model-config.js';
 import { openSafetensorsCheckpoint } from './safetensors.js';
 import { buildTokenizerFiles } from './tokenizer/tokenizer-files.js';
-import { planModelDir, writeModelDir } from './write-model-dir.js';
+import { loadReferenceModel } from './testing/reference-forward.js';
+import { planModelDir, writeModelDir, type ModelDirInfo } from './write-model-dir.js';
 
 const temp = () => mkdtemp(join(tmpdir(), 'mk-write-'));
 
@@ -239,7 +241,7 @@ describe('presets', () => {
   });
 
   it('has tokenizers that @huggingface/tokenizers loads, for every preset', async () => {
-    for (const preset of ['tiny', 'tiny-qwen2', 'bench', 'big-vocab'] as const) {
+    for (const preset of Object.keys(presets) as PresetName[]) {
       const config = resolveModelConfig(preset);
       const { files, tokenizerVocabSize } = buildTokenizerFiles(config.chatFormat!, {
         modelVocabSize: config.vocabSize,
@@ -253,6 +255,264 @@ describe('presets', () => {
       const ids = tokenizer.encode('Hello 世界 👋', { add_special_tokens: false }).ids;
       expect(tokenizer.decode(ids)).toBe('Hello 世界 👋');
       expect(Math.max(...ids)).toBeLessThan(config.vocabSize);
+    }
+  });
+});
+
+describe('family presets', () => {
+  const familyPresets = ['tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3', 'tiny-phi3'] as const;
+  const common = (info: { tokenIds: { bos: number; eos: number[]; pad: number } }) => ({
+    attention_dropout: 0,
+    bos_token_id: info.tokenIds.bos,
+    hidden_size: 64,
+    initializer_range: 0.02,
+    intermediate_size: 176,
+    rms_norm_eps: 1e-6,
+    torch_dtype: 'float32',
+    use_cache: true,
+    vocab_size: 640,
+  });
+  const gemmaKeys = (info: { tokenIds: { bos: number; eos: number[]; pad: number } }) => ({
+    ...common(info),
+    attention_bias: false,
+    cache_implementation: 'hybrid',
+    eos_token_id: info.tokenIds.eos,
+    head_dim: 16,
+    hidden_activation: 'gelu_pytorch_tanh',
+    max_position_embeddings: 512,
+    num_attention_heads: 4,
+    pad_token_id: info.tokenIds.pad,
+    sliding_window: 8,
+    tie_word_embeddings: true,
+  });
+
+  it('write config.json with exactly the keys transformers saves for each family', async () => {
+    const expected: Record<(typeof familyPresets)[number], (info: ModelDirInfo) => Record<string, unknown>> = {
+      'tiny-qwen3': (info) => ({
+        ...common(info),
+        architectures: ['Qwen3ForCausalLM'],
+        attention_bias: false,
+        eos_token_id: info.tokenIds.eos[0],
+        head_dim: 32,
+        hidden_act: 'silu',
+        layer_types: ['full_attention', 'full_attention'],
+        max_position_embeddings: 512,
+        max_window_layers: 2,
+        model_type: 'qwen3',
+        num_attention_heads: 4,
+        num_hidden_layers: 2,
+        num_key_value_heads: 2,
+        rope_scaling: null,
+        rope_theta: 1000000,
+        sliding_window: null,
+        tie_word_embeddings: false,
+        use_sliding_window: false,
+      }),
+      'tiny-gemma2': (info) => ({
+        ...gemmaKeys(info),
+        architectures: ['Gemma2ForCausalLM'],
+        attn_logit_softcapping: 5,
+        final_logit_softcapping: 3,
+        hidden_act: 'gelu_pytorch_tanh',
+        layer_types: ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'],
+        model_type: 'gemma2',
+        num_hidden_layers: 4,
+        num_key_value_heads: 2,
+        query_pre_attn_scalar: 24,
+        rope_theta: 10000,
+      }),
+      'tiny-gemma3': (info) => ({
+        ...gemmaKeys(info),
+        architectures: ['Gemma3ForCausalLM'],
+        attn_logit_softcapping: null,
+        final_logit_softcapping: null,
+        layer_types: ['sliding_attention', 'sliding_attention', 'full_attention'],
+        model_type: 'gemma3_text',
+        num_hidden_layers: 3,
+        num_key_value_heads: 1,
+        query_pre_attn_scalar: 16,
+        rope_local_base_freq: 10000,
+        rope_scaling: { factor: 2, rope_type: 'linear' },
+        rope_theta: 1000000,
+        sliding_window_pattern: 3,
+        use_bidirectional_attention: false,
+      }),
+      'tiny-phi3': (info) => ({
+        ...common(info),
+        architectures: ['Phi3ForCausalLM'],
+        attention_bias: false,
+        embd_pdrop: 0,
+        eos_token_id: info.tokenIds.eos[0],
+        hidden_act: 'silu',
+        max_position_embeddings: 256,
+        model_type: 'phi3',
+        num_attention_heads: 4,
+        num_hidden_layers: 2,
+        num_key_value_heads: 2,
+        original_max_position_embeddings: 32,
+        pad_token_id: info.tokenIds.pad,
+        partial_rotary_factor: 0.75,
+        resid_pdrop: 0,
+        rms_norm_eps: 1e-5,
+        rope_scaling: {
+          long_factor: [2, 2.75, 3.5, 4.625, 6.25, 8],
+          short_factor: [1, 1.0625, 1.125, 1.25, 1.375, 1.5],
+          type: 'longrope',
+        },
+        rope_theta: 10000,
+        sliding_window: null,
+        tie_word_embeddings: false,
+      }),
+    };
+    for (const preset of familyPresets) {
+      const dir = await temp();
+      const info = await writeModelDir({ preset, seed: 1, outDir: dir, formats: ['safetensors'] });
+      const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+      expect(config, preset).toEqual(expected[preset](info));
+      const generation = JSON.parse(await readFile(join(dir, 'generation_config.json'), 'utf8')) as {
+        eos_token_id: number[];
+      };
+      expect(generation.eos_token_id, preset).toEqual(info.tokenIds.eos);
+      const tokenizerConfig = JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')) as {
+        chat_template: string;
+        eos_token: string;
+      };
+      const tokenizerJson = JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8')) as {
+        added_tokens: Array<{ id: number; content: string }>;
+      };
+      const token = (id: number | undefined) => tokenizerJson.added_tokens.find((t) => t.id === id)?.content;
+      const eosNames = {
+        'tiny-qwen3': ['<|im_end|>', '<|endoftext|>'],
+        'tiny-gemma2': ['<eos>', '<end_of_turn>'],
+        'tiny-gemma3': ['<eos>', '<end_of_turn>'],
+        'tiny-phi3': ['<|endoftext|>', '<|end|>'],
+      }[preset];
+      expect(info.tokenIds.eos.map(token), preset).toEqual(eosNames);
+      expect(tokenizerConfig.chat_template.length, preset).toBeGreaterThan(300);
+    }
+  });
+
+  it('write each family’s tensors: qwen3 q/k norms, gemma’s four norms (offsets around 0), phi3 packed', async () => {
+    const names = (preset: (typeof familyPresets)[number]) =>
+      new Map(planModelDir({ preset }).tensors.map((t) => [t.name, t.shape]));
+    const qwen3 = names('tiny-qwen3');
+    expect(qwen3.get('model.layers.0.self_attn.q_proj.weight')).toEqual([128, 64]);
+    expect(qwen3.get('model.layers.0.self_attn.k_proj.weight')).toEqual([64, 64]);
+    expect(qwen3.get('model.layers.0.self_attn.o_proj.weight')).toEqual([64, 128]);
+    expect(qwen3.get('model.layers.1.self_attn.q_norm.weight')).toEqual([32]);
+    expect(qwen3.get('model.layers.1.self_attn.k_norm.weight')).toEqual([32]);
+    expect(qwen3.has('lm_head.weight')).toBe(true);
+    const gemma2 = names('tiny-gemma2');
+    for (const norm of ['input', 'post_attention', 'pre_feedforward', 'post_feedforward']) {
+      expect(gemma2.get(`model.layers.3.${norm}_layernorm.weight`)).toEqual([64]);
+    }
+    expect(gemma2.has('model.layers.0.self_attn.q_norm.weight')).toBe(false);
+    expect(gemma2.has('lm_head.weight')).toBe(false);
+    const gemma3 = names('tiny-gemma3');
+    expect(gemma3.get('model.layers.2.self_attn.k_norm.weight')).toEqual([16]);
+    expect(gemma3.get('model.layers.2.self_attn.k_proj.weight')).toEqual([16, 64]);
+    expect(gemma3.get('model.layers.2.pre_feedforward_layernorm.weight')).toEqual([64]);
+    const phi3 = names('tiny-phi3');
+    expect(phi3.get('model.layers.0.self_attn.qkv_proj.weight')).toEqual([(4 + 2 * 2) * 16, 64]);
+    expect(phi3.get('model.layers.0.mlp.gate_up_proj.weight')).toEqual([2 * 176, 64]);
+    expect(phi3.has('model.layers.0.self_attn.q_proj.weight')).toBe(false);
+    expect(phi3.has('model.layers.0.mlp.gate_proj.weight')).toBe(false);
+
+    const dir = await temp();
+    await writeModelDir({ preset: 'tiny-gemma3', seed: 4, outDir: dir, formats: ['safetensors'] });
+    const checkpoint = await openSafetensorsCheckpoint(dir);
+    for (const name of ['model.layers.0.post_feedforward_layernorm.weight', 'model.layers.1.self_attn.q_norm.weight']) {
+      const values = [...(await checkpoint.readFloat32(name))];
+      const mean = values.reduce((a, b) => a + b, 0) / values.length;
+      expect(Math.abs(mean), name).toBeLessThan(0.1);
+      expect(Math.max(...values.map(Math.abs)), name).toBeLessThan(0.18);
+    }
+  });
+
+  it('have a deterministic, finite reference forward in which the family features matter', async () => {
+    const tokens = Array.from({ length: 40 }, (_, i) => (i * 37 + 5) % 600);
+    for (const preset of familyPresets) {
+      const dir = await temp();
+      await writeModelDir({ preset, seed: 2, outDir: dir, formats: ['safetensors'] });
+      const first = loadReferenceModel(dir).forward(tokens);
+      const again = loadReferenceModel(dir).forward(tokens);
+      expect(first.length).toBe(40);
+      for (const [i, row] of first.entries()) {
+        expect(row.length).toBe(640);
+        expect(row.every(Number.isFinite), `${preset} position ${i}`).toBe(true);
+        expect([...row]).toEqual([...again[i]!]);
+      }
+      if (preset === 'tiny-gemma2') {
+        // Final softcap 3: every logit inside (-3, 3), and the cap binds.
+        const all = first.flatMap((row) => [...row]);
+        expect(Math.max(...all.map(Math.abs))).toBeLessThan(3);
+        expect(Math.max(...all.map(Math.abs))).toBeGreaterThan(2.9);
+      }
+      if (preset === 'tiny-phi3') {
+        // longrope: a cached generation that crosses 32 positions keeps the short-factor keys of its first chunk.
+        const chunked = loadReferenceModel(dir).forward(tokens, { chunks: [30, 10] });
+        expect([...chunked[10]!]).not.toEqual([...first[10]!]);
+        const short = loadReferenceModel(dir).forward(tokens.slice(0, 30));
+        expect([...chunked[29]!]).toEqual([...short[29]!]);
+      }
+    }
+  });
+
+  it('reject family fields on the wrong architecture and bad values, naming the field', () => {
+    const cases: Array<[Parameters<typeof resolveModelConfig>, RegExp]> = [
+      [['tiny', { queryPreAttnScalar: 8 }], /`queryPreAttnScalar` applies to gemma2, gemma3_text only/],
+      [['tiny-qwen2', { attnLogitSoftcapping: 5 }], /`attnLogitSoftcapping` applies to gemma2, gemma3_text/],
+      [['tiny', { partialRotaryFactor: 0.5 }], /`partialRotaryFactor` applies to phi3 only/],
+      [['tiny-gemma2', { slidingWindowPattern: 2 }], /`slidingWindowPattern` applies to gemma3_text only/],
+      [['tiny-qwen2', { slidingWindow: 8 }], /`slidingWindow` applies to mistral, qwen3, gemma2, gemma3_text, phi3/],
+      [['tiny-phi3', { attentionBias: true }], /`attentionBias` applies to llama, qwen3, gemma2 and gemma3_text/],
+      [['tiny-phi3', { partialRotaryFactor: 0.7 }], /floor\(16 \* 0.7\) = 11 must be even/],
+      [['tiny-phi3', { headDim: 32 }], /phi3 derives the head size/],
+      [
+        ['tiny-phi3', { ropeScaling: { type: 'longrope', short_factor: [1, 1], long_factor: [1, 1] } }],
+        /`ropeScaling`: rope_scaling.short_factor must list rotaryDim \/ 2 = 6 positive numbers; got 2 entries/,
+      ],
+      [['tiny', { ropeScaling: { rope_type: 'ntk' } }], /rope_scaling type "ntk" is not supported/],
+      [['tiny-gemma2', { layerTypes: ['full_attention'] }], /`layerTypes` must list `numHiddenLayers` \(4\)/],
+      [['tiny-gemma2', { finalLogitSoftcapping: -3 }], /`finalLogitSoftcapping` must be a positive number/],
+      [['tiny-qwen3', { maxWindowLayers: -1 }], /`maxWindowLayers` must be an integer >= 0/],
+    ];
+    for (const [args, message] of cases) {
+      let error: unknown;
+      try {
+        resolveModelConfig(...args);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(InvalidModelConfigError.isInstance(error), JSON.stringify(args)).toBe(true);
+      expect((error as Error).message, JSON.stringify(args)).toMatch(message);
+    }
+    // Fields that apply are accepted: qwen3 with a window from layer 1, yarn and dynamic scaling.
+    expect(
+      resolveModelConfig('tiny-qwen3', {
+        slidingWindow: 4,
+        maxWindowLayers: 1,
+        ropeScaling: { rope_type: 'yarn', factor: 4 },
+      }).slidingWindow,
+    ).toBe(4);
+    expect(
+      planModelDir({ preset: 'tiny-qwen3', config: { slidingWindow: 4, maxWindowLayers: 1 } }).hfConfig,
+    ).toMatchObject({
+      use_sliding_window: true,
+      sliding_window: 4,
+      max_window_layers: 1,
+      layer_types: ['full_attention', 'sliding_attention'],
+    });
+    expect(resolveModelConfig('tiny', { ropeScaling: { rope_type: 'dynamic', factor: 2 } }).ropeScaling).toEqual({
+      rope_type: 'dynamic',
+      factor: 2,
+    });
+  });
+
+  it('are refused by the GGUF export with the supported architectures named', async () => {
+    const outFile = join(await temp(), 'model.gguf');
+    for (const preset of familyPresets) {
+      await expect(writeGgufModel({ preset, outFile })).rejects.toThrow(/GGUF export supports llama, mistral, qwen2/);
     }
   });
 });

@@ -146,7 +146,7 @@ function plan(options: Pick<WriteModelDirOptions, 'preset' | 'config' | 'dtype'>
 /**
  * Writes a complete Hugging Face model directory from seeded random weights: `config.json`,
  * `generation_config.json`, `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json` (and for
- * ChatML models `vocab.json` + `merges.txt`), `model.safetensors` (or shards with an index) and
+ * ChatML and Qwen3 models `vocab.json` + `merges.txt`), `model.safetensors` (or shards with an index) and
  * `onnx/model.onnx` (+ `onnx/model.onnx_data`) in the Optimum layout. Weights are produced and written one tensor
  * at a time, so memory stays at about the largest tensor.
  */

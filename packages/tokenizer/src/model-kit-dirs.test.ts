@@ -7,13 +7,17 @@ import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { loadTokenizer, type Tokenizer } from './index.js';
 
 // Model directories written by @gen/model-kit (what the backends, the engine and the demo load): a learned byte-level
-// BPE laid out like Llama 3 (`tiny`) or Qwen2 (`tiny-qwen2`), read here exactly as a downloaded model would be.
+// BPE laid out like Llama 3 (`tiny`), Qwen2 (`tiny-qwen2`), Qwen3, Gemma or Phi-3 (the tiny-* family presets), read here
+// exactly as a downloaded model would be.
+const presets = ['tiny', 'tiny-qwen2', 'tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3', 'tiny-phi3'] as const;
+/** Presets whose tokenizer normalises to NFC (the Qwen layouts). */
+const nfcPresets: readonly string[] = ['tiny-qwen2', 'tiny-qwen3'];
 let scratch: string;
 const models: Record<string, { info: ModelDirInfo; tokenizer: Tokenizer }> = {};
 
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'gen-tokenizer-model-kit-'));
-  for (const preset of ['tiny', 'tiny-qwen2'] as const) {
+  for (const preset of presets) {
     const info = await writeModelDir({ preset, outDir: join(scratch, preset), formats: ['safetensors'], seed: 7 });
     models[preset] = { info, tokenizer: await loadTokenizer(info.dir) };
   }
@@ -29,7 +33,7 @@ function model(preset: string) {
   return entry;
 }
 
-describe.each(['tiny', 'tiny-qwen2'])('@gen/model-kit %s directory', (preset) => {
+describe.each(presets)('@gen/model-kit %s directory', (preset) => {
   test('vocabulary size and eos ids agree with what model-kit wrote in config.json', () => {
     const { info, tokenizer } = model(preset);
     expect(tokenizer.vocabSize).toBe(info.tokenizerVocabSize);
@@ -62,8 +66,49 @@ describe.each(['tiny', 'tiny-qwen2'])('@gen/model-kit %s directory', (preset) =>
 
       const encoded = tokenizer.encode(text, { addSpecialTokens: false });
       const roundTrip = tokenizer.createStreamDecoder();
-      const expected = preset === 'tiny-qwen2' ? text.normalize('NFC') : text;
+      const expected = nfcPresets.includes(preset) ? text.normalize('NFC') : text;
       expect(encoded.map((id) => roundTrip.push(id)).join('') + roundTrip.flush()).toBe(expected);
     },
   );
+});
+
+describe('@gen/model-kit family chat templates', () => {
+  const conversation = [
+    { role: 'system', content: 'Be brief.' },
+    { role: 'user', content: 'Hi' },
+  ];
+
+  test('qwen3: the real Qwen3 template, thinking switch, <think> kept by skipSpecialTokens', () => {
+    const { tokenizer } = model('tiny-qwen3');
+    expect(tokenizer.applyChatTemplate(conversation, { addGenerationPrompt: true })).toBe(
+      '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
+    );
+    expect(
+      tokenizer.applyChatTemplate(conversation, { addGenerationPrompt: true, variables: { enable_thinking: false } }),
+    ).toMatch(/<think>\n\n<\/think>\n\n$/);
+    const ids = tokenizer.encode('<think>x</think>', { addSpecialTokens: false });
+    expect(ids.length).toBe(3);
+    expect(ids.some((id) => tokenizer.isSpecial(id))).toBe(false);
+    expect(tokenizer.decode(ids, { skipSpecialTokens: true })).toBe('<think>x</think>');
+  });
+
+  test.each(['tiny-gemma2', 'tiny-gemma3'])(
+    '%s: the Gemma 3 template folds the system prompt into the first turn',
+    (preset) => {
+      const { tokenizer } = model(preset);
+      expect(tokenizer.applyChatTemplate(conversation, { addGenerationPrompt: true })).toBe(
+        '<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n',
+      );
+      const ids = tokenizer.encode('Hi');
+      expect(tokenizer.decode(ids.slice(0, 1))).toBe('<bos>');
+    },
+  );
+
+  test('phi3: the Phi-3 template', () => {
+    const { tokenizer } = model('tiny-phi3');
+    expect(tokenizer.applyChatTemplate(conversation, { addGenerationPrompt: true })).toBe(
+      '<|system|>\nBe brief.<|end|>\n<|user|>\nHi<|end|>\n<|assistant|>\n',
+    );
+    expect(tokenizer.encode('Hi', { addSpecialTokens: true }).length).toBe(tokenizer.encode('Hi').length);
+  });
 });

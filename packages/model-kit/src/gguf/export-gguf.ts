@@ -24,7 +24,7 @@ import {
 import { ensureModelDir } from '../ensure-model-dir.js';
 import { InvalidModelConfigError } from '../errors.js';
 import { parseHfConfig, toHfConfig, type DecoderSpec } from '../hf-config.js';
-import { resolveModelConfig, type ModelConfig, type PresetName } from '../model-config.js';
+import { resolveModelConfig, type Architecture, type ModelConfig, type PresetName } from '../model-config.js';
 import { buildTokenizerFiles, chatmlChatTemplate, llama3ChatTemplate } from '../tokenizer/tokenizer-files.js';
 import { decoderTensors, elementCount, seededWeights, type WeightSource } from '../weights.js';
 
@@ -134,8 +134,17 @@ export function permuteRopeRows(values: Float32Array, heads: number, columns: nu
   return out;
 }
 
+/** The architectures {@link writeGgufModel} exports. */
+const ggufArchitectures: readonly Architecture[] = ['llama', 'mistral', 'qwen2'];
+
 function resolveSpec(options: Pick<WriteGgufModelOptions, 'preset' | 'config'>) {
   const config = resolveModelConfig(options.preset, options.config);
+  if (!ggufArchitectures.includes(config.architecture)) {
+    throw new InvalidModelConfigError({
+      field: 'architecture',
+      message: `GGUF export supports ${ggufArchitectures.join(', ')}; got ${config.architecture} (not exported to GGUF yet).`,
+    });
+  }
   if (config.architecture === 'mistral' && config.slidingWindow != null) {
     throw new InvalidModelConfigError({
       field: 'slidingWindow',

@@ -32,5 +32,9 @@ runBackendConformanceTests({
       dtype: 'float16',
       config: { architecture: 'mistral', slidingWindow: 8, maxPositionEmbeddings: 64 },
     }),
+    modelKit('tiny-qwen3', { preset: 'tiny-qwen3', seed: 4 }),
+    modelKit('tiny-gemma2', { preset: 'tiny-gemma2', seed: 5 }),
+    modelKit('tiny-gemma3 bf16', { preset: 'tiny-gemma3', seed: 6, dtype: 'bfloat16' }),
+    modelKit('tiny-phi3', { preset: 'tiny-phi3', seed: 7 }),
   ],
 });

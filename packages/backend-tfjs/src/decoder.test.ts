@@ -111,6 +111,11 @@ describe('architectures against the oracle', () => {
     ],
     ['qwen2 tied, q/k/v biases, f16', { preset: 'tiny-qwen2', seed: 12, dtype: 'float16' }, {}],
     [
+      'yarn rope scaling (attention factor on cos and sin)',
+      { preset: 'tiny', seed: 14 },
+      { rope_scaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 16 } },
+    ],
+    [
       'multi-query attention (one kv head), linear rope scaling',
       { preset: 'tiny', seed: 13, config: { numKeyValueHeads: 1 } },
       { rope_scaling: { rope_type: 'linear', factor: 2 } },
@@ -151,4 +156,87 @@ describe('architectures against the oracle', () => {
       }
     });
   }
+});
+
+describe('families against the oracle', () => {
+  /** Runs `steps` (each a batch of (id, tokens) pairs) on a backend, returning every logits row. */
+  async function run(
+    backend: Awaited<ReturnType<typeof createTfjsBackend>>,
+    steps: readonly (readonly [string, number[]])[][],
+  ): Promise<Float32Array[]> {
+    const out: Float32Array[] = [];
+    for (const step of steps) {
+      const result = await backend.doForward({
+        sequences: step.map(([id, t]) => ({ id, tokens: t, wantPromptLogits: true })),
+      });
+      out.push(...result.sequences.map((s) => s.promptLogits!));
+    }
+    return out;
+  }
+
+  async function compare(dir: string, steps: readonly (readonly [string, number[]])[][]) {
+    const backend = await createTfjsBackend({ modelDir: dir, tfjsBackend: 'wasm' });
+    const oracle = await createJsBackend({ modelDir: dir });
+    try {
+      const actual = await run(backend, steps);
+      const expected = await run(oracle, steps);
+      let worst = 0;
+      for (let i = 0; i < actual.length; i++) worst = Math.max(worst, maxAbsDifference(actual[i]!, expected[i]!));
+      return { actual, worst };
+    } finally {
+      await backend.doDispose();
+      await oracle.doDispose();
+    }
+  }
+
+  it('phi3 longrope: sequences crossing original_max_position_embeddings (32) match backend-js on wasm', async () => {
+    const dir = await modelDir('phi3-longrope', { preset: 'tiny-phi3', seed: 21 });
+    const config = await readModelConfig(dir);
+    expect(config.ropeScaling?.type).toBe('longrope');
+    const vocab = config.vocabSize;
+    const steps: [string, number[]][][] = [
+      // a: 30 positions (short factors), b: 3.
+      [
+        ['a', tokens(30, 1, vocab)],
+        ['b', tokens(3, 2, vocab)],
+      ],
+      // Decode steps: a crosses 32 (length 33 on the third) while b stays short in the same batch.
+      ...Array.from({ length: 4 }, (_, step) => [
+        ['a', [(7 * step + 1) % vocab]] as [string, number[]],
+        ['b', [(7 * step + 2) % vocab]] as [string, number[]],
+      ]),
+      // b's chunk crosses 32 within one forward (7 -> 42), batched with a decode step of a.
+      [
+        ['b', tokens(35, 3, vocab)],
+        ['a', [5]],
+      ],
+    ];
+    const { worst } = await compare(dir, steps);
+    expect(worst).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('gemma2: logits stay inside the final softcap and match backend-js on wasm', async () => {
+    const dir = await modelDir('gemma2-softcap', { preset: 'tiny-gemma2', seed: 22 });
+    const config = await readModelConfig(dir);
+    const cap = config.finalLogitSoftcapping!;
+    expect(cap).toBeGreaterThan(0);
+    expect(config.attnLogitSoftcapping).not.toBeNull();
+    const vocab = config.vocabSize;
+    const { actual, worst } = await compare(dir, [
+      [
+        ['a', tokens(20, 4, vocab)],
+        ['b', tokens(6, 5, vocab)],
+      ],
+      [
+        ['a', [1]],
+        ['b', [2]],
+      ],
+    ]);
+    expect(worst).toBeLessThanOrEqual(1e-4);
+    let largest = 0;
+    for (const logits of actual) for (const l of logits) largest = Math.max(largest, Math.abs(l));
+    expect(largest).toBeLessThan(cap);
+    // The cap binds: without it some logits would be far larger.
+    expect(largest).toBeGreaterThan(0.9 * cap);
+  });
 });

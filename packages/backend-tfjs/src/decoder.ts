@@ -1,7 +1,14 @@
-import { AbortError, ropeInverseFrequencies, type DecoderModelConfig } from '@gen/backend';
+import {
+  AbortError,
+  rotaryParameters,
+  type DecoderModelConfig,
+  type LayerAttentionType,
+  type RopeScaling,
+  type RotaryParameters,
+} from '@gen/backend';
 import * as tf from '@tensorflow/tfjs-core';
 import type { KvCache, LayerKv } from './kv-cache.js';
-import { rotaryMultipliers, rotateHalfMatrix } from './rope.js';
+import { rotaryMultipliers, rotateHalfMatrix, type RotaryRun } from './rope.js';
 import type { LayerTensors, ModelTensors } from './weights.js';
 
 /** Part of a batch: tokens appended to one sequence's cache from position `start` (= `cache.length`) on. */
@@ -25,23 +32,39 @@ export interface AttentionStrategy {
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** Which rotary embedding a layer uses: the global one, or Gemma 3's local one (sliding layers). */
+type RopeKind = 'global' | 'local';
+
+const dependsOnLength = (scaling: RopeScaling | null): boolean =>
+  scaling?.type === 'dynamic' || scaling?.type === 'longrope';
+
 /**
- * The Llama / Mistral / Qwen2 decoder stack in tfjs ops (float32). Stateless apart from its weights: sequence state
- * lives in the {@link KvCache}s of the segments it is handed.
+ * The decoder stack of the Llama family (Llama, Mistral, Qwen2 / 3, Gemma 2 / 3, Phi-3) in tfjs ops (float32), with
+ * every per-family difference read from the {@link DecoderModelConfig}. Stateless apart from its weights: sequence
+ * state lives in the {@link KvCache}s of the segments it is handed.
  */
 export class TfjsDecoder {
   readonly config: DecoderModelConfig;
   private readonly weights: ModelTensors;
   private readonly strategy: AttentionStrategy;
-  private readonly inverse: Float32Array;
+  /** Rotary embedding per layer. */
+  private readonly ropeKinds: readonly RopeKind[];
+  /** Parameters of the kinds that do not depend on the sequence length, computed once. */
+  private readonly fixedRope = new Map<RopeKind, RotaryParameters>();
   private readonly rotateHalf: tf.Tensor2D;
 
   constructor(config: DecoderModelConfig, weights: ModelTensors, strategy: AttentionStrategy) {
     this.config = config;
     this.weights = weights;
     this.strategy = strategy;
-    this.inverse = ropeInverseFrequencies(config);
-    this.rotateHalf = tf.tensor2d(rotateHalfMatrix(config.headDim), [config.headDim, config.headDim]);
+    this.ropeKinds = config.layerTypes.map((type) =>
+      type === 'sliding_attention' && config.localRope !== null ? 'local' : 'global',
+    );
+    for (const kind of new Set(this.ropeKinds)) {
+      if (!dependsOnLength(this.ropeScaling(kind))) this.fixedRope.set(kind, this.rotary(kind, 1));
+    }
+    const { headDim, rotaryDim } = config;
+    this.rotateHalf = tf.tensor2d(rotateHalfMatrix(headDim, rotaryDim), [headDim, headDim]);
   }
 
   /** Bytes of the weight tensors on the tfjs backend. */
@@ -69,7 +92,9 @@ export class TfjsDecoder {
     }
     return this.run(segments, signal, (x) => {
       const last = wanted.length === x.shape[0] ? x : tf.gather(x, tf.tensor1d(wanted, 'int32'));
-      return tf.matMul(this.rmsNorm(last), this.weights.lmHead);
+      const logits = tf.matMul(this.rmsNorm(last), this.weights.lmHead);
+      const cap = this.config.finalLogitSoftcapping;
+      return cap === null ? logits : tf.mul(tf.tanh(tf.div(logits, cap)), cap);
     });
   }
 
@@ -96,33 +121,61 @@ export class TfjsDecoder {
     for (const segment of segments) rows += segment.tokens.length;
 
     const embedded = new Float32Array(rows * hidden);
-    const positions = new Int32Array(rows);
+    const scale = config.embeddingScale;
     let t = 0;
     for (const segment of segments) {
       const n = segment.tokens.length;
       for (let j = 0; j < n; j++, t++) {
         const token = segment.tokens[j]!;
-        embedded.set(this.weights.embedTokens.subarray(token * hidden, (token + 1) * hidden), t * hidden);
-        positions[t] = segment.start + j;
+        const row = this.weights.embedTokens.subarray(token * hidden, (token + 1) * hidden);
+        if (scale === null) {
+          embedded.set(row, t * hidden);
+        } else {
+          for (let i = 0; i < hidden; i++) embedded[t * hidden + i] = row[i]! * scale;
+        }
       }
     }
-    const multipliers = rotaryMultipliers(positions, this.inverse, heads, kvHeads, 1 / Math.sqrt(headDim));
     const width = (heads + 2 * kvHeads) * headDim;
+    const layout = {
+      heads,
+      kvHeads,
+      headDim,
+      rotaryDim: config.rotaryDim,
+      queryScale: config.attentionScale,
+    };
 
     const stepTensors: tf.Tensor[] = [];
     const track = <T extends tf.Tensor>(tensor: T): T => {
       stepTensors.push(tensor);
       return tensor;
     };
+    // cos / sin per rotary kind, built on the first layer that needs them.
+    const multipliers = new Map<RopeKind, { cos: tf.Tensor2D; sin: tf.Tensor2D }>();
+    const multipliersOf = (kind: RopeKind) => {
+      let tensors = multipliers.get(kind);
+      if (tensors === undefined) {
+        const runs = segments.map((segment): RotaryRun => {
+          const count = segment.tokens.length;
+          const { inverse, attentionFactor } = this.fixedRope.get(kind) ?? this.rotary(kind, segment.start + count);
+          return { start: segment.start, count, inverse, attentionFactor };
+        });
+        const values = rotaryMultipliers(runs, layout);
+        tensors = {
+          cos: track(tf.tensor2d(values.cos, [rows, width])),
+          sin: track(tf.tensor2d(values.sin, [rows, width])),
+        };
+        multipliers.set(kind, tensors);
+      }
+      return tensors;
+    };
     let x = tf.tensor2d(embedded, [rows, hidden]);
     try {
-      const cos = track(tf.tensor2d(multipliers.cos, [rows, width]));
-      const sin = track(tf.tensor2d(multipliers.sin, [rows, width]));
       const masks = new MaskCache(track);
       for (let l = 0; l < config.numLayers; l++) {
         await yieldToEventLoop();
         AbortError.throwIfAborted(signal);
         const window = config.layerTypes[l] === 'sliding_attention' ? config.slidingWindow : null;
+        const { cos, sin } = multipliersOf(this.ropeKinds[l]!);
         const previous = x;
         x = tf.tidy(() => this.layer(l, previous, segments, cos, sin, window, masks));
         previous.dispose();
@@ -141,6 +194,17 @@ export class TfjsDecoder {
     }
   }
 
+  /** The rotary scaling of a kind of layer. */
+  private ropeScaling(kind: RopeKind): RopeScaling | null {
+    return kind === 'local' ? this.config.localRope!.scaling : this.config.ropeScaling;
+  }
+
+  /** The rotary embedding of a kind of layer for a sequence of `sequenceLength` positions in this forward. */
+  private rotary(kind: RopeKind, sequenceLength: number): RotaryParameters {
+    const layerType: LayerAttentionType = kind === 'local' ? 'sliding_attention' : 'full_attention';
+    return rotaryParameters(this.config, { layerType, sequenceLength });
+  }
+
   private layer(
     index: number,
     x: tf.Tensor2D,
@@ -157,7 +221,8 @@ export class TfjsDecoder {
 
     // Rotary embeddings on the whole [rows, (heads + 2 kvHeads) * headDim] block: x * cos + rotateHalf(x) * sin,
     // with rotateHalf as a product with a signed permutation (value heads get cos 1, sin 0).
-    const qkv = linear(this.rmsNorm(x), weights.qkv, weights.qkvBias);
+    let qkv = linear(this.rmsNorm(x), weights.qkv, weights.qkvBias);
+    if (weights.queryKeyNorm !== undefined) qkv = this.queryKeyNorm(qkv, weights.queryKeyNorm);
     const rotated = tf.reshape(tf.matMul(tf.reshape(qkv, [(rows * width) / headDim, headDim]), this.rotateHalf), [
       rows,
       width,
@@ -178,11 +243,31 @@ export class TfjsDecoder {
       row += n;
     }
     const attention = outputs.length === 1 ? outputs[0]! : tf.concat(outputs, 0);
-    const residual: tf.Tensor2D = tf.add(x, linear(attention, weights.output, weights.outputBias));
+    let attended = linear(attention, weights.output, weights.outputBias);
+    if (weights.attentionOutputNorm !== undefined)
+      attended = tf.mul(this.rmsNorm(attended), weights.attentionOutputNorm);
+    const residual: tf.Tensor2D = tf.add(x, attended);
     const normed = this.rmsNorm(residual);
     const gate = linear(normed, weights.gate, weights.gateBias);
-    const activated: tf.Tensor2D = tf.mul(tf.mul(gate, tf.sigmoid(gate)), linear(normed, weights.up, weights.upBias));
-    return tf.add(residual, linear(activated, weights.down, weights.downBias));
+    const activated: tf.Tensor2D = tf.mul(
+      this.config.hiddenAct === 'silu' ? tf.mul(gate, tf.sigmoid(gate)) : geluTanh(gate),
+      linear(normed, weights.up, weights.upBias),
+    );
+    let mlp = linear(activated, weights.down, weights.downBias);
+    if (weights.feedforwardOutputNorm !== undefined) mlp = tf.mul(this.rmsNorm(mlp), weights.feedforwardOutputNorm);
+    return tf.add(residual, mlp);
+  }
+
+  /** Per-head RMSNorm of the query and key heads of a q/k/v block (value heads pass through). */
+  private queryKeyNorm(qkv: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
+    const { headDim, numAttentionHeads: heads, numKeyValueHeads: kvHeads } = this.config;
+    const rows = qkv.shape[0];
+    const blocks = tf.reshape(qkv, [rows, heads + 2 * kvHeads, headDim]);
+    const queryKey = tf.slice(blocks, [0, 0, 0], [rows, heads + kvHeads, headDim]);
+    const values = tf.slice(blocks, [0, heads + kvHeads, 0], [rows, kvHeads, headDim]);
+    const variance = tf.mean(tf.square(queryKey), -1, true);
+    const normed = tf.mul(tf.mul(queryKey, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight);
+    return tf.reshape(tf.concat([normed, values], 1), [rows, qkv.shape[1]]);
   }
 
   /** All heads of one segment in two batched products over the kv heads; the cache may be longer than needed. */
@@ -202,7 +287,7 @@ export class TfjsDecoder {
       n === 1 ? query : tf.transpose(tf.reshape(query, [n, kvHeads, group, headDim]), [1, 2, 0, 3]),
       [kvHeads, group * n, headDim],
     );
-    let scores: tf.Tensor3D = tf.matMul(q, kv.keys, false, true);
+    let scores: tf.Tensor3D = this.softcap(tf.matMul(q, kv.keys, false, true));
     const mask = masks.get(start, n, length, window);
     if (mask !== undefined) {
       // A decode step's [kvHeads, group, length] scores take the [1, length] mask as they are.
@@ -235,7 +320,7 @@ export class TfjsDecoder {
       const q = tf.reshape(tf.slice(query, [0, g * group * headDim], [n, group * headDim]), [n * group, headDim]);
       const keys = tf.transpose(tf.reshape(tf.slice(kv.keys, [g, 0, 0], [1, length, headDim]), [length, headDim]));
       const values = tf.transpose(tf.reshape(tf.slice(kv.values, [g, 0, 0], [1, headDim, length]), [headDim, length]));
-      let scores: tf.Tensor = tf.reshape(tf.matMul(q, keys), [n, group, length]);
+      let scores: tf.Tensor = tf.reshape(this.softcap(tf.matMul(q, keys)), [n, group, length]);
       if (mask !== undefined) scores = tf.add(scores, mask);
       const probabilities = tf.reshape(tf.softmax(scores), [n * group, length]);
       outputs.push(tf.reshape(tf.matMul(probabilities, values), [n, group * headDim]));
@@ -243,11 +328,23 @@ export class TfjsDecoder {
     return outputs.length === 1 ? outputs[0]! : tf.concat(outputs, 1);
   }
 
+  /** Gemma 2's `tanh(s / cap) * cap` on the scaled attention scores, before the mask; `s` itself without a cap. */
+  private softcap<T extends tf.Tensor>(scores: T): T {
+    const cap = this.config.attnLogitSoftcapping;
+    return cap === null ? scores : tf.mul(tf.tanh(tf.div(scores, cap)), cap);
+  }
+
   /** `x / sqrt(mean(x²) + eps)`; the norm's weight is folded into the next product (see `LayerTensors`). */
   private rmsNorm(x: tf.Tensor2D): tf.Tensor2D {
     const variance = tf.mean(tf.square(x), -1, true);
     return tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps)));
   }
+}
+
+/** `0.5 x (1 + tanh(sqrt(2 / π) (x + 0.044715 x³)))` (PyTorch's `gelu(approximate="tanh")`), from basic ops. */
+function geluTanh(x: tf.Tensor2D): tf.Tensor2D {
+  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
 }
 
 function linear(x: tf.Tensor2D, weight: tf.Tensor2D, bias: tf.Tensor1D | undefined): tf.Tensor2D {

@@ -29,7 +29,7 @@ import { loadModelTensors } from './weights.js';
 /** Settings of {@link createTfjsBackend}. */
 export interface TfjsBackendSettings {
   /**
-   * A Hugging Face model directory: `config.json` (`model_type` llama, mistral or qwen2), optional
+   * A Hugging Face model directory: `config.json` (`model_type` llama, mistral, qwen2, qwen3, gemma2, gemma3_text or phi3), optional
    * `generation_config.json`, and `model.safetensors` or `model.safetensors.index.json` with its shards (F32,
    * F16 or BF16; converted to float32 on load).
    */
@@ -66,13 +66,15 @@ const engineQueue = new SerialQueue();
 const WASM_PER_HEAD_FROM_TOKENS = 16;
 
 /**
- * Creates a backend that runs Llama / Mistral / Qwen2 decoders with TensorFlow.js ops in float32, on the best tfjs
- * backend that loads here (see {@link TfjsBackendSettings.tfjsBackend}): RMSNorm, rotary embeddings (Llama 3.1
- * scaling, rotate_half layout), grouped-query attention over per-sequence KV caches (written in place on wasm and
- * cpu), SwiGLU MLP, qwen2 biases, sliding windows, tied or untied head. Batches may mix prefills and decode steps
- * of any lengths; prompt logits, fork, embeddings (`doEmbed`), release and abort (checked before every layer) are
- * supported. Every tensor a call creates is disposed before it returns; a sequence's cache tensors are disposed on
- * release.
+ * Creates a backend that runs Llama / Mistral / Qwen2 / Qwen3 / Gemma 2 / Gemma 3 / Phi-3 decoders with TensorFlow.js
+ * ops in float32, on the best tfjs backend that loads here (see {@link TfjsBackendSettings.tfjsBackend}): RMSNorm
+ * (Gemma's `1 + w` and sandwich norms, per-head q/k norms), rotary embeddings (linear, llama3, yarn, dynamic,
+ * longrope scaling; partial and per-layer-type; rotate_half layout), grouped-query attention over per-sequence KV
+ * caches (written in place on wasm and cpu) with score scale and softcapping, SwiGLU or GeGLU MLP, biases, packed
+ * phi3 projections, sliding windows, tied or untied head, final logit softcapping. Batches may mix prefills and
+ * decode steps of any lengths; prompt logits, fork, embeddings (`doEmbed`), release and abort (checked before every
+ * layer) are supported. Every tensor a call creates is disposed before it returns; a sequence's cache tensors are
+ * disposed on release.
  *
  * @throws {ModelLoadError} the model directory cannot be read (names the file and what was expected).
  * @throws {UnsupportedModelError} the model is not a supported architecture.

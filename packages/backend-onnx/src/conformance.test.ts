@@ -1,7 +1,17 @@
 import { createJsBackend } from '@gen/backend-js';
-import { ensureModelDir } from '@gen/model-kit';
+import { ensureModelDir, type PresetName } from '@gen/model-kit';
 import { runBackendConformanceTests } from '@gen/testkit';
 import { createOnnxBackend } from './index.js';
+
+/** The presets run in both graph styles, with their seeds. */
+const presets: ReadonlyArray<[PresetName, number]> = [
+  ['tiny', 1],
+  ['tiny-qwen2', 2],
+  ['tiny-qwen3', 3],
+  ['tiny-gemma2', 4],
+  ['tiny-gemma3', 5],
+  ['tiny-phi3', 6],
+];
 
 // model-kit writes onnx/model.onnx next to model.safetensors, so the oracle (backend-js) and the backend under test
 // read the same weights: the fused graph (GroupQueryAttention with a shared KV buffer) and the standard Optimum
@@ -12,12 +22,12 @@ runBackendConformanceTests({
     if (modelDir === undefined) throw new Error('backend-onnx needs a model directory');
     return createOnnxBackend({ modelDir, maxBatchSize: 8, intraOpThreads: 1 });
   },
-  modelDirs: [
-    { name: 'tiny (fused)', dir: () => ensureModelDir('tiny', { seed: 1, onnxGraphStyle: 'fused' }) },
-    { name: 'tiny-qwen2 (fused)', dir: () => ensureModelDir('tiny-qwen2', { seed: 2, onnxGraphStyle: 'fused' }) },
-    { name: 'tiny (standard)', dir: () => ensureModelDir('tiny', { seed: 1, onnxGraphStyle: 'standard' }) },
-    { name: 'tiny-qwen2 (standard)', dir: () => ensureModelDir('tiny-qwen2', { seed: 2, onnxGraphStyle: 'standard' }) },
-  ],
+  modelDirs: (['fused', 'standard'] as const).flatMap((onnxGraphStyle) =>
+    presets.map(([preset, seed]) => ({
+      name: `${preset} (${onnxGraphStyle})`,
+      dir: () => ensureModelDir(preset, { seed, onnxGraphStyle }),
+    })),
+  ),
   oracle: ({ modelDir }) => createJsBackend({ modelDir }),
   tolerance: 1e-4,
 });

@@ -28,10 +28,10 @@ export type OnnxExecutionProvider =
 /** Settings of `createOnnxBackend`. */
 export interface OnnxBackendSettings {
   /**
-   * A Hugging Face model directory with an ONNX export: `config.json` (llama, mistral or qwen2), optional
-   * `generation_config.json`, and `onnx/model*.onnx` (+ `*.onnx_data` external weights) in the Optimum /
-   * onnx-community layout. Directories written by other tools are fine: graph inputs and outputs are read from
-   * the model itself.
+   * A Hugging Face model directory with an ONNX export: `config.json` (llama, mistral, qwen2, qwen3, gemma2,
+   * gemma3_text or phi3), optional `generation_config.json`, and `onnx/model*.onnx` (+ `*.onnx_data` external
+   * weights) in the Optimum / onnx-community layout. Directories written by other tools are fine: graph inputs and
+   * outputs are read from the model itself.
    */
   modelDir: string;
   /** Which file variant to load; see {@link OnnxModelDtype}. Default `fp32` (`onnx/model.onnx`). */

@@ -32,8 +32,8 @@ function checkPositiveInteger(name: string, value: number | undefined): void {
 }
 
 /**
- * Creates a backend that runs a Hugging Face ONNX decoder (`onnx/model*.onnx` of a llama, mistral or qwen2 model
- * directory) with onnxruntime-node.
+ * Creates a backend that runs a Hugging Face ONNX decoder (`onnx/model*.onnx` of a llama, mistral, qwen2, qwen3,
+ * gemma2, gemma3_text or phi3 model directory) with onnxruntime-node.
  *
  * The graph's inputs, outputs, cache shapes and dtypes are read from the session, so exports made by Optimum,
  * onnx-community, `@gen/model-kit` or others load alike (with or without `position_ids`, float32 or float16

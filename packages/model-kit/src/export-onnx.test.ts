@@ -262,6 +262,20 @@ describe('exportOnnx', () => {
     }
   });
 
+  it.each(['tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3', 'tiny-phi3'] as const)(
+    'exports a %s checkpoint in both graph styles, equal to the float64 reference',
+    async (preset) => {
+      const dir = await temp();
+      await writeModelDir({ preset, seed: 7, outDir: dir, formats: ['safetensors'] });
+      const vocab = (JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
+      for (const graphStyle of ['standard', 'fused'] as const) {
+        const result = await exportOnnx(dir, { graphStyle });
+        expect(result.architecture).toBe(preset === 'tiny-gemma3' ? 'gemma3_text' : preset.slice(5));
+        expect(await checkAgainstReference(dir, vocab, graphStyle), graphStyle).toBeLessThan(1e-4);
+      }
+    },
+  );
+
   it('refuses checkpoints that do not match their config, and configs it cannot express', async () => {
     const base = await temp();
     await writeModelDir({ preset: 'tiny', seed: 1, outDir: base, formats: ['safetensors'] });
@@ -272,8 +286,8 @@ describe('exportOnnx', () => {
     };
     const configErrors: Array<[Record<string, unknown>, RegExp]> = [
       [{ model_type: 'gpt2' }, /model_type "gpt2" is not supported/],
-      [{ hidden_act: 'gelu' }, /hidden_act "gelu"/],
-      [{ rope_scaling: { rope_type: 'yarn', factor: 4 } }, /rope_scaling type "yarn" is not supported/],
+      [{ hidden_act: 'gelu' }, /hidden activation "gelu" is not supported/],
+      [{ rope_scaling: { rope_type: 'mrope', factor: 4 } }, /rope_scaling type "mrope" is not supported/],
       [{ quantization_config: { quant_method: 'gptq' } }, /Quantized checkpoints/],
       [{ num_key_value_heads: 3 }, /multiple of num_key_value_heads/],
     ];

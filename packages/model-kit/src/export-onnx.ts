@@ -65,9 +65,13 @@ const companionFiles = [
 const ignorable = /\.rotary_emb\.inv_freq$/;
 
 /**
- * Converts a safetensors Llama-family model directory (llama, mistral or qwen2; float32, float16 or bfloat16;
- * `model.safetensors` or shards with `model.safetensors.index.json`) to `onnx/model.onnx` in the Optimum layout,
- * with float32 weights, so it can be served by an ONNX backend without Python. Reads one tensor at a time.
+ * Converts a safetensors decoder model directory (llama, mistral, qwen2, qwen3, gemma2, gemma3_text or phi3; float32,
+ * float16 or bfloat16; `model.safetensors` or shards with `model.safetensors.index.json`) to `onnx/model.onnx` (and
+ * the other requested variants) in the fused or the standard Optimum layout, so it can be served by an ONNX backend
+ * without Python. Reads one tensor at a time. Every family is expressible in both styles: the fused graph applies
+ * rotary embeddings outside `GroupQueryAttention` (from a `position_ids` input) where onnxruntime's kernel cannot
+ * (length-dependent `dynamic` / `longrope` frequencies, a rotary size that is not a multiple of 16), and refuses
+ * only head sizes that are not a multiple of 8 (export the standard style then).
  *
  * Throws {@link InvalidModelConfigError} for configurations the graph cannot express and
  * {@link ModelDirectoryError} for missing files, missing or misshapen tensors, and tensors the config does not

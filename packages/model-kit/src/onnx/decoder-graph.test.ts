@@ -2,7 +2,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { ModelConfig } from '../model-config.js';
+import type { ModelConfig, PresetName } from '../model-config.js';
 import { loadOnnxDecoder, maxAbsDiff, type StepResult } from '../testing/onnx-decoder.js';
 import { loadReferenceModel } from '../testing/reference-forward.js';
 import { writeModelDir } from '../write-model-dir.js';
@@ -42,7 +42,10 @@ async function decodeSingle(decoder: Decoder, ids: number[], next: number[]): Pr
   return out;
 }
 
-const cases: Array<{ name: string; dir: () => Promise<string> }> = [
+/**
+ * `spread`: whether the logits-spread check applies (gemma2's final softcapping at 3 bounds the logits to +-3).
+ */
+const cases: Array<{ name: string; dir: () => Promise<string>; spread?: boolean }> = [
   { name: 'tiny (llama)', dir: () => fresh({ preset: 'tiny' }) },
   { name: 'tiny-qwen2 (biases, tied)', dir: () => fresh({ preset: 'tiny-qwen2' }) },
   {
@@ -63,11 +66,33 @@ const cases: Array<{ name: string; dir: () => Promise<string> }> = [
         config: { architecture: 'mistral', slidingWindow: 5, numHiddenLayers: 3 },
       }),
   },
+  { name: 'tiny-qwen3 (q/k norms, head_dim 32 != hidden / heads)', dir: () => fresh({ preset: 'tiny-qwen3' }) },
+  {
+    name: 'tiny-gemma2 (scaled embedding, (1 + w) sandwich norms, GELU-tanh, softcaps, sliding layers)',
+    dir: () => fresh({ preset: 'tiny-gemma2' }),
+    spread: false,
+  },
+  {
+    name: 'tiny-gemma3 ((1 + w) q/k norms, local rotary base on sliding layers, linear scaling on full ones)',
+    dir: () => fresh({ preset: 'tiny-gemma3' }),
+  },
+  {
+    name: 'tiny-phi3 (packed projections, partial rotary, longrope below its original context)',
+    dir: () => fresh({ preset: 'tiny-phi3' }),
+  },
+  {
+    name: 'llama with yarn scaling (factor 4 over an original context of 64; attention factor on cos / sin)',
+    dir: () =>
+      fresh({
+        preset: 'tiny',
+        config: { ropeScaling: { rope_type: 'yarn', factor: 4.0, original_max_position_embeddings: 64 } },
+      }),
+  },
 ];
 
 /** A freshly written directory (never the cache: these tests check the generator itself). */
 async function fresh(options: {
-  preset: 'tiny' | 'tiny-qwen2';
+  preset: PresetName;
   dtype?: 'float16' | 'bfloat16';
   config?: Partial<ModelConfig>;
 }): Promise<string> {
@@ -76,7 +101,7 @@ async function fresh(options: {
   return outDir;
 }
 
-describe.each(cases)('ONNX decoder: $name', ({ dir: makeDir }) => {
+describe.each(cases)('ONNX decoder: $name', ({ dir: makeDir, spread }) => {
   let dir: string;
   let decoder: Decoder;
   let vocab: number;
@@ -187,7 +212,7 @@ describe.each(cases)('ONNX decoder: $name', ({ dir: makeDir }) => {
     }
   });
 
-  it('produces logits far from uniform (standard deviation of a few units)', async () => {
+  it.skipIf(spread === false)('produces logits far from uniform (standard deviation of a few units)', async () => {
     const result = await prefillLogits(decoder, tokens(8, 10, vocab));
     for (let s = 0; s < 8; s++) {
       const logits = result.at(0, s);
@@ -273,5 +298,74 @@ describe('big-vocab preset (one layer, to keep the suite fast)', () => {
     expect(result.dims).toEqual([1, 3, 151936]);
     const reference = loadReferenceModel(dir).forward([1, 2, 3]);
     expect(maxAbsDiff(result.at(0, 2), reference[2]!)).toBeLessThan(tolerance);
+  });
+});
+
+const lengthDependent = [
+  {
+    name: 'tiny-phi3 past its original context of 32 (longrope long factors)',
+    dir: () => fresh({ preset: 'tiny-phi3' }),
+    prefill: 28,
+  },
+  {
+    name: 'llama with dynamic NTK scaling past max_position_embeddings 16',
+    dir: () =>
+      fresh({
+        preset: 'tiny',
+        config: { maxPositionEmbeddings: 16, ropeScaling: { rope_type: 'dynamic', factor: 2.0 } },
+      }),
+    prefill: 12,
+  },
+];
+
+describe.each(lengthDependent)('$name: frequencies that depend on each row length', ({ dir: makeDir, prefill }) => {
+  let dir: string;
+  let decoder: Decoder;
+  let vocab: number;
+  beforeAll(async () => {
+    dir = await makeDir();
+    decoder = await loadOnnxDecoder(dir);
+    vocab = loadReferenceModel(dir).vocabSize;
+  });
+
+  it('a 40-token prefill uses the scaled frequencies at every position, as the float64 reference', async () => {
+    const ids = tokens(40, 13, vocab);
+    const onnx = await prefillLogits(decoder, ids);
+    const reference = loadReferenceModel(dir).forward(ids);
+    let worst = 0;
+    for (let s = 0; s < ids.length; s++) worst = Math.max(worst, maxAbsDiff(onnx.at(0, s), reference[s]!));
+    expect(worst).toBeLessThan(tolerance);
+    // The same first tokens in a forward of 10 (unscaled or short factors) give other logits.
+    const short = await prefillLogits(decoder, ids.slice(0, 10));
+    expect(maxAbsDiff(short.at(0, 5), onnx.at(0, 5))).toBeGreaterThan(1e-3);
+  });
+
+  it("decodes across the threshold: new keys rotate with their step's frequencies, cached keys keep theirs", async () => {
+    const ids = tokens(prefill + 12, 16, vocab);
+    const steps = await decodeSingle(decoder, ids.slice(0, prefill), ids.slice(prefill));
+    // The reference replays the same forwards: the prefill, then one per token.
+    const chunks = [prefill, ...new Array<number>(12).fill(1)];
+    const reference = loadReferenceModel(dir).forward(ids, { chunks });
+    for (const [k, logits] of steps.entries()) {
+      expect(maxAbsDiff(logits, reference[prefill - 1 + k]!)).toBeLessThan(tolerance);
+    }
+    // Not what one long forward computes: there every key uses the scaled frequencies.
+    const full = loadReferenceModel(dir).forward(ids);
+    expect(maxAbsDiff(steps[12]!, full[ids.length - 1]!)).toBeGreaterThan(1e-3);
+  });
+
+  it('picks the frequencies per batch row: a short and a long left-padded row each match their own run', async () => {
+    const rows = [tokens(10, 14, vocab), tokens(40, 15, vocab)];
+    const width = 40;
+    const padded = rows.map((r) => [...new Array<number>(width - r.length).fill(0), ...r]);
+    const mask = rows.map((r) => [...new Array<number>(width - r.length).fill(0), ...r.map(() => 1)]);
+    const positions = rows.map((r) => [...new Array<number>(width - r.length).fill(1), ...range(0, r.length)]);
+    const batch = await decoder.step({ inputIds: padded, attentionMask: mask, positionIds: positions });
+    for (const [b, r] of rows.entries()) {
+      const reference = loadReferenceModel(dir).forward(r);
+      for (let s = 0; s < r.length; s++) {
+        expect(maxAbsDiff(batch.at(b, width - r.length + s), reference[s]!)).toBeLessThan(tolerance);
+      }
+    }
   });
 });

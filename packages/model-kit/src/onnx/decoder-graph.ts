@@ -1,8 +1,18 @@
-import { ropeInverseFrequencies, type DecoderSpec } from '../hf-config.js';
+import type { DecoderSpec } from '../hf-config.js';
 import { decoderTensors, elementCount, type WeightSource } from '../weights.js';
 import { attr, GraphBuilder } from './graph-builder.js';
 import { DataType, type GraphSpec, type OpsetImport, type ValueInfoSpec } from './onnx-proto.js';
 import { quantizeBlockwise, quantizePerChannelInt8 } from './quantize.js';
+import {
+  effectiveNormWeight,
+  geluTanh,
+  isSlidingLayer,
+  layerTypeOf,
+  ropeKindOf,
+  rotaryCosSin,
+  rotateHalf,
+  softcap,
+} from './rotary-graph.js';
 import { bytesOf, sharedOnce, toFloat16, transpose } from './weight-bytes.js';
 
 /** ONNX opset of the decoder graph (standard domain). */
@@ -95,6 +105,21 @@ const float32Lowest = -3.4028234663852886e38;
  * head h reads key/value head floor(h / (heads / kv_heads)) — computed by broadcasting the query groups against
  * each key/value head, which equals repeating the key/value heads. Linear weights are stored transposed
  * (`[in, out]`) for MatMul, as the PyTorch exporter does; a tied `lm_head` is a Transpose of the embedding.
+ *
+ * The other families, from the same standard operators (opset 17):
+ *
+ * - qwen3 / gemma3_text: per-head RMSNorm of queries and keys (`q_norm`, `k_norm`) before rotary;
+ * - gemma2 / gemma3_text: `1 + w` norm weights folded into the stored constants (float32), sandwich norms, GELU-tanh
+ *   (`0.5 x (1 + tanh(...))` from Mul / Add / Tanh), the embedding times `sqrt(hidden_size)`, scores scaled by
+ *   `query_pre_attn_scalar^-0.5`, attention softcapping (`Div`, `Tanh`, `Mul` before the mask) and final-logit
+ *   softcapping; a sliding-window mask on the `sliding_attention` layers only, and gemma3's sliding layers rotate
+ *   with their own (unscaled) base;
+ * - phi3: packed `qkv_proj` and `gate_up_proj` (one MatMul, then Split, as onnx-community's Phi-3 exports), partial
+ *   rotary (the first `rotaryDim` entries of each head rotate, the rest pass through: Split / Concat);
+ * - rope scaling: static frequencies (linear, llama3, yarn) are constants, yarn's / longrope's attention factor
+ *   multiplies cos and sin; `longrope` and `dynamic` read each row's length `ReduceMax(position_ids) + 1` and
+ *   pick the long / short factor table (`Where`), or compute the dynamic-NTK base, per row and per forward
+ *   (cached keys keep the rotation they were written with, as in transformers).
  */
 export function buildDecoderGraph(
   spec: DecoderSpec,
@@ -167,19 +192,18 @@ export function buildDecoderGraph(
   };
   const eps = g.float32([spec.rmsNormEps], []);
   const two = g.float32([2], []);
+  // Norm weights as multiplied: Gemma's `1 + w` is folded into the stored constant (in float32).
+  const normWeight = (name: string): string =>
+    floatWeight(name, shapes.get(name)!, async () => effectiveNormWeight(spec, await weights.read(name)));
   const rmsNorm = (scope: string, input: string, weightName: string): string => {
     const squared = g.op1(scope, 'Pow', [input, two]);
     const mean = g.op1(scope, 'ReduceMean', [squared], { axes: attr.ints([-1]), keepdims: attr.int(1) });
     const root = g.op1(scope, 'Sqrt', [g.op1(scope, 'Add', [mean, eps])]);
     const normed = g.op1(scope, 'Div', [input, root]);
-    return g.op1(scope, 'Mul', [plain(weightName), normed]);
+    return g.op1(scope, 'Mul', [normWeight(weightName), normed]);
   };
-  const halfSplit = g.int64([d / 2, d / 2]);
-  const rotate = (scope: string, x: string, cos: string, sin: string): string => {
-    const [x1, x2] = g.op(scope, 'Split', [x, halfSplit], { axis: attr.int(-1) }, 2) as [string, string];
-    const rotated = g.op1(scope, 'Concat', [g.op1(scope, 'Neg', [x2]), x1], { axis: attr.int(-1) });
-    return g.op1(scope, 'Add', [g.op1(scope, 'Mul', [x, cos]), g.op1(scope, 'Mul', [rotated, sin])]);
-  };
+  const rotate = (scope: string, x: string, cos: string, sin: string): string =>
+    rotateHalf(g, scope, x, cos, sin, spec.rotaryDim, d);
 
   // Embedding: float rows, or int8 rows times a per-row scale.
   let hidden: string;
@@ -209,6 +233,10 @@ export function buildDecoderGraph(
       axis: attr.int(0),
     });
   }
+  if (spec.embeddingScale !== null) {
+    // Gemma: rows times fround(sqrt(hidden_size)); a tied lm_head still reads the unscaled table.
+    hidden = g.op1('/model/embed_tokens', 'Mul', [hidden, g.float32([spec.embeddingScale], [])]);
+  }
 
   // Mask inputs shared by the rotary positions (without position_ids) and the attention mask.
   const m = '/model/mask';
@@ -216,7 +244,8 @@ export function buildDecoderGraph(
   const totalLength = g.op1(m, 'Shape', ['attention_mask'], { start: attr.int(1), end: attr.int(2) });
   const pastLength = g.op1(m, 'Sub', [totalLength, seqLength]);
 
-  // Rotary tables from position_ids: [batch, seq, head_dim] -> broadcastable shapes for keys and query groups.
+  // Rotary tables from position_ids: [batch, seq, rotary_dim] -> broadcastable shapes for keys and query groups,
+  // one set per rotary kind in use (gemma3's sliding layers have their own theta).
   const rotary = '/model/rotary_emb';
   let positionIds = 'position_ids';
   if (options.positionIds === false) {
@@ -225,19 +254,26 @@ export function buildDecoderGraph(
     const newCounts = g.op1(rotary, 'Slice', [counts, pastLength, totalLength, g.int64([1])]);
     positionIds = g.op1(rotary, 'Sub', [newCounts, g.int64([1], [])]);
   }
-  const positions = g.op1(rotary, 'Cast', [positionIds], { to: attr.int(DataType.FLOAT) });
-  const positionColumn = g.op1(rotary, 'Unsqueeze', [positions, g.int64([-1])]);
-  const freqs = g.op1(rotary, 'Mul', [positionColumn, g.float32(ropeInverseFrequencies(spec))]);
-  const angles = g.op1(rotary, 'Concat', [freqs, freqs], { axis: attr.int(-1) });
-  const cos = g.op1(rotary, 'Cos', [angles]);
-  const sin = g.op1(rotary, 'Sin', [angles]);
-  const cosKeys = g.op1(rotary, 'Unsqueeze', [cos, g.int64([1])]);
-  const sinKeys = g.op1(rotary, 'Unsqueeze', [sin, g.int64([1])]);
-  const cosQueries = g.op1(rotary, 'Unsqueeze', [cos, g.int64([1, 2])]);
-  const sinQueries = g.op1(rotary, 'Unsqueeze', [sin, g.int64([1, 2])]);
+  type RotaryInputs = { cosKeys: string; sinKeys: string; cosQueries: string; sinQueries: string };
+  const rotaryByKind = new Map<'global' | 'local', RotaryInputs>();
+  const rotaryInputs = (kind: 'global' | 'local'): RotaryInputs => {
+    let found = rotaryByKind.get(kind);
+    if (found === undefined) {
+      const scope = kind === 'global' ? rotary : '/model/rotary_emb_local';
+      const { cos, sin } = rotaryCosSin(g, spec, kind, positionIds, scope);
+      found = {
+        cosKeys: g.op1(scope, 'Unsqueeze', [cos, g.int64([1])]),
+        sinKeys: g.op1(scope, 'Unsqueeze', [sin, g.int64([1])]),
+        cosQueries: g.op1(scope, 'Unsqueeze', [cos, g.int64([1, 2])]),
+        sinQueries: g.op1(scope, 'Unsqueeze', [sin, g.int64([1, 2])]),
+      };
+      rotaryByKind.set(kind, found);
+    }
+    return found;
+  };
 
   // Mask [batch, 1, 1, seq, total]: key j is visible to query i (at cache position past + i) when
-  // j <= past + i and attention_mask[b, j] = 1 (and, with a sliding window, j is fewer than window tokens back).
+  // j <= past + i and attention_mask[b, j] = 1 (and, in a sliding layer, j is fewer than window tokens back).
   const scalarAxis = g.int64([0]);
   const total = g.op1(m, 'Squeeze', [totalLength, scalarAxis]);
   const past = g.op1(m, 'Squeeze', [pastLength, scalarAxis]);
@@ -248,37 +284,69 @@ export function buildDecoderGraph(
   const visible = g.op1(m, 'LessOrEqual', [keyPositions, queryPositions]);
   const keep = g.op1(m, 'Cast', ['attention_mask'], { to: attr.int(DataType.BOOL) });
   const keepRows = g.op1(m, 'Unsqueeze', [keep, g.int64([1, 2, 3])]);
-  let mask = g.op1(m, 'And', [visible, keepRows]);
-  if (spec.slidingWindow !== null) {
-    // The window counts real tokens (running sum of attention_mask), not cache slots, so padding anywhere in the
-    // cache does not shrink it; without padding this is transformers' cache-position window.
-    const tokenIndex = g.op1(m, 'CumSum', ['attention_mask', g.int64([1], [])]);
-    const queryIndex = g.op1(m, 'Slice', [tokenIndex, pastLength, totalLength, g.int64([1])]);
-    const distance = g.op1(m, 'Sub', [
-      g.op1(m, 'Unsqueeze', [queryIndex, g.int64([2])]),
-      g.op1(m, 'Unsqueeze', [tokenIndex, g.int64([1])]),
-    ]);
-    const inWindow = g.op1(m, 'Less', [distance, g.int64([spec.slidingWindow], [])]);
-    mask = g.op1(m, 'And', [mask, g.op1(m, 'Unsqueeze', [inWindow, g.int64([1, 2])])]);
-  }
+  const fullMask = g.op1(m, 'And', [visible, keepRows]);
+  let slidingMask: string | undefined;
+  const maskOf = (layer: number): string => {
+    if (!isSlidingLayer(spec, layer)) return fullMask;
+    if (slidingMask === undefined) {
+      // The window counts real tokens (running sum of attention_mask), not cache slots, so padding anywhere in the
+      // cache does not shrink it; without padding this is transformers' cache-position window.
+      const tokenIndex = g.op1(m, 'CumSum', ['attention_mask', g.int64([1], [])]);
+      const queryIndex = g.op1(m, 'Slice', [tokenIndex, pastLength, totalLength, g.int64([1])]);
+      const distance = g.op1(m, 'Sub', [
+        g.op1(m, 'Unsqueeze', [queryIndex, g.int64([2])]),
+        g.op1(m, 'Unsqueeze', [tokenIndex, g.int64([1])]),
+      ]);
+      const inWindow = g.op1(m, 'Less', [distance, g.int64([spec.slidingWindow!], [])]);
+      slidingMask = g.op1(m, 'And', [fullMask, g.op1(m, 'Unsqueeze', [inWindow, g.int64([1, 2])])]);
+    }
+    return slidingMask;
+  };
   const lowest = g.float32([float32Lowest], []);
-  const scale = g.float32([1 / Math.sqrt(d)], []);
+  const scale = g.float32([spec.attentionScale], []);
   const querySplit = g.int64([0, 0, kvHeads, groups, d]);
   const kvSplit = g.int64([0, 0, kvHeads, d]);
   const merged = g.int64([0, 0, numHeads * d]);
+  const activation = (scope: string, x: string): string =>
+    spec.hiddenAct === 'gelu_pytorch_tanh'
+      ? geluTanh(g, scope, x)
+      : g.op1(scope, 'Mul', [x, g.op1(scope, 'Sigmoid', [x])]);
 
   for (let i = 0; i < spec.numLayers; i++) {
     const p = `model.layers.${i}`;
     const s = `/model/layers.${i}`;
     const a = `${s}/self_attn`;
     const normed = rmsNorm(`${s}/input_layernorm`, hidden, `${p}.input_layernorm.weight`);
-    const q = linear(`${a}/q_proj`, normed, `${p}.self_attn.q_proj`, spec.qkvBias);
-    const k = linear(`${a}/k_proj`, normed, `${p}.self_attn.k_proj`, spec.qkvBias);
-    const v = linear(`${a}/v_proj`, normed, `${p}.self_attn.v_proj`, spec.qkvBias);
+    let q: string;
+    let k: string;
+    let v: string;
+    if (spec.packedProjections) {
+      // Phi-3's packed qkv_proj: one MatMul, then Split into q, k and v (as onnx-community's Phi-3 exports).
+      const qkv = linear(`${a}/qkv_proj`, normed, `${p}.self_attn.qkv_proj`, spec.qkvBias);
+      [q, k, v] = g.op(
+        a,
+        'Split',
+        [qkv, g.int64([numHeads * d, kvHeads * d, kvHeads * d])],
+        { axis: attr.int(-1) },
+        3,
+      ) as [string, string, string];
+    } else {
+      q = linear(`${a}/q_proj`, normed, `${p}.self_attn.q_proj`, spec.qkvBias);
+      k = linear(`${a}/k_proj`, normed, `${p}.self_attn.k_proj`, spec.qkvBias);
+      v = linear(`${a}/v_proj`, normed, `${p}.self_attn.v_proj`, spec.qkvBias);
+    }
     // Queries as [batch, kv_heads, groups, seq, head_dim]; keys and values as [batch, kv_heads, seq, head_dim].
-    const queries = g.op1(a, 'Transpose', [g.op1(a, 'Reshape', [q, querySplit])], { perm: attr.ints([0, 2, 3, 1, 4]) });
-    const keys = g.op1(a, 'Transpose', [g.op1(a, 'Reshape', [k, kvSplit])], { perm: attr.ints([0, 2, 1, 3]) });
+    let queryHeads = g.op1(a, 'Reshape', [q, querySplit]);
+    let keyHeads = g.op1(a, 'Reshape', [k, kvSplit]);
+    if (spec.queryKeyNorm) {
+      // Per-head RMSNorm over head_dim (qwen3, gemma3), after the projections and before rotary.
+      queryHeads = rmsNorm(`${a}/q_norm`, queryHeads, `${p}.self_attn.q_norm.weight`);
+      keyHeads = rmsNorm(`${a}/k_norm`, keyHeads, `${p}.self_attn.k_norm.weight`);
+    }
+    const queries = g.op1(a, 'Transpose', [queryHeads], { perm: attr.ints([0, 2, 3, 1, 4]) });
+    const keys = g.op1(a, 'Transpose', [keyHeads], { perm: attr.ints([0, 2, 1, 3]) });
     const values = g.op1(a, 'Transpose', [g.op1(a, 'Reshape', [v, kvSplit])], { perm: attr.ints([0, 2, 1, 3]) });
+    const { cosKeys, sinKeys, cosQueries, sinQueries } = rotaryInputs(ropeKindOf(spec, layerTypeOf(spec, i)));
     const rotatedQueries = rotate(a, queries, cosQueries, sinQueries);
     const rotatedKeys = rotate(a, keys, cosKeys, sinKeys);
     let presentKey = `present.${i}.key`;
@@ -298,39 +366,62 @@ export function buildDecoderGraph(
     }
     const keysT = g.op1(a, 'Transpose', [presentKey], { perm: attr.ints([0, 1, 3, 2]) });
     const scores = g.op1(a, 'MatMul', [rotatedQueries, g.op1(a, 'Unsqueeze', [keysT, g.int64([2])])]);
-    const scaled = g.op1(a, 'Mul', [scores, scale]);
-    const masked = g.op1(a, 'Where', [mask, scaled, lowest]);
+    let scaled = g.op1(a, 'Mul', [scores, scale]);
+    if (spec.attnLogitSoftcapping !== null) scaled = softcap(g, `${a}/softcap`, scaled, spec.attnLogitSoftcapping);
+    const masked = g.op1(a, 'Where', [maskOf(i), scaled, lowest]);
     const probabilities = g.op1(a, 'Softmax', [masked], { axis: attr.int(-1) });
     const context = g.op1(a, 'MatMul', [probabilities, g.op1(a, 'Unsqueeze', [presentValue, g.int64([2])])]);
     const contextRows = g.op1(a, 'Transpose', [context], { perm: attr.ints([0, 3, 1, 2, 4]) });
     const attended = g.op1(a, 'Reshape', [contextRows, merged]);
-    const output = linear(`${a}/o_proj`, attended, `${p}.self_attn.o_proj`, spec.outputBias);
+    let output = linear(`${a}/o_proj`, attended, `${p}.self_attn.o_proj`, spec.outputBias);
+    if (spec.sandwichNorms) {
+      output = rmsNorm(`${s}/post_attention_layernorm`, output, `${p}.post_attention_layernorm.weight`);
+    }
     hidden = g.op1(s, 'Add', [hidden, output]);
 
     const mlp = `${s}/mlp`;
-    const normed2 = rmsNorm(`${s}/post_attention_layernorm`, hidden, `${p}.post_attention_layernorm.weight`);
-    const gate = linear(`${mlp}/gate_proj`, normed2, `${p}.mlp.gate_proj`, spec.mlpBias);
-    const up = linear(`${mlp}/up_proj`, normed2, `${p}.mlp.up_proj`, spec.mlpBias);
-    const activated = g.op1(`${mlp}/act_fn`, 'Mul', [gate, g.op1(`${mlp}/act_fn`, 'Sigmoid', [gate])]);
-    const down = linear(`${mlp}/down_proj`, g.op1(mlp, 'Mul', [activated, up]), `${p}.mlp.down_proj`, spec.mlpBias);
+    const normed2 = spec.sandwichNorms
+      ? rmsNorm(`${s}/pre_feedforward_layernorm`, hidden, `${p}.pre_feedforward_layernorm.weight`)
+      : rmsNorm(`${s}/post_attention_layernorm`, hidden, `${p}.post_attention_layernorm.weight`);
+    let gate: string;
+    let up: string;
+    if (spec.packedProjections) {
+      const gateUp = linear(`${mlp}/gate_up_proj`, normed2, `${p}.mlp.gate_up_proj`, spec.mlpBias);
+      const sizes = g.int64([spec.intermediateSize, spec.intermediateSize]);
+      [gate, up] = g.op(mlp, 'Split', [gateUp, sizes], { axis: attr.int(-1) }, 2) as [string, string];
+    } else {
+      gate = linear(`${mlp}/gate_proj`, normed2, `${p}.mlp.gate_proj`, spec.mlpBias);
+      up = linear(`${mlp}/up_proj`, normed2, `${p}.mlp.up_proj`, spec.mlpBias);
+    }
+    const activated = activation(`${mlp}/act_fn`, gate);
+    let down = linear(`${mlp}/down_proj`, g.op1(mlp, 'Mul', [activated, up]), `${p}.mlp.down_proj`, spec.mlpBias);
+    if (spec.sandwichNorms) {
+      down = rmsNorm(`${s}/post_feedforward_layernorm`, down, `${p}.post_feedforward_layernorm.weight`);
+    }
     hidden = g.op1(s, 'Add', [hidden, down]);
   }
 
   const final = rmsNorm('/model/norm', hidden, 'model.norm.weight');
   const headName = spec.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  const cap = spec.finalLogitSoftcapping;
+  // Logits in float32, softcapped (Gemma 2) before any cast to the float16 output.
+  const finish = (scope: string, opType: string, inputs: string[]) => {
+    if (cap === null && !half) {
+      g.opNamed(scope, opType, inputs, ['logits']);
+      return;
+    }
+    let logits = g.op1(scope, opType, inputs);
+    if (cap !== null) logits = softcap(g, `${scope}/softcap`, logits, cap);
+    if (half) g.opNamed(scope, 'Cast', [logits], ['logits'], { to: attr.int(DataType.FLOAT16) });
+    else g.opNamed(scope, 'Identity', [logits], ['logits']);
+  };
   if (nbits !== undefined) {
-    const product = matMulNBits('/lm_head', final, headName, nbits);
-    g.opNamed('/lm_head', 'Identity', [product], ['logits']);
+    finish('/lm_head', 'Identity', [matMulNBits('/lm_head', final, headName, nbits)]);
   } else {
     const head = spec.tieWordEmbeddings
       ? g.op1('/lm_head', 'Transpose', [embedding!], { perm: attr.ints([1, 0]) })
       : transposed('lm_head.weight');
-    if (half) {
-      const product = g.op1('/lm_head', 'MatMul', [final, head]);
-      g.opNamed('/lm_head', 'Cast', [product], ['logits'], { to: attr.int(DataType.FLOAT16) });
-    } else {
-      g.opNamed('/lm_head', 'MatMul', [final, head], ['logits']);
-    }
+    finish('/lm_head', 'MatMul', [final, head]);
   }
 
   const kvDims = (length: string) => ['batch_size', kvHeads, length, d];

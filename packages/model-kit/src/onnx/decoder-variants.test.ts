@@ -99,68 +99,79 @@ const accuracy: Record<Exclude<OnnxVariant, 'fp32'>, { relativeRms: number; top1
   q4: { relativeRms: 0.25, top1: 16 },
 };
 
-describe.each(['tiny', 'tiny-qwen2'] as const)('ONNX variants of %s', (preset) => {
-  let dir: string;
-  const sessions = new Map<OnnxVariant, ort.InferenceSession>();
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), `mk-variants-${preset}-`));
-    const info = await writeModelDir({
-      preset,
-      seed: 5,
-      outDir: dir,
-      onnxVariants: ['fp32', 'fp16', 'int8', 'q4'],
-      onnxGraphStyle: 'standard',
-    });
-    expect(info.files).toEqual(expect.arrayContaining(Object.values(onnxVariantFiles).map((f) => `onnx/${f}`)));
-    for (const [variant, file] of Object.entries(onnxVariantFiles) as [OnnxVariant, string][]) {
-      sessions.set(variant, await ort.InferenceSession.create(join(dir, 'onnx', file)));
-    }
-  });
-
-  it('stores fewer bytes: fp16 half of fp32, int8 and q4 less than half', async () => {
-    const size = async (variant: OnnxVariant) => (await stat(join(dir, 'onnx', onnxVariantFiles[variant]))).size;
-    const fp32 = await size('fp32');
-    expect((await size('fp16')) / fp32).toBeCloseTo(0.5, 1);
-    expect(await size('int8')).toBeLessThan(fp32 / 2);
-    expect(await size('q4')).toBeLessThan(fp32 / 2);
-  });
-
-  it.each(['fp16', 'int8', 'q4'] as const)('%s logits stay within the documented distance of fp32', async (variant) => {
-    const ids = tokens(32, 1);
-    const reference = await step(sessions.get('fp32')!, [prefillRow(ids)]);
-    const actual = await step(sessions.get(variant)!, [prefillRow(ids)]);
-    const error = relativeRms(actual.logits, reference.logits);
-    const agree = argmaxRows(actual.logits, actual.vocab).filter(
-      (token, i) => token === argmaxRows(reference.logits, reference.vocab)[i],
-    ).length;
-    console.info(`${preset} ${variant}: relative RMS logit error ${error.toFixed(4)}, top-1 agreement ${agree}/32`);
-    expect(error).toBeGreaterThan(0);
-    expect(error).toBeLessThan(accuracy[variant].relativeRms);
-    expect(agree).toBeGreaterThanOrEqual(accuracy[variant].top1);
-  });
-
-  it.each(['fp16', 'int8', 'q4'] as const)(
-    '%s: prefill equals prefill + decode through its own cache',
-    async (variant) => {
-      const session = sessions.get(variant)!;
-      const ids = tokens(10, 2);
-      const full = await step(session, [prefillRow(ids)]);
-      let result = await step(session, [prefillRow(ids.slice(0, 6))]);
-      for (let k = 6; k < 10; k++) {
-        result = await step(
-          session,
-          [{ ids: [ids[k]!], mask: range(k + 1).map(() => 1), positions: [k] }],
-          result.cache,
-        );
-        const expected = full.logits.subarray(k * full.vocab, (k + 1) * full.vocab);
-        // fp16 logits are rounded to float16 (a step of 2^-8 for logits between 4 and 8), so both ways may land one
-        // step apart; quantized variants compute a one-row product with another kernel than a many-row one.
-        expect(maxAbsDiff(result.logits, expected)).toBeLessThan(variant === 'fp16' ? 4e-3 : 2e-2);
+describe.each(['tiny', 'tiny-qwen2', 'tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3', 'tiny-phi3'] as const)(
+  'ONNX variants of %s',
+  (preset) => {
+    let dir: string;
+    const sessions = new Map<OnnxVariant, ort.InferenceSession>();
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), `mk-variants-${preset}-`));
+      const info = await writeModelDir({
+        preset,
+        seed: 5,
+        outDir: dir,
+        onnxVariants: ['fp32', 'fp16', 'int8', 'q4'],
+        onnxGraphStyle: 'standard',
+      });
+      expect(info.files).toEqual(expect.arrayContaining(Object.values(onnxVariantFiles).map((f) => `onnx/${f}`)));
+      for (const [variant, file] of Object.entries(onnxVariantFiles) as [OnnxVariant, string][]) {
+        sessions.set(variant, await ort.InferenceSession.create(join(dir, 'onnx', file)));
       }
-      if (variant === 'fp16') expect(result.cache[0]!.type).toBe('float16');
-    },
-  );
-});
+    });
+
+    it('stores fewer bytes: fp16 half of fp32, int8 and q4 less than half', async () => {
+      const size = async (variant: OnnxVariant) => (await stat(join(dir, 'onnx', onnxVariantFiles[variant]))).size;
+      const fp32 = await size('fp32');
+      expect((await size('fp16')) / fp32).toBeCloseTo(0.5, 1);
+      expect(await size('int8')).toBeLessThan(fp32 / 2);
+      expect(await size('q4')).toBeLessThan(fp32 / 2);
+    });
+
+    it.each(['fp16', 'int8', 'q4'] as const)(
+      '%s logits stay within the documented distance of fp32',
+      async (variant) => {
+        const ids = tokens(32, 1);
+        const reference = await step(sessions.get('fp32')!, [prefillRow(ids)]);
+        const actual = await step(sessions.get(variant)!, [prefillRow(ids)]);
+        const error = relativeRms(actual.logits, reference.logits);
+        // fp16 logits are rounded to float16: where fp32's top logits are closer than one float16 step (gemma2's final
+        // softcapping at 3 packs many near 3), the fp16 top token is any of them.
+        const slack = variant === 'fp16' ? 4e-3 : 0;
+        const best = argmaxRows(reference.logits, reference.vocab);
+        const agree = argmaxRows(actual.logits, actual.vocab).filter((token, i) => {
+          const row = reference.logits.subarray(i * reference.vocab, (i + 1) * reference.vocab);
+          return token === best[i] || row[token]! >= row[best[i]!]! - slack;
+        }).length;
+        console.info(`${preset} ${variant}: relative RMS logit error ${error.toFixed(4)}, top-1 agreement ${agree}/32`);
+        expect(error).toBeGreaterThan(0);
+        expect(error).toBeLessThan(accuracy[variant].relativeRms);
+        expect(agree).toBeGreaterThanOrEqual(accuracy[variant].top1);
+      },
+    );
+
+    it.each(['fp16', 'int8', 'q4'] as const)(
+      '%s: prefill equals prefill + decode through its own cache',
+      async (variant) => {
+        const session = sessions.get(variant)!;
+        const ids = tokens(10, 2);
+        const full = await step(session, [prefillRow(ids)]);
+        let result = await step(session, [prefillRow(ids.slice(0, 6))]);
+        for (let k = 6; k < 10; k++) {
+          result = await step(
+            session,
+            [{ ids: [ids[k]!], mask: range(k + 1).map(() => 1), positions: [k] }],
+            result.cache,
+          );
+          const expected = full.logits.subarray(k * full.vocab, (k + 1) * full.vocab);
+          // fp16 logits are rounded to float16 (a step of 2^-8 for logits between 4 and 8), so both ways may land one
+          // step apart; quantized variants compute a one-row product with another kernel than a many-row one.
+          expect(maxAbsDiff(result.logits, expected)).toBeLessThan(variant === 'fp16' ? 4e-3 : 2e-2);
+        }
+        if (variant === 'fp16') expect(result.cache[0]!.type).toBe('float16');
+      },
+    );
+  },
+);
 
 describe('a graph without position_ids', () => {
   it('counts positions from attention_mask: equal to the graph with position_ids, left padding included', async () => {

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { InvalidModelConfigError } from '../errors.js';
 import { parseHfConfig } from '../hf-config.js';
-import type { ModelConfig } from '../model-config.js';
+import type { ModelConfig, PresetName } from '../model-config.js';
 import { openSafetensorsCheckpoint } from '../safetensors.js';
 import { loadFusedDecoder } from '../testing/fused-decoder.js';
 import { maxAbsDiff } from '../testing/onnx-decoder.js';
@@ -30,8 +30,10 @@ type Decoder = Awaited<ReturnType<typeof loadFusedDecoder>>;
 
 interface Case {
   name: string;
-  options: { preset?: 'tiny' | 'tiny-qwen2'; config?: Partial<ModelConfig>; dtype?: 'float16' | 'bfloat16' };
+  options: { preset?: PresetName; config?: Partial<ModelConfig>; dtype?: 'float16' | 'bfloat16' };
   rotary?: 'attention' | 'node';
+  /** The graph takes position_ids (rotary outside GroupQueryAttention); default: with `rotary: 'node'`. */
+  positions?: boolean;
 }
 
 const cases: Case[] = [
@@ -65,6 +67,32 @@ const cases: Case[] = [
         slidingWindow: 5,
         chatFormat: 'llama3',
       },
+    },
+  },
+  { name: 'tiny-qwen3 (q/k norms before rotary in GroupQueryAttention)', options: { preset: 'tiny-qwen3' } },
+  {
+    name: 'tiny-gemma2 (scale, softcap and local_window_size of GroupQueryAttention, FastGelu, sandwich norms)',
+    options: { preset: 'tiny-gemma2' },
+  },
+  {
+    name: 'tiny-gemma3 (q/k norms, a cos/sin cache per layer type)',
+    options: { preset: 'tiny-gemma3' },
+  },
+  {
+    name: 'tiny-gemma3 with RotaryEmbedding nodes after the q/k norms',
+    options: { preset: 'tiny-gemma3' },
+    rotary: 'node',
+  },
+  {
+    name: 'tiny-phi3 (partial rotary and longrope computed from position_ids outside GroupQueryAttention)',
+    options: { preset: 'tiny-phi3' },
+    positions: true,
+  },
+  {
+    name: 'llama with yarn scaling (attention factor folded into the cos / sin caches)',
+    options: {
+      preset: 'tiny',
+      config: { ropeScaling: { rope_type: 'yarn', factor: 4.0, original_max_position_embeddings: 64 } },
     },
   },
 ];
@@ -108,7 +136,7 @@ describe.each(cases)('fused graph: $name', (c) => {
     decoder = await open(dir, file);
     reference = loadReferenceModel(dir);
     vocab = reference.vocabSize;
-    expect(decoder.hasPositions).toBe(c.rotary === 'node');
+    expect(decoder.hasPositions).toBe(c.positions ?? c.rotary === 'node');
   });
 
   it('prefill logits at every position equal the float64 reference', async () => {
@@ -283,5 +311,98 @@ describe('the fused graph of tiny', () => {
       spec.maxPositionEmbeddings,
       spec.headDim / 2,
     ]);
+  });
+});
+
+describe('fused graphs of the new families', () => {
+  const specOf = async (preset: PresetName) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mk-fused-spec-'));
+    await writeModelDir({ preset, seed: 1, outDir: dir, formats: ['safetensors'] });
+    return { dir, spec: parseHfConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'))) };
+  };
+  const noWeights = { read: () => Promise.resolve(new Float32Array(0)) };
+
+  it("sets GroupQueryAttention's scale, softcap and per-layer local_window_size from gemma2's config", async () => {
+    const { spec } = await specOf('tiny-gemma2');
+    const graph = buildFusedDecoderGraph(spec, noWeights);
+    const attention = graph.nodes.filter((n) => n.opType === 'GroupQueryAttention');
+    expect(attention).toHaveLength(4);
+    for (const [i, node] of attention.entries()) {
+      expect(node.attributes).toMatchObject({
+        scale: { value: spec.attentionScale },
+        softcap: { value: spec.attnLogitSoftcapping },
+        do_rotary: { value: 1 },
+      });
+      expect(node.attributes?.['local_window_size']?.value).toBe(i % 2 === 0 ? spec.slidingWindow : undefined);
+    }
+    expect(graph.nodes.filter((n) => n.opType === 'FastGelu')).toHaveLength(4);
+    expect(graph.nodes.filter((n) => n.opType === 'Tanh')).toHaveLength(1); // the final softcap
+  });
+
+  it('gives gemma3 a cos/sin cache per layer type: the local base on sliding layers', async () => {
+    const { spec } = await specOf('tiny-gemma3');
+    const graph = buildFusedDecoderGraph(spec, noWeights);
+    const caches = graph.nodes.filter((n) => n.opType === 'GroupQueryAttention').map((n) => n.inputs[7]);
+    expect(caches).toEqual(['cos_cache_local', 'cos_cache_local', 'cos_cache']);
+  });
+
+  it('refuses rotary in GroupQueryAttention for phi3 (partial rotary of 12, longrope)', async () => {
+    const { spec } = await specOf('tiny-phi3');
+    expect(() => buildFusedDecoderGraph(spec, noWeights, { rotary: 'attention' })).toThrow(
+      expect.objectContaining({ field: 'rotary' }),
+    );
+  });
+});
+
+describe.each([
+  { name: 'tiny-phi3 (longrope past 32)', options: { preset: 'tiny-phi3' as const }, prefill: 28 },
+  {
+    name: 'llama with dynamic NTK past 16',
+    options: {
+      preset: 'tiny' as const,
+      config: { maxPositionEmbeddings: 16, ropeScaling: { rope_type: 'dynamic', factor: 2.0 } },
+    },
+    prefill: 12,
+  },
+])('fused graph of $name: rotary frequencies that depend on each row length', ({ options, prefill }) => {
+  let decoder: Decoder;
+  let reference: ReferenceModel;
+  let vocab: number;
+  beforeAll(async () => {
+    const { dir, file } = await fusedModel({ name: '', options });
+    decoder = await open(dir, file);
+    expect(decoder.hasPositions).toBe(true);
+    reference = loadReferenceModel(dir);
+    vocab = reference.vocabSize;
+  });
+
+  it('a 40-token prefill uses the scaled frequencies at every position', async () => {
+    const ids = tokens(40, 16, vocab);
+    const expected = reference.forward(ids);
+    const result = await decoder.step(decoder.allocate(1, 40), [{ tokens: ids, past: 0 }]);
+    for (let p = 0; p < ids.length; p++) expect(maxAbsDiff(result.at(0, p), expected[p]!)).toBeLessThan(tolerance);
+  });
+
+  it('decodes across the threshold, the cached keys keeping their rotation (reference replayed per step)', async () => {
+    const ids = tokens(prefill + 12, 17, vocab);
+    const replayed = reference.forward(ids, { chunks: [prefill, ...new Array<number>(12).fill(1)] });
+    const buffers = decoder.allocate(1, 48);
+    await decoder.step(buffers, [{ tokens: ids.slice(0, prefill), past: 0 }], 1);
+    for (let p = prefill; p < ids.length; p++) {
+      const step = await decoder.step(buffers, [{ tokens: [ids[p]!], past: p }], 1);
+      expect(maxAbsDiff(step.last(0), replayed[p]!)).toBeLessThan(tolerance);
+    }
+  });
+
+  it('picks the frequencies per row in a batch of a short and a long prompt (right-padded)', async () => {
+    const prompts = [tokens(6, 18, vocab), tokens(40, 19, vocab)];
+    const result = await decoder.step(
+      decoder.allocate(2, 40),
+      prompts.map((p) => ({ tokens: p, past: 0 })),
+    );
+    prompts.forEach((p, b) => {
+      const expected = reference.forward(p);
+      for (let s = 0; s < p.length; s++) expect(maxAbsDiff(result.at(b, s), expected[s]!)).toBeLessThan(tolerance);
+    });
   });
 });

@@ -1,10 +1,21 @@
 import { InvalidModelConfigError } from '../errors.js';
-import { ropeInverseFrequencies, type DecoderSpec } from '../hf-config.js';
+import type { DecoderSpec } from '../hf-config.js';
 import { decoderTensors, elementCount, type WeightSource } from '../weights.js';
 import { checkQuantBlockSize, type OnnxVariant } from './decoder-graph.js';
 import { attr, GraphBuilder } from './graph-builder.js';
 import { DataType, type GraphSpec, type ValueInfoSpec } from './onnx-proto.js';
 import { quantizeBlockwise } from './quantize.js';
+import {
+  effectiveNormWeight,
+  isSlidingLayer,
+  layerTypeOf,
+  ropeDependsOnLength,
+  ropeKindOf,
+  rotaryCacheTables,
+  rotaryCosSin,
+  rotateHalf,
+  softcap,
+} from './rotary-graph.js';
 import { bytesOf, sharedOnce, toFloat16, transpose } from './weight-bytes.js';
 
 /** onnxruntime's contrib operator domain. */
@@ -22,9 +33,11 @@ export interface FusedDecoderGraphOptions {
   /**
    * Where rotary embeddings are applied: inside `GroupQueryAttention` (`attention`, the default, as
    * onnxruntime-genai builds CPU decoders; each new token's position is its slot in the KV buffer, so the graph has
-   * no `position_ids` input), or by `RotaryEmbedding` nodes fed a `position_ids` input (`node`; two more nodes per
-   * layer and separate Q / K / V projections). Default: `attention` when `head_dim` is a multiple of 16 (what
-   * onnxruntime's kernel needs for it), else `node`.
+   * no `position_ids` input), or before it from a `position_ids` input (`node`: `RotaryEmbedding` nodes with the
+   * position tables, or, for partial rotary and length-dependent frequencies, cos / sin computed in the graph and
+   * applied with standard operators). Default: `attention` when the rotary size is a multiple of 16 (what
+   * onnxruntime's kernel needs) and the frequencies do not depend on the sequence length (not `dynamic` or
+   * `longrope`), else `node`; asking for `attention` where it cannot work throws {@link InvalidModelConfigError}.
    */
   rotary?: 'attention' | 'node';
   /**
@@ -70,6 +83,21 @@ export const fusedInputNames = {
  * `SkipSimplifiedLayerNormalization`, and SwiGLU: one packed gate + up projection, `Split`, `QuickGelu` with
  * alpha 1 (which is SiLU) and `Mul`, then the down projection. The final RMSNorm keeps the last
  * `num_logits_to_keep` positions (`Slice`) before `lm_head`.
+ *
+ * The other families:
+ *
+ * - qwen3 / gemma3_text: Q, K and V split from the packed projection, `SimplifiedLayerNormalization` per head for
+ *   `q_norm` / `k_norm`, then `GroupQueryAttention` still rotates (the norms come before rotary);
+ * - gemma2 / gemma3_text: `1 + w` folded into the norm weights, the embedding times `sqrt(hidden_size)`, sandwich
+ *   norms (a `SimplifiedLayerNormalization` after attention and after the MLP), `FastGelu` (GELU's tanh form),
+ *   `GroupQueryAttention`'s `scale` (`query_pre_attn_scalar^-0.5`), `softcap` and, on sliding layers only,
+ *   `local_window_size`; gemma3's sliding layers get their own cos / sin caches (`cos_cache_local`); final-logit
+ *   softcapping as `Div`, `Tanh`, `Mul` after `lm_head`;
+ * - phi3: the checkpoint's packed projections as they are. Its partial rotary (12 of 16 entries in `tiny-phi3`) and
+ *   longrope (tables that change with each row's length) cannot go into `GroupQueryAttention`, whose kernel takes
+ *   position-indexed tables of a multiple of 8 columns: the graph takes `position_ids` and rotates before attention,
+ *   as the standard graph does (`do_rotary` 0). `dynamic` rope scaling is built the same way;
+ * - yarn / longrope attention factors multiply the cos / sin caches.
  */
 export function buildFusedDecoderGraph(
   spec: DecoderSpec,
@@ -77,7 +105,7 @@ export function buildFusedDecoderGraph(
   options: FusedDecoderGraphOptions = {},
 ): GraphSpec {
   const g = new GraphBuilder();
-  const { numHeads, numKvHeads: kvHeads, headDim: d, hiddenSize } = spec;
+  const { numHeads, numKvHeads: kvHeads, headDim: d, hiddenSize, rotaryDim } = spec;
   const shapes = new Map(decoderTensors(spec).map((t) => [t.name, t.shape]));
   const variant = options.variant ?? 'fp32';
   const half = variant === 'fp16';
@@ -90,7 +118,20 @@ export function buildFusedDecoderGraph(
         `Export the standard graph style instead.`,
     });
   }
-  const rotaryNodes = (options.rotary ?? (d % 16 === 0 ? 'attention' : 'node')) === 'node';
+  const kinds = [...new Set(Array.from({ length: spec.numLayers }, (_, i) => ropeKindOf(spec, layerTypeOf(spec, i))))];
+  // GroupQueryAttention rotates with position-indexed tables of rotary_dim / 2 columns, a multiple of 8.
+  const attentionRotaryBlocker = kinds.some((kind) => ropeDependsOnLength(spec, kind))
+    ? `rope_scaling ${spec.ropeScaling?.ropeType} depends on the sequence length`
+    : rotaryDim % 16 !== 0
+      ? `the rotary dimension (${rotaryDim}) is not a multiple of 16`
+      : undefined;
+  if (options.rotary === 'attention' && attentionRotaryBlocker !== undefined) {
+    throw new InvalidModelConfigError({
+      field: 'rotary',
+      message: `GroupQueryAttention cannot apply these rotary embeddings (${attentionRotaryBlocker}); use rotary: 'node'.`,
+    });
+  }
+  const rotaryNodes = (options.rotary ?? (attentionRotaryBlocker === undefined ? 'attention' : 'node')) === 'node';
   const accuracyLevel = options.accuracyLevel ?? 4;
   const quantBlockSize = checkQuantBlockSize(options.quantBlockSize);
   const epsilon = attr.float(spec.rmsNormEps);
@@ -106,6 +147,9 @@ export function buildFusedDecoderGraph(
     return g.op1(`/${name}`, 'Cast', [stored], { to: attr.int(DataType.FLOAT) });
   };
   const plain = (name: string): string => floatWeight(name, shapes.get(name)!, () => weights.read(name));
+  // Norm weights as multiplied: Gemma's `1 + w` is folded into the stored constant (in float32).
+  const normWeight = (name: string): string =>
+    floatWeight(name, shapes.get(name)!, async () => effectiveNormWeight(spec, await weights.read(name)));
 
   /** Rows of several `[out, in]` weights stacked into one `[sum of out, in]` matrix (a packed projection). */
   const stacked = async (names: readonly string[]): Promise<Float32Array> => {
@@ -167,7 +211,7 @@ export function buildFusedDecoderGraph(
     g.opNamed(
       scope,
       'SkipSimplifiedLayerNormalization',
-      [input, skip, plain(weightName)],
+      [input, skip, normWeight(weightName)],
       [normed, '', '', sum],
       {
         epsilon,
@@ -176,58 +220,113 @@ export function buildFusedDecoderGraph(
     );
     return [normed, sum];
   };
-
-  // Rotary tables [max_position_embeddings, head_dim / 2]: cos and sin of position x inverse frequency, computed in
-  // float64 and rounded once.
-  const inverse = ropeInverseFrequencies(spec);
-  const rows = spec.maxPositionEmbeddings;
-  const table = (f: (angle: number) => number) => {
-    const values = new Float32Array(rows * (d / 2));
-    for (let p = 0; p < rows; p++) for (let i = 0; i < d / 2; i++) values[p * (d / 2) + i] = f(p * inverse[i]!);
-    return values;
+  /** RMSNorm over the last axis (any rank). */
+  const simpleNorm = (scope: string, input: string, weightName: string): string => {
+    const normed = `${scope}/output_0`;
+    g.opNamed(scope, 'SimplifiedLayerNormalization', [input, normWeight(weightName)], [normed], {
+      axis: attr.int(-1),
+      epsilon,
+      stash_type: attr.int(1),
+    });
+    return normed;
   };
-  const cosCache = g.tensor('cos_cache', DataType.FLOAT, [rows, d / 2], bytesOf(table(Math.cos)));
-  const sinCache = g.tensor('sin_cache', DataType.FLOAT, [rows, d / 2], bytesOf(table(Math.sin)));
 
-  const embedding = plain('model.embed_tokens.weight');
-  const embedded = g.op1('/model/embed_tokens', 'Gather', [embedding, fusedInputNames.inputIds], {
+  // Rotary tables [max_position_embeddings, rotary_dim / 2] per rotary kind in use (gemma3's sliding layers have
+  // their own theta), for GroupQueryAttention or RotaryEmbedding; or, for frequencies that depend on the
+  // sequence length and partial rotary in node mode, cos / sin computed in the graph from position_ids.
+  const caches = new Map<'global' | 'local', [string, string]>();
+  const cacheOf = (kind: 'global' | 'local'): [string, string] => {
+    let found = caches.get(kind);
+    if (found === undefined) {
+      const { cos, sin } = rotaryCacheTables(spec, kind);
+      const suffix = kind === 'global' ? '' : '_local';
+      const dims = [spec.maxPositionEmbeddings, rotaryDim / 2];
+      found = [
+        g.tensor(`cos_cache${suffix}`, DataType.FLOAT, dims, bytesOf(cos)),
+        g.tensor(`sin_cache${suffix}`, DataType.FLOAT, dims, bytesOf(sin)),
+      ];
+      caches.set(kind, found);
+    }
+    return found;
+  };
+  const computed = new Map<'global' | 'local', [string, string]>();
+  const computedOf = (kind: 'global' | 'local'): [string, string] => {
+    let found = computed.get(kind);
+    if (found === undefined) {
+      const scope = kind === 'global' ? '/model/rotary_emb' : '/model/rotary_emb_local';
+      const { cos, sin } = rotaryCosSin(g, spec, kind, fusedInputNames.positionIds, scope);
+      // [batch, seq, rotary_dim] -> [batch, seq, 1, rotary_dim], against [batch, seq, heads, head_dim].
+      found = [g.op1(scope, 'Unsqueeze', [cos, g.int64([2])]), g.op1(scope, 'Unsqueeze', [sin, g.int64([2])])];
+      computed.set(kind, found);
+    }
+    return found;
+  };
+  const rotaryEmbeddingNode = (kind: 'global' | 'local') => !ropeDependsOnLength(spec, kind) && rotaryDim === d;
+
+  const embeddingValue = plain('model.embed_tokens.weight');
+  let embedded = g.op1('/model/embed_tokens', 'Gather', [embeddingValue, fusedInputNames.inputIds], {
     axis: attr.int(0),
   });
+  if (spec.embeddingScale !== null) {
+    // Gemma: rows times fround(sqrt(hidden_size)); a tied lm_head still reads the unscaled table.
+    embedded = g.op1('/model/embed_tokens', 'Mul', [embedded, g.float32([spec.embeddingScale], [])]);
+  }
 
   let residual = embedded;
-  let normed = '/model/layers.0/input_layernorm/output_0';
-  g.opNamed(
-    '/model/layers.0/input_layernorm',
-    'SimplifiedLayerNormalization',
-    [embedded, plain('model.layers.0.input_layernorm.weight')],
-    [normed],
-    { axis: attr.int(-1), epsilon, stash_type: attr.int(1) },
-  );
+  let normed = simpleNorm('/model/layers.0/input_layernorm', embedded, 'model.layers.0.input_layernorm.weight');
+  const defaultScale = 1 / Math.sqrt(d);
+  const headSplit = (heads: number) => g.int64([0, 0, heads, d]);
 
   for (let i = 0; i < spec.numLayers; i++) {
     const p = `model.layers.${i}`;
     const s = `/model/layers.${i}`;
     const a = `${s}/self_attn`;
+    const kind = ropeKindOf(spec, layerTypeOf(spec, i));
     const projection = (name: string) => `${p}.self_attn.${name}.weight`;
+    const qkv = linear(
+      `${a}/qkv_proj`,
+      normed,
+      spec.packedProjections ? [projection('qkv_proj')] : ['q_proj', 'k_proj', 'v_proj'].map(projection),
+      `${p}.self_attn.qkv_proj`,
+      spec.qkvBias,
+    );
     let attentionInputs: string[];
-    if (rotaryNodes) {
-      const rotate = (x: string) =>
-        g.opDomain(a, ms, 'RotaryEmbedding', [x, fusedInputNames.positionIds, cosCache, sinCache], {
-          interleaved: attr.int(0),
-        })[0]!;
-      const q = linear(`${a}/q_proj`, normed, [projection('q_proj')], `${p}.self_attn.q_proj`, spec.qkvBias);
-      const k = linear(`${a}/k_proj`, normed, [projection('k_proj')], `${p}.self_attn.k_proj`, spec.qkvBias);
-      const v = linear(`${a}/v_proj`, normed, [projection('v_proj')], `${p}.self_attn.v_proj`, spec.qkvBias);
-      attentionInputs = [rotate(q), rotate(k), v];
-    } else {
-      const qkv = linear(
-        `${a}/qkv_proj`,
-        normed,
-        ['q_proj', 'k_proj', 'v_proj'].map(projection),
-        `${p}.self_attn.qkv_proj`,
-        spec.qkvBias,
-      );
+    if (!rotaryNodes && !spec.queryKeyNorm) {
       attentionInputs = [qkv, '', ''];
+    } else {
+      const [q, k, v] = g.op(
+        a,
+        'Split',
+        [qkv, g.int64([numHeads * d, kvHeads * d, kvHeads * d])],
+        { axis: attr.int(-1) },
+        3,
+      ) as [string, string, string];
+      // Queries and keys per head, [batch, seq, heads, head_dim], for the per-head norm and the rotation; back to
+      // [batch, seq, heads * head_dim] for GroupQueryAttention.
+      const prepare = (x: string, heads: number, name: 'q' | 'k'): string => {
+        const needsHeads = spec.queryKeyNorm || (rotaryNodes && !rotaryEmbeddingNode(kind));
+        if (!needsHeads) {
+          const [cosCache, sinCache] = cacheOf(kind);
+          return g.opDomain(a, ms, 'RotaryEmbedding', [x, fusedInputNames.positionIds, cosCache, sinCache], {
+            interleaved: attr.int(0),
+          })[0]!;
+        }
+        let perHead = g.op1(a, 'Reshape', [x, headSplit(heads)]);
+        if (spec.queryKeyNorm) perHead = simpleNorm(`${a}/${name}_norm`, perHead, `${p}.self_attn.${name}_norm.weight`);
+        if (rotaryNodes) {
+          if (rotaryEmbeddingNode(kind)) {
+            const [cosCache, sinCache] = cacheOf(kind);
+            const flat = g.op1(a, 'Reshape', [perHead, g.int64([0, 0, heads * d])]);
+            return g.opDomain(a, ms, 'RotaryEmbedding', [flat, fusedInputNames.positionIds, cosCache, sinCache], {
+              interleaved: attr.int(0),
+            })[0]!;
+          }
+          const [cos, sin] = computedOf(kind);
+          perHead = rotateHalf(g, a, perHead, cos, sin, rotaryDim, d);
+        }
+        return g.op1(a, 'Reshape', [perHead, g.int64([0, 0, heads * d])]);
+      };
+      attentionInputs = [prepare(q, numHeads, 'q'), prepare(k, kvHeads, 'k'), v];
     }
     const attended = `${a}/GroupQueryAttention/output_0`;
     g.opNamed(
@@ -239,34 +338,53 @@ export function buildFusedDecoderGraph(
         `past_key_values.${i}.value`,
         fusedInputNames.seqlensK,
         fusedInputNames.totalSequenceLength,
-        ...(rotaryNodes ? [] : [cosCache, sinCache]),
+        ...(rotaryNodes ? [] : cacheOf(kind)),
       ],
       [attended, `present.${i}.key`, `present.${i}.value`],
       {
         num_heads: attr.int(numHeads),
         kv_num_heads: attr.int(kvHeads),
         ...(rotaryNodes ? {} : { do_rotary: attr.int(1), rotary_interleaved: attr.int(0) }),
-        // Mistral's window: `sliding_window` keys, the query's own included (onnxruntime 1.30's CPU kernel reads
-        // local_window_size the same way; the tests check it against the reference).
-        ...(spec.slidingWindow === null ? {} : { local_window_size: attr.int(spec.slidingWindow) }),
+        // Gemma's query_pre_attn_scalar^-0.5 instead of head_dim^-0.5.
+        ...(Math.abs(spec.attentionScale - defaultScale) > 1e-12 * defaultScale
+          ? { scale: attr.float(spec.attentionScale) }
+          : {}),
+        // Gemma 2: tanh(s / cap) * cap of the scaled scores, before the mask.
+        ...(spec.attnLogitSoftcapping === null ? {} : { softcap: attr.float(spec.attnLogitSoftcapping) }),
+        // A sliding layer's window: `sliding_window` keys, the query's own included (onnxruntime 1.30's CPU kernel
+        // reads local_window_size the same way; the tests check it against the reference).
+        ...(isSlidingLayer(spec, i) ? { local_window_size: attr.int(spec.slidingWindow!) } : {}),
       },
       ms,
     );
-    const output = linear(`${a}/o_proj`, attended, [projection('o_proj')], `${p}.self_attn.o_proj`, spec.outputBias);
+    let output = linear(`${a}/o_proj`, attended, [projection('o_proj')], `${p}.self_attn.o_proj`, spec.outputBias);
     let normed2: string;
-    [normed2, residual] = skipNorm(
-      `${s}/post_attention_layernorm`,
-      output,
-      residual,
-      `${p}.post_attention_layernorm.weight`,
-    );
+    if (spec.sandwichNorms) {
+      // Gemma: the attention output is normalized before the residual add; the MLP reads pre_feedforward_layernorm.
+      output = simpleNorm(`${s}/post_attention_layernorm`, output, `${p}.post_attention_layernorm.weight`);
+      [normed2, residual] = skipNorm(
+        `${s}/pre_feedforward_layernorm`,
+        output,
+        residual,
+        `${p}.pre_feedforward_layernorm.weight`,
+      );
+    } else {
+      [normed2, residual] = skipNorm(
+        `${s}/post_attention_layernorm`,
+        output,
+        residual,
+        `${p}.post_attention_layernorm.weight`,
+      );
+    }
 
     const mlp = `${s}/mlp`;
     // Gate and up projections as one product (one pass over the input, one node), split in two.
     const gateUp = linear(
       `${mlp}/gate_up_proj`,
       normed2,
-      [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`],
+      spec.packedProjections
+        ? [`${p}.mlp.gate_up_proj.weight`]
+        : [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`],
       `${p}.mlp.gate_up_proj`,
       spec.mlpBias,
     );
@@ -279,10 +397,17 @@ export function buildFusedDecoderGraph(
       },
       2,
     ) as [string, string];
-    // QuickGelu computes x * sigmoid(alpha * x): with alpha 1 it is SiLU.
-    const activated = g.opDomain(`${mlp}/act_fn`, ms, 'QuickGelu', [gate], { alpha: attr.float(1) })[0]!;
+    // QuickGelu computes x * sigmoid(alpha * x): with alpha 1 it is SiLU. FastGelu is the tanh approximation of
+    // GELU (gelu_pytorch_tanh).
+    const activated =
+      spec.hiddenAct === 'gelu_pytorch_tanh'
+        ? g.opDomain(`${mlp}/act_fn`, ms, 'FastGelu', [gate], {})[0]!
+        : g.opDomain(`${mlp}/act_fn`, ms, 'QuickGelu', [gate], { alpha: attr.float(1) })[0]!;
     const product = g.op1(mlp, 'Mul', [activated, up]);
-    const down = linear(`${mlp}/down_proj`, product, [`${p}.mlp.down_proj.weight`], `${p}.mlp.down_proj`, spec.mlpBias);
+    let down = linear(`${mlp}/down_proj`, product, [`${p}.mlp.down_proj.weight`], `${p}.mlp.down_proj`, spec.mlpBias);
+    if (spec.sandwichNorms) {
+      down = simpleNorm(`${s}/post_feedforward_layernorm`, down, `${p}.post_feedforward_layernorm.weight`);
+    }
     if (i + 1 < spec.numLayers) {
       [normed, residual] = skipNorm(
         `${s}/next_input_layernorm`,
@@ -300,16 +425,25 @@ export function buildFusedDecoderGraph(
   const start = g.op1(keep, 'Neg', [g.op1(keep, 'Unsqueeze', [fusedInputNames.logitsToKeep, g.int64([0])])]);
   const kept = g.op1(keep, 'Slice', [normed, start, g.int64([2 ** 53 - 1]), g.int64([1])]);
   const headName = spec.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  const cap = spec.finalLogitSoftcapping;
+  // Gemma 2's final softcapping, tanh(l / cap) * cap, after lm_head.
+  const finish = (opType: string, inputs: string[]) => {
+    if (cap === null) {
+      g.opNamed('/lm_head', opType, inputs, ['logits']);
+    } else {
+      const logits = softcap(g, '/lm_head/softcap', g.op1('/lm_head', opType, inputs), cap);
+      g.opNamed('/lm_head', 'Identity', [logits], ['logits']);
+    }
+  };
   if (nbits === undefined) {
     const head = spec.tieWordEmbeddings
-      ? g.op1('/lm_head', 'Transpose', [embedding], { perm: attr.ints([1, 0]) })
+      ? g.op1('/lm_head', 'Transpose', [embeddingValue], { perm: attr.ints([1, 0]) })
       : floatWeight('lm_head.weight.transposed', [hiddenSize, spec.vocabSize], async () =>
           transpose(await weights.read('lm_head.weight'), spec.vocabSize, hiddenSize),
         );
-    g.opNamed('/lm_head', 'MatMul', [kept, head], ['logits']);
+    finish('MatMul', [kept, head]);
   } else {
-    const product = linear('/lm_head', kept, [headName], 'lm_head', false);
-    g.opNamed('/lm_head', 'Identity', [product], ['logits']);
+    finish('Identity', [linear('/lm_head', kept, [headName], 'lm_head', false)]);
   }
 
   const cacheDims = ['batch_size', kvHeads, 'max_sequence_length', d];

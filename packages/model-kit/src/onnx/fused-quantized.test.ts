@@ -83,142 +83,145 @@ async function writeDequantized(source: string, spec: DecoderSpec, bits: 4 | 8, 
   return dir;
 }
 
-describe.each(['tiny', 'tiny-qwen2'] as const)('quantized fused graphs of %s', (preset) => {
-  let dir: string;
-  let spec: DecoderSpec;
-  let original: ReferenceModel;
-  const dequantized = new Map<4 | 8, ReferenceModel>();
-  let dequantized64: ReferenceModel;
-  const files = new Map<string, string>();
+describe.each(['tiny', 'tiny-qwen2', 'tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3', 'tiny-phi3'] as const)(
+  'quantized fused graphs of %s',
+  (preset) => {
+    let dir: string;
+    let spec: DecoderSpec;
+    let original: ReferenceModel;
+    const dequantized = new Map<4 | 8, ReferenceModel>();
+    let dequantized64: ReferenceModel;
+    const files = new Map<string, string>();
 
-  beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), `mk-fused-q-${preset}-`));
-    await writeModelDir({ preset, seed: 5, outDir: dir, formats: ['safetensors'] });
-    spec = parseHfConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')));
-    const checkpoint = await openSafetensorsCheckpoint(dir);
-    const weights: WeightSource = { read: (name) => checkpoint.readFloat32(name) };
-    await mkdir(join(dir, 'onnx'), { recursive: true });
-    const graphs: Record<string, FusedDecoderGraphOptions> = {
-      fp32: {},
-      'q4-acc0': { variant: 'q4', accuracyLevel: 0 },
-      // 64-weight blocks: the intermediate size (176 in tiny) ends in a zero-padded block.
-      'q4-b64-acc0': { variant: 'q4', accuracyLevel: 0, quantBlockSize: 64 },
-      'q4-acc4': { variant: 'q4' },
-      'int8-acc0': { variant: 'int8', accuracyLevel: 0 },
-      'int8-acc4': { variant: 'int8' },
-    };
-    for (const [name, options] of Object.entries(graphs)) {
-      const file = join(dir, 'onnx', `${name}.onnx`);
-      await writeOnnxModel({
-        modelPath: file,
-        graph: buildFusedDecoderGraph(spec, weights, options),
-        opsetVersion: decoderOpsetVersion,
-        extraOpsets: contribOpsets,
-        producerVersion: 'test',
-      });
-      files.set(name, file);
-    }
-    original = loadReferenceModel(dir);
-    for (const bits of [4, 8] as const)
-      dequantized.set(bits, loadReferenceModel(await writeDequantized(dir, spec, bits)));
-    dequantized64 = loadReferenceModel(await writeDequantized(dir, spec, 4, 64));
-  });
-
-  const open = (name: string) =>
-    loadFusedDecoder(files.get(name)!, { layers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim });
-
-  /** Prefill logits of 24 positions of one prompt. */
-  async function prefill(name: string, ids: number[]): Promise<Float32Array[]> {
-    const decoder = await open(name);
-    const result = await decoder.step(decoder.allocate(1, ids.length), [{ tokens: ids, past: 0 }]);
-    return ids.map((_, p) => result.at(0, p).slice());
-  }
-
-  it('re-quantizing the dequantized weights gives the same codes and scales', async () => {
-    const weight = await (await openSafetensorsCheckpoint(dir)).readFloat32('model.layers.0.mlp.down_proj.weight');
-    const [n, k] = [spec.hiddenSize, spec.intermediateSize];
-    for (const bits of [4, 8] as const) {
-      const once = quantizeBlockwise(weight, n, k, { bits, blockSize: 32 });
-      const twice = quantizeBlockwise(dequantizeBlockwise(once), n, k, { bits, blockSize: 32 });
-      expect(twice.packed).toEqual(once.packed);
-      expect(maxAbsDiff(twice.scales, once.scales)).toBeLessThan(1e-9);
-    }
-  });
-
-  it.each([
-    [4, 'q4-acc0'],
-    [8, 'int8-acc0'],
-    [4, 'q4-b64-acc0'],
-  ] as const)(
-    '%i-bit with float32 activations equals the float64 forward pass of its dequantized weights (%s)',
-    async (bits, name) => {
-      const ids = tokens(24, 1, spec.vocabSize);
-      const expected = (name === 'q4-b64-acc0' ? dequantized64 : dequantized.get(bits)!).forward(ids);
-      const actual = await prefill(name, ids);
-      const worst = Math.max(...ids.map((_, p) => maxAbsDiff(actual[p]!, expected[p]!)));
-      console.info(`${preset} ${name}: max |logit - dequantized float64 reference| ${worst.toExponential(2)}`);
-      expect(worst).toBeLessThan(1e-4);
-    },
-  );
-
-  it.each([
-    [4, 'q4-acc4', 0.03],
-    [8, 'int8-acc4', 0.03],
-  ] as const)(
-    '%i-bit with int8 activations (accuracy_level 4) stays close to its dequantized reference',
-    async (bits, name, bound) => {
-      const ids = tokens(24, 2, spec.vocabSize);
-      const expected = dequantized.get(bits)!.forward(ids);
-      const actual = await prefill(name, ids);
-      const error = relativeRms(
-        actual.flatMap((row) => [...row]),
-        expected.flatMap((row) => [...row]),
-      );
-      console.info(`${preset} ${name}: relative RMS logit error vs dequantized reference ${error.toFixed(4)}`);
-      expect(error).toBeGreaterThan(0);
-      expect(error).toBeLessThan(bound);
-    },
-  );
-
-  it.each([
-    [4, 0.25, 16],
-    [8, 0.03, 28],
-  ] as const)(
-    'weight quantization error: %i-bit dequantized model against the float32 model',
-    async (bits, bound, top1) => {
-      const ids = tokens(32, 3, spec.vocabSize);
-      const expected = original.forward(ids);
-      const actual = dequantized.get(bits)!.forward(ids);
-      const error = relativeRms(
-        actual.flatMap((row) => [...row]),
-        expected.flatMap((row) => [...row]),
-      );
-      const agree = ids.filter((_, p) => argmax(actual[p]!) === argmax(expected[p]!)).length;
-      console.info(
-        `${preset} ${bits}-bit weights: relative RMS logit error vs float32 ${error.toFixed(4)}, top-1 ${agree}/32`,
-      );
-      expect(error).toBeLessThan(bound);
-      expect(agree).toBeGreaterThanOrEqual(top1);
-      // The float32 fused graph is the float32 model.
-      const fp32 = await prefill('fp32', ids);
-      expect(Math.max(...ids.map((_, p) => maxAbsDiff(fp32[p]!, expected[p]!)))).toBeLessThan(1e-4);
-    },
-  );
-
-  it.each(['q4-acc4', 'int8-acc4', 'q4-acc0'])(
-    '%s: prefill equals prefill + decode in the shared buffer',
-    async (name) => {
-      const ids = tokens(12, 4, spec.vocabSize);
-      const full = await prefill(name, ids);
-      const decoder = await open(name);
-      const buffers = decoder.allocate(1, 16);
-      await decoder.step(buffers, [{ tokens: ids.slice(0, 6), past: 0 }], 1);
-      for (let p = 6; p < ids.length; p++) {
-        const step = await decoder.step(buffers, [{ tokens: [ids[p]!], past: p }], 1);
-        // One-row and many-row products take different kernel paths (and, at accuracy_level 4, quantize the
-        // activations in different blocks of rows), so they agree to rounding, not bit for bit.
-        expect(maxAbsDiff(step.last(0), full[p]!)).toBeLessThan(name.endsWith('acc0') ? 1e-4 : 2e-2);
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), `mk-fused-q-${preset}-`));
+      await writeModelDir({ preset, seed: 5, outDir: dir, formats: ['safetensors'] });
+      spec = parseHfConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')));
+      const checkpoint = await openSafetensorsCheckpoint(dir);
+      const weights: WeightSource = { read: (name) => checkpoint.readFloat32(name) };
+      await mkdir(join(dir, 'onnx'), { recursive: true });
+      const graphs: Record<string, FusedDecoderGraphOptions> = {
+        fp32: {},
+        'q4-acc0': { variant: 'q4', accuracyLevel: 0 },
+        // 64-weight blocks: the intermediate size (176 in tiny) ends in a zero-padded block.
+        'q4-b64-acc0': { variant: 'q4', accuracyLevel: 0, quantBlockSize: 64 },
+        'q4-acc4': { variant: 'q4' },
+        'int8-acc0': { variant: 'int8', accuracyLevel: 0 },
+        'int8-acc4': { variant: 'int8' },
+      };
+      for (const [name, options] of Object.entries(graphs)) {
+        const file = join(dir, 'onnx', `${name}.onnx`);
+        await writeOnnxModel({
+          modelPath: file,
+          graph: buildFusedDecoderGraph(spec, weights, options),
+          opsetVersion: decoderOpsetVersion,
+          extraOpsets: contribOpsets,
+          producerVersion: 'test',
+        });
+        files.set(name, file);
       }
-    },
-  );
-});
+      original = loadReferenceModel(dir);
+      for (const bits of [4, 8] as const)
+        dequantized.set(bits, loadReferenceModel(await writeDequantized(dir, spec, bits)));
+      dequantized64 = loadReferenceModel(await writeDequantized(dir, spec, 4, 64));
+    });
+
+    const open = (name: string) =>
+      loadFusedDecoder(files.get(name)!, { layers: spec.numLayers, kvHeads: spec.numKvHeads, headDim: spec.headDim });
+
+    /** Prefill logits of 24 positions of one prompt. */
+    async function prefill(name: string, ids: number[]): Promise<Float32Array[]> {
+      const decoder = await open(name);
+      const result = await decoder.step(decoder.allocate(1, ids.length), [{ tokens: ids, past: 0 }]);
+      return ids.map((_, p) => result.at(0, p).slice());
+    }
+
+    it('re-quantizing the dequantized weights gives the same codes and scales', async () => {
+      const weight = await (await openSafetensorsCheckpoint(dir)).readFloat32('model.layers.0.mlp.down_proj.weight');
+      const [n, k] = [spec.hiddenSize, spec.intermediateSize];
+      for (const bits of [4, 8] as const) {
+        const once = quantizeBlockwise(weight, n, k, { bits, blockSize: 32 });
+        const twice = quantizeBlockwise(dequantizeBlockwise(once), n, k, { bits, blockSize: 32 });
+        expect(twice.packed).toEqual(once.packed);
+        expect(maxAbsDiff(twice.scales, once.scales)).toBeLessThan(1e-9);
+      }
+    });
+
+    it.each([
+      [4, 'q4-acc0'],
+      [8, 'int8-acc0'],
+      [4, 'q4-b64-acc0'],
+    ] as const)(
+      '%i-bit with float32 activations equals the float64 forward pass of its dequantized weights (%s)',
+      async (bits, name) => {
+        const ids = tokens(24, 1, spec.vocabSize);
+        const expected = (name === 'q4-b64-acc0' ? dequantized64 : dequantized.get(bits)!).forward(ids);
+        const actual = await prefill(name, ids);
+        const worst = Math.max(...ids.map((_, p) => maxAbsDiff(actual[p]!, expected[p]!)));
+        console.info(`${preset} ${name}: max |logit - dequantized float64 reference| ${worst.toExponential(2)}`);
+        expect(worst).toBeLessThan(1e-4);
+      },
+    );
+
+    it.each([
+      [4, 'q4-acc4', 0.03],
+      [8, 'int8-acc4', 0.03],
+    ] as const)(
+      '%i-bit with int8 activations (accuracy_level 4) stays close to its dequantized reference',
+      async (bits, name, bound) => {
+        const ids = tokens(24, 2, spec.vocabSize);
+        const expected = dequantized.get(bits)!.forward(ids);
+        const actual = await prefill(name, ids);
+        const error = relativeRms(
+          actual.flatMap((row) => [...row]),
+          expected.flatMap((row) => [...row]),
+        );
+        console.info(`${preset} ${name}: relative RMS logit error vs dequantized reference ${error.toFixed(4)}`);
+        expect(error).toBeGreaterThan(0);
+        expect(error).toBeLessThan(bound);
+      },
+    );
+
+    it.each([
+      [4, 0.25, 16],
+      [8, 0.03, 28],
+    ] as const)(
+      'weight quantization error: %i-bit dequantized model against the float32 model',
+      async (bits, bound, top1) => {
+        const ids = tokens(32, 3, spec.vocabSize);
+        const expected = original.forward(ids);
+        const actual = dequantized.get(bits)!.forward(ids);
+        const error = relativeRms(
+          actual.flatMap((row) => [...row]),
+          expected.flatMap((row) => [...row]),
+        );
+        const agree = ids.filter((_, p) => argmax(actual[p]!) === argmax(expected[p]!)).length;
+        console.info(
+          `${preset} ${bits}-bit weights: relative RMS logit error vs float32 ${error.toFixed(4)}, top-1 ${agree}/32`,
+        );
+        expect(error).toBeLessThan(bound);
+        expect(agree).toBeGreaterThanOrEqual(top1);
+        // The float32 fused graph is the float32 model.
+        const fp32 = await prefill('fp32', ids);
+        expect(Math.max(...ids.map((_, p) => maxAbsDiff(fp32[p]!, expected[p]!)))).toBeLessThan(1e-4);
+      },
+    );
+
+    it.each(['q4-acc4', 'int8-acc4', 'q4-acc0'])(
+      '%s: prefill equals prefill + decode in the shared buffer',
+      async (name) => {
+        const ids = tokens(12, 4, spec.vocabSize);
+        const full = await prefill(name, ids);
+        const decoder = await open(name);
+        const buffers = decoder.allocate(1, 16);
+        await decoder.step(buffers, [{ tokens: ids.slice(0, 6), past: 0 }], 1);
+        for (let p = 6; p < ids.length; p++) {
+          const step = await decoder.step(buffers, [{ tokens: [ids[p]!], past: p }], 1);
+          // One-row and many-row products take different kernel paths (and, at accuracy_level 4, quantize the
+          // activations in different blocks of rows), so they agree to rounding, not bit for bit.
+          expect(maxAbsDiff(step.last(0), full[p]!)).toBeLessThan(name.endsWith('acc0') ? 1e-4 : 2e-2);
+        }
+      },
+    );
+  },
+);

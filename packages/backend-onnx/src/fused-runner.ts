@@ -186,16 +186,19 @@ export class FusedKvCache {
     if (this.home !== undefined && ![...live.values()].some((s) => s.slab === this.home)) this.home = undefined;
   }
 
-  /** A copy of `source`'s cache in a free row of its slab, or in a new slab when its rows are all taken. */
-  fork(source: FusedState, live: ReadonlyMap<string, FusedState>): FusedState {
+  /**
+   * A copy of the first `length` slots (default all) of `source`'s cache in a free row of its slab, or in a new
+   * slab when its rows are all taken.
+   */
+  fork(source: FusedState, live: ReadonlyMap<string, FusedState>, length = source.length): FusedState {
     const used = new Set<number>();
     for (const s of live.values()) if (s.slab === source.slab) used.add(s.row);
     let row = 0;
     while (row < source.slab.rows && used.has(row)) row++;
     const slab = row < source.slab.rows ? source.slab : new KvSlab(this.context.layout, rowStep, source.slab.capacity);
     if (slab !== source.slab) row = 0;
-    slab.copyRow(row, source.slab, source.row, source.length);
-    return { slab, row, length: source.length };
+    slab.copyRow(row, source.slab, source.row, length);
+    return { slab, row, length };
   }
 
   /** Bytes of the slabs live sequences use, each slab once. */

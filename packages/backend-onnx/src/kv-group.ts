@@ -122,6 +122,37 @@ export async function compactGroup(
   return new CacheGroup(tensors, rows, width, mask, groupBytes(layout, rows, width));
 }
 
+/**
+ * A one-row group holding the first `length` real slots of `state`'s cache, in order and without gaps (a fork of a
+ * prefix; `length` at most `state.length`).
+ */
+export async function prefixGroup(state: SequenceState, length: number, layout: KvLayout): Promise<CacheGroup> {
+  const { layers, kvHeads, headDim, kvType } = layout;
+  const runs = realRuns(state.group, state.row);
+  const tensors: ort.Tensor[] = [];
+  for (let t = 0; t < 2 * layers; t++) {
+    const target = allocateKv(kvType, kvHeads * length * headDim);
+    const source = await dataOf(state.group.tensors[t]!);
+    for (let h = 0; h < kvHeads; h++) {
+      const sourceBase = (state.row * kvHeads + h) * state.group.width;
+      let slot = h * length;
+      let left = length;
+      for (const [start, end] of runs) {
+        const take = Math.min(end - start, left);
+        if (take <= 0) break;
+        target.set(
+          source.subarray((sourceBase + start) * headDim, (sourceBase + start + take) * headDim),
+          slot * headDim,
+        );
+        slot += take;
+        left -= take;
+      }
+    }
+    tensors.push(new ort.Tensor(kvType, target, [1, kvHeads, length, headDim]));
+  }
+  return new CacheGroup(tensors, 1, length, new Uint8Array(length).fill(1), groupBytes(layout, 1, length));
+}
+
 /** Bytes of a group of `rows` x `width` slots. */
 export function groupBytes(layout: KvLayout, rows: number, width: number): number {
   return 2 * layout.layers * rows * layout.kvHeads * width * layout.headDim * bytesPerElement(layout.kvType);

@@ -1,6 +1,7 @@
 import {
   AbortError,
   checkForkIds,
+  checkForkLength,
   checkForwardInputs,
   releaseSequences,
   SerialQueue,
@@ -8,6 +9,7 @@ import {
   describeModel,
   readModelDirectory,
   type BackendCapabilitiesV1,
+  type BackendForkOptionsV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
   type BackendModelV1,
@@ -18,7 +20,7 @@ import {
 } from '@gen/backend';
 import { capacitySteps, FusedKvCache, type FusedState } from './fused-runner.js';
 import { readGraphSignature } from './graph-signature.js';
-import type { CacheGroup, SequenceState } from './kv-group.js';
+import { prefixGroup, type CacheGroup, type SequenceState } from './kv-group.js';
 import { graphMentions, resolveModelFile } from './model-file.js';
 import type { OnnxBackendSettings } from './onnx-backend-settings.js';
 import { executeRun, planRuns, type RowInput, type RowOutput, type RunContext } from './run-batch.js';
@@ -138,6 +140,7 @@ export async function createOnnxBackend(settings: OnnxBackendSettings): Promise<
     device: opened.device,
     promptLogits: true,
     fork: true,
+    forkPrefix: true,
     details: settingsReport,
   };
   const layout = {
@@ -185,8 +188,8 @@ interface SequenceCache<S extends { readonly length: number }> {
   forward(rows: RowInput<S>[], live: ReadonlyMap<string, S>, signal: AbortSignal | undefined): Promise<CallResult<S>>;
   /** After a call was committed. */
   committed(result: CallResult<S>): void;
-  /** The state of a fork of `source`. */
-  fork(source: S, live: ReadonlyMap<string, S>): S;
+  /** The state of a fork of the first `length` tokens of `source` (`length` in `1..source.length`). */
+  fork(source: S, live: ReadonlyMap<string, S>, length: number): Promise<S> | S;
   /** After sequences were released. */
   released(live: ReadonlyMap<string, S>): void;
   /** Bytes of the caches live sequences hold. */
@@ -220,10 +223,15 @@ class GroupSequenceCache implements SequenceCache<SequenceState> {
 
   committed(): void {}
 
-  fork(source: SequenceState): SequenceState {
-    // Cache groups are immutable (each run returns new tensors), so the copy shares the source's until either
-    // sequence runs again.
-    return source;
+  fork(
+    source: SequenceState,
+    _live: ReadonlyMap<string, SequenceState>,
+    length: number,
+  ): Promise<SequenceState> | SequenceState {
+    // Cache groups are immutable (each run returns new tensors), so a whole copy shares the source's until either
+    // sequence runs again; a prefix is copied out into a group of its own.
+    if (length === source.length) return source;
+    return prefixGroup(source, length, this.context.layout).then((group) => ({ group, row: 0, length }));
   }
 
   released(): void {}
@@ -261,9 +269,9 @@ class FusedSequenceCache implements SequenceCache<FusedState> {
     this.cache.committed(result.outputs);
   }
 
-  /** A copy of the source's cache rows (runs write in place, so caches cannot be shared). */
-  fork(source: FusedState, live: ReadonlyMap<string, FusedState>): FusedState {
-    return this.cache.fork(source, live);
+  /** A copy of the source's first `length` cache slots (runs write in place, so caches cannot be shared). */
+  fork(source: FusedState, live: ReadonlyMap<string, FusedState>, length: number): FusedState {
+    return this.cache.fork(source, live, length);
   }
 
   released(live: ReadonlyMap<string, FusedState>): void {
@@ -314,11 +322,13 @@ class OnnxBackend<S extends { readonly length: number }> implements BackendV1 {
     });
   }
 
-  doFork(fromId: string, toId: string): Promise<void> {
-    return this.queue.run(() => {
+  doFork(fromId: string, toId: string, options: BackendForkOptionsV1 = {}): Promise<void> {
+    return this.queue.run(async () => {
       this.live();
       checkForkIds(fromId, toId, (id) => this.sequences.has(id));
-      this.sequences.set(toId, this.cache.fork(this.sequences.get(fromId)!, this.sequences));
+      const source = this.sequences.get(fromId)!;
+      const length = checkForkLength(fromId, options.length, source.length);
+      this.sequences.set(toId, await this.cache.fork(source, this.sequences, length));
     });
   }
 

@@ -79,7 +79,10 @@ describe('KV cache strategies', () => {
         }
         const fork = caches[0]!.clone();
         await call([{ cache: fork, tokens: tokens(4, 3, config.vocabSize), allLogits: true }]);
-        for (const cache of [...caches, fork]) cache.dispose();
+        // A prefix fork (the engine's prefix cache): the first 13 of 25 positions, then new tokens.
+        const prefix = caches[0]!.clone(13);
+        await call([{ cache: prefix, tokens: tokens(4, 4, config.vocabSize), allLogits: true }]);
+        for (const cache of [...caches, fork, prefix]) cache.dispose();
         return outputs;
       };
       try {

@@ -43,8 +43,8 @@ export interface KvCache {
   append(layer: number, qkv: tf.Tensor2D, row: number, n: number): LayerKv;
   commit(n: number): void;
   rollback(): void;
-  /** A copy holding the committed positions, evolving independently afterwards. */
-  clone(): KvCache;
+  /** A copy holding the first `length` committed positions (default all), evolving independently afterwards. */
+  clone(length?: number): KvCache;
   dispose(): void;
 }
 
@@ -118,15 +118,15 @@ class InPlaceKvCache implements KvCache {
     // Positions past `length` are scratch; nothing to undo.
   }
 
-  clone(): KvCache {
+  clone(length = this.length): KvCache {
     const copy = new InPlaceKvCache(this.shape, this.memory);
-    if (this.length > 0) {
-      copy.length = this.length;
+    if (length > 0) {
+      copy.length = length;
       copy.keys = this.keys;
       copy.values = this.values;
       copy.capacity = this.capacity;
       // resize() allocates fresh buffers and copies the committed positions out of the shared ones.
-      copy.resize(Math.ceil(this.length / BLOCK) * BLOCK, false);
+      copy.resize(Math.ceil(length / BLOCK) * BLOCK, false);
     }
     return copy;
   }
@@ -245,11 +245,17 @@ class ConcatKvCache implements KvCache {
     }
   }
 
-  clone(): KvCache {
+  clone(length = this.length): KvCache {
     const copy = new ConcatKvCache(this.shape);
-    copy.length = this.length;
-    copy.keys = this.keys.map((t) => (t === undefined ? undefined : tf.clone(t)));
-    copy.values = this.values.map((t) => (t === undefined ? undefined : tf.clone(t)));
+    copy.length = length;
+    if (length === this.length) {
+      copy.keys = this.keys.map((t) => (t === undefined ? undefined : tf.clone(t)));
+      copy.values = this.values.map((t) => (t === undefined ? undefined : tf.clone(t)));
+    } else {
+      // Keys are [kvHeads, length, headDim], values [kvHeads, headDim, length].
+      copy.keys = this.keys.map((t) => (t === undefined ? undefined : tf.slice(t, [0, 0, 0], [-1, length, -1])));
+      copy.values = this.values.map((t) => (t === undefined ? undefined : tf.slice(t, [0, 0, 0], [-1, -1, length])));
+    }
     return copy;
   }
 

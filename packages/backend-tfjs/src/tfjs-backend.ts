@@ -4,6 +4,7 @@ import {
   BackendError,
   checkEmbedInputs,
   checkForkIds,
+  checkForkLength,
   checkForwardInputs,
   describeModel,
   poolHiddenStates,
@@ -11,6 +12,7 @@ import {
   releaseSequences,
   SerialQueue,
   type BackendCapabilitiesV1,
+  type BackendForkOptionsV1,
   type BackendEmbedOptionsV1,
   type BackendForwardOptionsV1,
   type BackendForwardResultV1,
@@ -137,6 +139,7 @@ export async function createTfjsBackend(settings: TfjsBackendSettings): Promise<
       device: selected.device,
       promptLogits: true,
       fork: true,
+      forkPrefix: true,
       embeddings: true,
       details: {
         tfjsBackend: selected.tfjsBackend,
@@ -202,10 +205,11 @@ class TfjsBackend implements BackendV1 {
     });
   }
 
-  doFork(fromId: string, toId: string): Promise<void> {
+  doFork(fromId: string, toId: string, options: BackendForkOptionsV1 = {}): Promise<void> {
     return this.run(() => {
       checkForkIds(fromId, toId, (id) => this.sequences.has(id));
-      this.sequences.set(toId, this.sequences.get(fromId)!.clone());
+      const source = this.sequences.get(fromId)!;
+      this.sequences.set(toId, source.clone(checkForkLength(fromId, options.length, source.length)));
     });
   }
 

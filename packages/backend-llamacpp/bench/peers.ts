@@ -23,16 +23,27 @@
  *   pnpm --filter @gen/backend-llamacpp bench:peers [--preset bench] [--types f32,q8_0,q4_0] [--threads 2]
  *     [--tokens 32] [--prompt 16] [--prefill 512] [--concurrency 1,4,16] [--rounds 3] [--json out.json]
  *
- * Other peers (gen on backend-onnx's fused export, transformers.js; see `packages/backend-onnx/bench/fused.ts`)
- * fit as more `Contender`s: one that measures `decode(concurrency)` and `prefill()` can join the pairs below.
+ * - `onnx`: the same engine over `@gen/backend-onnx` on model-kit's fused ONNX export of the same seeded weights
+ *   (fp32 for F32; for Q8_0 / Q4_0 the int8 / q4 `MatMulNBits` files, block 32: the same float weights quantized
+ *   by onnxruntime's 8- and 4-bit block formats instead of ggml's).
+ * - `transformers.js`: `@huggingface/transformers` on the standard ONNX export of the same weights, greedy
+ *   `generate` (decode tok/s = (newTokens - 1) / (time of generate(newTokens) - time of generate(1)); batch 1
+ *   only, since its generate takes one padded batch, not concurrent requests).
+ *
+ * `--peers onnx,transformers` (default) picks the extra contenders; `--peers none` runs gen and bare only.
+ * Ratios are against `bare`, per round, medians over rounds.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ensureGgufModel, type GgufWeightType, type PresetName } from '@gen/model-kit';
 // Not dependencies of this package (a benchmark only): imported from the workspace sources.
 import { createEngine, type Engine, type StepStats } from '@gen/engine';
 import { loadTokenizer } from '@gen/tokenizer';
+import { createOnnxBackend } from '../../backend-onnx/src/index.js';
+import { ensureModelDir } from '@gen/model-kit';
+import type { BackendV1 } from '@gen/backend';
+import { loadTransformersModel } from '../../backend-onnx/bench/transformers-js.js';
 import { createLlamaCppBackend, loadLlamaCApi } from '../src/index.js';
 import type { LlamaBatch, LlamaContextParams, LlamaModelParams, Pointer } from '../src/llama-c-api.js';
 
@@ -47,8 +58,10 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '1,4,16' },
     rounds: { type: 'string', default: '3' },
     json: { type: 'string' },
+    peers: { type: 'string', default: 'onnx,transformers' },
   },
 });
+const peers = new Set(values.peers === 'none' ? [] : values.peers.split(','));
 const preset = values.preset as PresetName;
 const types = values.types.split(',') as GgufWeightType[];
 const threads = Number(values.threads);
@@ -103,8 +116,11 @@ interface DecodeRun extends Rate {
 
 interface Contender {
   readonly name: string;
-  /** `concurrency` sequences of `promptLength` tokens, then `newTokens` greedy tokens each. */
-  decode(concurrency: number, salt: number): Promise<DecodeRun>;
+  /**
+   * `concurrency` sequences of `promptLength` tokens, then `newTokens` greedy tokens each; `undefined` when the
+   * contender cannot run that concurrency.
+   */
+  decode(concurrency: number, salt: number): Promise<DecodeRun | undefined>;
   /** One `prefillLength`-token prompt to its first token. */
   prefill(salt: number): Promise<Rate>;
   dispose(): Promise<void>;
@@ -123,7 +139,67 @@ async function genContender(file: string): Promise<Contender> {
     batchTokens,
     maxPositions: contextSize,
   });
-  const tokenizer = await loadTokenizer(file);
+  return engineContender('gen', backend, await loadTokenizer(file));
+}
+
+const onnxDtypes = { f32: 'fp32', q8_0: 'int8', q4_0: 'q4' } as const;
+
+/** gen's engine over backend-onnx on the fused export of the same seeded weights. */
+async function onnxContender(type: GgufWeightType): Promise<Contender | undefined> {
+  const dtype = onnxDtypes[type as keyof typeof onnxDtypes];
+  if (dtype === undefined) return undefined;
+  const dir = await ensureModelDir(preset, { onnxGraphStyle: 'fused', onnxVariants: ['fp32', dtype] });
+  const backend = await createOnnxBackend({
+    modelDir: dir,
+    dtype,
+    intraOpThreads: threads,
+    maxBatchSize: maxConcurrency,
+  });
+  return engineContender('onnx', backend, await loadTokenizer(dir));
+}
+
+/** transformers.js on the standard export of the same weights; batch 1 only. */
+async function transformersContender(type: GgufWeightType): Promise<Contender | undefined> {
+  const dtype = onnxDtypes[type as keyof typeof onnxDtypes];
+  if (dtype === undefined) return undefined;
+  const dir = await ensureModelDir(preset, { onnxGraphStyle: 'standard', onnxVariants: ['fp32', dtype] });
+  const model = await loadTransformersModel(dir, dtype, threads);
+  const vocab = (JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')) as { vocab_size: number }).vocab_size;
+  await model.generate(promptIds(promptLength, 0, vocab), 4);
+  await model.generate(promptIds(prefillLength, 99, vocab), 1);
+  const timed = async (prompt: number[], n: number) => {
+    const wall = performance.now();
+    const cpu = cpuMs();
+    const tokens = await model.generate(prompt, n);
+    return { wall: performance.now() - wall, cpu: cpuMs() - cpu, tokens };
+  };
+  return {
+    name: 'transformers.js',
+    async decode(c, salt) {
+      if (c !== 1) return undefined;
+      const prompt = promptIds(promptLength, salt * 100, vocab);
+      const one = await timed(prompt, 1);
+      const all = await timed(prompt, newTokens);
+      return {
+        wall: (newTokens - 1) / ((all.wall - one.wall) / 1000),
+        cpu: (newTokens - 1) / ((all.cpu - one.cpu) / 1000),
+        tokens: all.tokens,
+      };
+    },
+    async prefill(salt) {
+      const run = await timed(promptIds(prefillLength, salt * 100 + 50, vocab), 1);
+      return { wall: prefillLength / (run.wall / 1000), cpu: prefillLength / (run.cpu / 1000) };
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+/** `@gen/engine` over `backend`, with `doForward` timed. */
+async function engineContender(
+  name: string,
+  backend: BackendV1,
+  tokenizer: Awaited<ReturnType<typeof loadTokenizer>>,
+): Promise<Contender> {
   // Time inside doForward: [start, end] of every call.
   const forwards: Array<[number, number]> = [];
   const forward = backend.doForward.bind(backend);
@@ -182,7 +258,7 @@ async function genContender(file: string): Promise<Contender> {
   await run([promptIds(prefillLength, 99, vocab)], 1);
 
   return {
-    name: 'gen',
+    name,
     async decode(c, salt) {
       const prompts = Array.from({ length: c }, (_, i) => promptIds(promptLength, salt * 100 + i, vocab));
       forwards.length = 0;
@@ -362,6 +438,8 @@ type Measurement = {
   gen: Array<Rate & Pick<DecodeRun, 'outside' | 'split'>>;
   bare: Rate[];
   sameTokens?: boolean;
+  /** The other contenders (onnx, transformers.js): per round, with bare's figure of the same round. */
+  others: Record<string, Array<{ rate: Rate; bare: Rate }>>;
 };
 
 interface Summary {
@@ -374,6 +452,8 @@ interface Summary {
   /** Medians of gen's ms per decode step (see DecodeRun.split). */
   split?: NonNullable<DecodeRun['split']>;
   sameTokens?: boolean;
+  /** Other contenders: median tok/s and median ratio to bare. */
+  others: Record<string, { rate: Rate; ratio: Rate }>;
 }
 
 interface TypeResult {
@@ -400,20 +480,44 @@ for (const type of types) {
   const { file } = await ensureGgufModel(preset, { type });
   const gen = await genContender(file);
   const bare = bareContender(file);
+  const others: Contender[] = [];
+  if (peers.has('onnx')) {
+    const onnx = await onnxContender(type);
+    if (onnx !== undefined) others.push(onnx);
+  }
+  if (peers.has('transformers')) {
+    const transformers = await transformersContender(type);
+    if (transformers !== undefined) others.push(transformers);
+  }
   const api = loadLlamaCApi();
   libraryInfo = { library: api.library, packageVersion: api.packageVersion, cpuVariants: api.cpuVariants };
   console.log(`\n${type}: ${file}; load average ${load()}`);
   const measurements: Record<string, Measurement> = Object.fromEntries(
-    keys.map((key) => [key, { gen: [], bare: [], ...(key === 'prefill' ? {} : { sameTokens: true }) }]),
+    keys.map((key) => [
+      key,
+      {
+        gen: [],
+        bare: [],
+        others: Object.fromEntries(others.map((o) => [o.name, []])),
+        ...(key === 'prefill' ? {} : { sameTokens: true }),
+      },
+    ]),
   );
   for (let round = 0; round < rounds; round++) {
     const salt = round + 1;
-    const order = round % 2 === 0 ? [gen, bare] : [bare, gen];
+    const order = round % 2 === 0 ? [gen, bare, ...others] : [...others].reverse().concat([bare, gen]);
     const line: string[] = [];
     for (const c of concurrencies) {
       const runs: Record<string, DecodeRun> = {};
-      for (const contender of order) runs[contender.name] = await contender.decode(c, salt);
+      for (const contender of order) {
+        const run = await contender.decode(c, salt);
+        if (run !== undefined) runs[contender.name] = run;
+      }
       const m = measurements[`x${c}`]!;
+      for (const other of others) {
+        const run = runs[other.name];
+        if (run !== undefined) m.others[other.name]!.push({ rate: run, bare: runs['bare']! });
+      }
       m.gen.push({
         wall: runs['gen']!.wall,
         cpu: runs['gen']!.cpu,
@@ -430,11 +534,15 @@ for (const type of types) {
     for (const contender of order) prefills[contender.name] = await contender.prefill(salt);
     measurements['prefill']!.gen.push(prefills['gen']!);
     measurements['prefill']!.bare.push(prefills['bare']!);
+    for (const other of others) {
+      measurements['prefill']!.others[other.name]!.push({ rate: prefills[other.name]!, bare: prefills['bare']! });
+    }
     line.push(`prefill ${prefills['gen']!.wall.toFixed(0)} / ${prefills['bare']!.wall.toFixed(0)}`);
     console.log(`  round ${round} (${order[0]!.name} first), tok/s gen / bare: ${line.join(', ')}; load ${load()}`);
   }
   await gen.dispose();
   await bare.dispose();
+  for (const other of others) await other.dispose();
   const summary: Record<string, Summary> = {};
   for (const key of keys) {
     const m = measurements[key]!;
@@ -444,6 +552,20 @@ for (const type of types) {
       gen: { wall: med(m.gen, 'wall'), cpu: med(m.gen, 'cpu') },
       bare: { wall: med(m.bare, 'wall'), cpu: med(m.bare, 'cpu') },
       ratio: { wall: ratio('wall'), cpu: ratio('cpu') },
+      others: Object.fromEntries(
+        Object.entries(m.others)
+          .filter(([, runs]) => runs.length > 0)
+          .map(([name, runs]) => [
+            name,
+            {
+              rate: { wall: median(runs.map((r) => r.rate.wall)), cpu: median(runs.map((r) => r.rate.cpu)) },
+              ratio: {
+                wall: median(runs.map((r) => r.rate.wall / r.bare.wall)),
+                cpu: median(runs.map((r) => r.rate.cpu / r.bare.cpu)),
+              },
+            },
+          ]),
+      ),
       ...(key === 'prefill'
         ? {}
         : {
@@ -520,6 +642,27 @@ const lines = [
         })
         .join(' | ')} |`,
   ),
+  '',
+  'All contenders in the same run: tok/s wall clock (median ratio to bare llama.cpp of the same round). onnx: gen on',
+  "backend-onnx's fused export (fp32 / int8 / q4 MatMulNBits for F32 / Q8_0 / Q4_0); transformers.js on the standard",
+  'export, batch 1 only.',
+  '',
+  `| weights | contender | ${[...concurrencies.map((c) => `decode x${c}`), `prefill ${prefillLength}`].join(' | ')} |`,
+  `|---|---|${keys.map(() => '---').join('|')}|`,
+  ...results.flatMap((r) => {
+    const names = ['gen', 'bare', ...new Set(keys.flatMap((key) => Object.keys(r.summary[key]!.others)))];
+    return names.map((name) => {
+      const cells = keys.map((key) => {
+        const s = r.summary[key]!;
+        if (name === 'gen') return `${s.gen.wall.toFixed(1)} (${s.ratio.wall.toFixed(3)})`;
+        if (name === 'bare') return s.bare.wall.toFixed(1);
+        const o = s.others[name];
+        return o === undefined ? 'n/a' : `${o.rate.wall.toFixed(1)} (${o.ratio.wall.toFixed(3)})`;
+      });
+      const label = name === 'gen' ? 'gen on llama.cpp' : name === 'bare' ? 'bare llama.cpp' : name;
+      return `| ${r.type.toUpperCase()} | ${label} | ${cells.join(' | ')} |`;
+    });
+  }),
   '',
   `Targets: gen / bare >= 0.97 at batch 1 and >= 1.0 at batch ${maxConcurrency} (wall clock; CPU time in brackets); engine share outside doForward < 5%.`,
   ...results.map((r) => {

@@ -1,9 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ModelLoadError, UnsupportedModelError, type BackendV1 } from '@gen/backend';
+import { ModelLoadError, UnsupportedModelError, openGgufModel, readModelConfig, type BackendV1 } from '@gen/backend';
 import { GGML_TYPE, kv, writeGguf } from '@gen/gguf';
-import { ggufWeightSource, writeGgufModel, writeModelDir, type GgufWeightType } from '@gen/model-kit';
+import {
+  ggufWeightSource,
+  writeGgufModel,
+  writeModelDir,
+  type GgufWeightType,
+  type ModelConfig,
+  type PresetName,
+} from '@gen/model-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createJsBackend } from './index.js';
 
@@ -34,28 +41,67 @@ async function logitsOf(
   }
 }
 
-describe.each(['tiny', 'tiny-qwen2'] as const)('backend-js on GGUF files of %s', (preset) => {
+// Presets with the overrides that make them expressible in llama.cpp (Gemma 2: query_pre_attn_scalar = head_dim).
+const families: Array<[PresetName, Partial<ModelConfig>]> = [
+  ['tiny', {}],
+  ['tiny-qwen2', {}],
+  ['tiny-qwen3', {}],
+  ['tiny-gemma2', { queryPreAttnScalar: 16 }],
+  ['tiny-gemma3', {}],
+  ['tiny-phi3', {}],
+];
+
+describe.each(families)('backend-js on GGUF files of %s', (preset, config) => {
   it('F32: the logits of the Hugging Face directory, bit for bit; the same model description', async () => {
     const dir = await writeModelDir({
       preset,
+      config,
       outDir: path.join(root, `${preset}-hf`),
       formats: ['safetensors'],
       seed: 3,
     });
-    const gguf = await writeGgufModel({ preset, outFile: path.join(root, `${preset}-f32.gguf`), type: 'f32', seed: 3 });
+    const gguf = await writeGgufModel({
+      preset,
+      config,
+      outFile: path.join(root, `${preset}-f32.gguf`),
+      type: 'f32',
+      seed: 3,
+    });
     const [fromDir, fromGguf] = await Promise.all([logitsOf(dir.dir), logitsOf(gguf.file)]);
     expect(fromGguf.prompt).toEqual(fromDir.prompt);
     expect(fromGguf.step).toEqual(fromDir.step);
     const { maxPositions: _a, generationDefaults: _b, details: _c, architecture: _d, ...same } = fromDir.model;
     expect(fromGguf.model).toMatchObject(same);
+    // The config read back from the GGUF metadata is the config.json one, except: Gemma files hold the effective
+    // norm weights (1 + w), so no offset is added; eps is float32; the end-of-generation ids are llama.cpp's set
+    // (a superset); the file, class name, dtype and pad id are the GGUF's.
+    const fromJson = await readModelConfig(dir.dir);
+    const fromFile = (await openGgufModel(gguf.file)).directory.config;
+    const {
+      file: _e,
+      architecture: _f,
+      torchDtype: _g,
+      eosTokenIds,
+      padTokenId: _h,
+      normWeightOffset,
+      rmsNormEps,
+      ...fields
+    } = fromJson;
+    expect(fromFile).toMatchObject(fields);
+    expect(fromFile.rmsNormEps).toBe(Math.fround(rmsNormEps)); // stored as float32
+    expect(fromFile.normWeightOffset).toBe(0);
+    expect(normWeightOffset).toBe(preset.startsWith('tiny-gemma') ? 1 : 0);
+    expect(fromFile.eosTokenIds).toEqual(expect.arrayContaining([...eosTokenIds]));
   });
 
   it.each(['f16', 'q8_0', 'q4_0'] satisfies GgufWeightType[])(
     '%s: the logits of a directory of its dequantized weights, bit for bit',
     async (type) => {
-      const gguf = await writeGgufModel({ preset, outFile: path.join(root, `${preset}-${type}.gguf`), type, seed: 3 });
+      const outFile = path.join(root, `${preset}-${type}.gguf`);
+      const gguf = await writeGgufModel({ preset, config, outFile, type, seed: 3 });
       const dir = await writeModelDir({
         preset,
+        config,
         outDir: path.join(root, `${preset}-${type}-dequantized`),
         formats: ['safetensors'],
         weights: await ggufWeightSource(gguf.file),
@@ -97,10 +143,10 @@ describe('GGUF load errors', () => {
     );
     const tensor = { name: 'token_embd.weight', shape: [4, 8], type: GGML_TYPE.F32, data: new Float32Array(32) };
     await writeFile(
-      path.join(root, 'phi.gguf'),
-      writeGguf({ metadata: new Map([['general.architecture', kv.string('phi3')]]), tensors: [tensor] }),
+      path.join(root, 'falcon.gguf'),
+      writeGguf({ metadata: new Map([['general.architecture', kv.string('falcon')]]), tensors: [tensor] }),
     );
-    await expect(createJsBackend({ modelDir: path.join(root, 'phi.gguf') })).rejects.toSatisfy(
+    await expect(createJsBackend({ modelDir: path.join(root, 'falcon.gguf') })).rejects.toSatisfy(
       (error) => UnsupportedModelError.isInstance(error) && /general\.architecture/.test((error as Error).message),
     );
     const llama = new Map([

@@ -39,7 +39,7 @@ import {
 import type { LlamaCppBackendSettings } from './llamacpp-backend-settings.js';
 
 /** Architectures tested with this backend (llama.cpp loads many more; they are not refused). */
-export const TESTED_ARCHITECTURES = ['llama', 'qwen2'] as const;
+export const TESTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3', 'phi3'] as const;
 
 const architectureClasses: Record<string, string> = {
   llama: 'LlamaForCausalLM',
@@ -47,8 +47,12 @@ const architectureClasses: Record<string, string> = {
   mistral: 'MistralForCausalLM',
   qwen3: 'Qwen3ForCausalLM',
   gemma2: 'Gemma2ForCausalLM',
+  gemma3: 'Gemma3ForCausalLM',
   phi3: 'Phi3ForCausalLM',
 };
+
+/** Hugging Face `model_type` of the llama.cpp architectures whose names differ from it. */
+const modelTypes: Record<string, string> = { gemma3: 'gemma3_text' };
 
 /** `enum llama_ftype` values with a plain name. */
 const fileTypeNames: Record<number, string> = {
@@ -325,7 +329,7 @@ export async function createLlamaCppBackend(settings: LlamaCppBackendSettings): 
     }
     const modelInfo: BackendModelV1 = {
       architecture: architectureClasses[architecture] ?? architecture,
-      modelType: architecture,
+      modelType: modelTypes[architecture] ?? architecture,
       vocabSize,
       maxPositions,
       eosTokenIds,

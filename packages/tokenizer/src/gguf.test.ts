@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { kv, writeGguf, type GgufValue } from '@gen/gguf';
-import { writeModelDir } from '@gen/model-kit';
+import { writeGgufModel, writeModelDir, type ModelConfig, type PresetName } from '@gen/model-kit';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { fixtureDir } from './testing/fixtures.js';
 import { gpt2Gguf, llamaGguf } from './testing/gguf.js';
@@ -12,6 +12,14 @@ import { loadTokenizer, mergesFromScores, TokenizerError, tokenizerFilesFromGguf
 // The same tokenizer twice: from its Hugging Face files, and from a GGUF file holding the `tokenizer.ggml.*` metadata
 // llama.cpp's converter writes for it. Both must tokenize, decode, mark specials and render chat templates alike.
 let scratch: string;
+const exportedPresets: Array<[PresetName, Partial<ModelConfig>]> = [
+  ['tiny', {}],
+  ['tiny-qwen2', {}],
+  ['tiny-qwen3', {}],
+  ['tiny-gemma2', { queryPreAttnScalar: 16 }],
+  ['tiny-gemma3', {}],
+  ['tiny-phi3', {}],
+];
 const pairs: Record<string, { original: Tokenizer; gguf: Tokenizer; fromDir: Tokenizer }> = {};
 
 const samples = [
@@ -40,6 +48,23 @@ beforeAll(async () => {
     const json = JSON.parse(await readFile(join(info.dir, 'tokenizer.json'), 'utf8')) as Record<string, unknown>;
     await add(preset, original, gpt2Gguf(original, json, pre, { addBos: preset === 'tiny' }));
   }
+  // GGUF files written by model-kit's exporter, every preset family (with the overrides that make Gemma 2
+  // exportable): its tokenizer.ggml.* metadata must give back the directory's tokenizer.
+  for (const [preset, config] of exportedPresets) {
+    const info = await writeModelDir({
+      preset,
+      config,
+      outDir: join(scratch, `${preset}-exported-hf`),
+      formats: ['safetensors'],
+    });
+    const dir = join(scratch, `exported-${preset}`);
+    const gguf = await writeGgufModel({ preset, config, outFile: join(dir, 'model.gguf') });
+    pairs[`exported ${preset}`] = {
+      original: await loadTokenizer(info.dir),
+      gguf: await loadTokenizer(gguf.file),
+      fromDir: await loadTokenizer(dir),
+    };
+  }
   const mistral = await loadTokenizer(fixtureDir('mistral'));
   const json = JSON.parse(await readFile(join(fixtureDir('mistral'), 'tokenizer.json'), 'utf8')) as Record<
     string,
@@ -62,50 +87,63 @@ const text = fc.oneof(
     .map((parts) => parts.join('')),
 );
 
-describe.each(['tiny', 'tiny-qwen2', 'sentencepiece'])('%s: tokenizer.json and GGUF agree', (name) => {
-  const pair = () => pairs[name]!;
+describe.each(['tiny', 'tiny-qwen2', 'sentencepiece', ...exportedPresets.map(([preset]) => `exported ${preset}`)])(
+  '%s: tokenizer.json and GGUF agree',
+  (name) => {
+    const pair = () => pairs[name]!;
 
-  test.prop([text], { numRuns: 200 })('encode and decode', (input) => {
-    const { original, gguf, fromDir } = pair();
-    for (const addSpecialTokens of [true, false]) {
-      const ids = original.encode(input, { addSpecialTokens });
-      expect(gguf.encode(input, { addSpecialTokens })).toEqual(ids);
-      expect(fromDir.encode(input, { addSpecialTokens })).toEqual(ids);
-      for (const skipSpecialTokens of [true, false]) {
-        expect(gguf.decode(ids, { skipSpecialTokens })).toBe(original.decode(ids, { skipSpecialTokens }));
+    test.prop([text], { numRuns: 200 })('encode and decode', (input) => {
+      const { original, gguf, fromDir } = pair();
+      for (const addSpecialTokens of [true, false]) {
+        const ids = original.encode(input, { addSpecialTokens });
+        expect(gguf.encode(input, { addSpecialTokens })).toEqual(ids);
+        expect(fromDir.encode(input, { addSpecialTokens })).toEqual(ids);
+        for (const skipSpecialTokens of [true, false]) {
+          expect(gguf.decode(ids, { skipSpecialTokens })).toBe(original.decode(ids, { skipSpecialTokens }));
+        }
       }
-    }
-  });
+    });
 
-  test('every id: token, special flag and bytes; special and end-of-generation ids', () => {
-    const { original, gguf } = pair();
-    expect(gguf.vocabSize).toBe(original.vocabSize);
-    for (let id = 0; id < original.vocabSize; id++) {
-      expect(gguf.idToToken(id)).toBe(original.idToToken(id));
-      expect(gguf.isSpecial(id)).toBe(original.isSpecial(id));
-      expect(gguf.tokenBytes(id)).toEqual(original.tokenBytes(id));
-    }
-    expect(gguf.bosTokenId).toBe(original.bosTokenId);
-    expect(gguf.eosTokenId).toBe(original.eosTokenId);
-    expect(gguf.padTokenId).toBe(original.padTokenId);
-    expect([...gguf.eosTokenIds()].sort()).toEqual([...original.eosTokenIds()].sort());
-  });
+    test('every id: token, special flag and bytes; special and end-of-generation ids', () => {
+      const { original, gguf } = pair();
+      expect(gguf.vocabSize).toBe(original.vocabSize);
+      for (let id = 0; id < original.vocabSize; id++) {
+        expect(gguf.idToToken(id)).toBe(original.idToToken(id));
+        expect(gguf.isSpecial(id)).toBe(original.isSpecial(id));
+        expect(gguf.tokenBytes(id)).toEqual(original.tokenBytes(id));
+      }
+      if (name.startsWith('exported')) {
+        // ChatML / Qwen3 tokenizers have no bos_token; the files carry config.json's bos_token_id (never added).
+        if (original.bosTokenId !== undefined) expect(gguf.bosTokenId).toBe(original.bosTokenId);
+        // model-kit's files carry config.json's primary end token as tokenizer.ggml.eos_token_id (what llama.cpp
+        // and the backends report as eos; transformers' eos_token is the end of a chat turn, an end token too) and
+        // its pad_token_id.
+        expect(gguf.eosTokenIds()).toContain(original.eosTokenId);
+        if (original.padTokenId !== undefined) expect(gguf.padTokenId).toBe(original.padTokenId);
+      } else {
+        expect(gguf.bosTokenId).toBe(original.bosTokenId);
+        expect(gguf.eosTokenId).toBe(original.eosTokenId);
+        expect(gguf.padTokenId).toBe(original.padTokenId);
+      }
+      expect([...gguf.eosTokenIds()].sort()).toEqual([...original.eosTokenIds()].sort());
+    });
 
-  test('chat template', () => {
-    const { original, gguf } = pair();
-    if (original.chatTemplate === undefined) return;
-    const messages = [
-      { role: 'user', content: 'Hi there 🦙' },
-      { role: 'assistant', content: 'Hello!' },
-      { role: 'user', content: 'Again?' },
-    ];
-    for (const addGenerationPrompt of [true, false]) {
-      expect(gguf.applyChatTemplate(messages, { addGenerationPrompt })).toBe(
-        original.applyChatTemplate(messages, { addGenerationPrompt }),
-      );
-    }
-  });
-});
+    test('chat template', () => {
+      const { original, gguf } = pair();
+      if (original.chatTemplate === undefined) return;
+      const messages = [
+        { role: 'user', content: 'Hi there 🦙' },
+        { role: 'assistant', content: 'Hello!' },
+        { role: 'user', content: 'Again?' },
+      ];
+      for (const addGenerationPrompt of [true, false]) {
+        expect(gguf.applyChatTemplate(messages, { addGenerationPrompt })).toBe(
+          original.applyChatTemplate(messages, { addGenerationPrompt }),
+        );
+      }
+    });
+  },
+);
 
 describe('tokenizerFilesFromGguf errors', () => {
   test('no tokenizer, an unknown model, an unknown pre-tokenizer, bad ids: TokenizerError naming the key', () => {

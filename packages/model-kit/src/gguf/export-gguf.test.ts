@@ -4,11 +4,17 @@ import { join } from 'node:path';
 import { GGML_TYPE, dequantize, getArray, getNumber, getString, readGgufFile, type GgufArrayValue } from '@gen/gguf';
 import { describe, expect, it } from 'vitest';
 import { InvalidModelConfigError } from '../errors.js';
-import { parseHfConfig, toHfConfig } from '../hf-config.js';
+import { parseHfConfig, toHfConfig, type LayerType } from '../hf-config.js';
 import { resolveModelConfig, type ModelConfig, type PresetName } from '../model-config.js';
 import { buildTokenizerFiles } from '../tokenizer/tokenizer-files.js';
 import { decoderTensors, seededWeights } from '../weights.js';
-import { ggufTensorName, ggufWeightSource, permuteRopeRows, writeGgufModel } from './export-gguf.js';
+import {
+  ggufTensorName,
+  ggufWeightSource,
+  permuteRopeRows,
+  writeGgufModel,
+  type GgufArchitecture,
+} from './export-gguf.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gen-gguf-export-'));
 
@@ -166,5 +172,156 @@ describe('writeGgufModel', () => {
         outFile: join(dir, 'y.gguf'),
       }),
     ).rejects.toSatisfy(InvalidModelConfigError.isInstance);
+  });
+});
+
+describe('writeGgufModel: qwen3, gemma2, gemma3_text, phi3 as convert_hf_to_gguf.py writes them', () => {
+  const common = [
+    'vocab_size',
+    'context_length',
+    'embedding_length',
+    'block_count',
+    'feed_forward_length',
+    'attention.head_count',
+    'attention.head_count_kv',
+    'attention.layer_norm_rms_epsilon',
+  ];
+  const cases: Array<{
+    preset: PresetName;
+    config?: Partial<ModelConfig>;
+    arch: string;
+    keys: Record<string, number | string>;
+    layer0: string[];
+    extra?: string[];
+  }> = [
+    {
+      preset: 'tiny-qwen3',
+      arch: 'qwen3',
+      keys: { 'rope.freq_base': 1e6, 'attention.key_length': 32, 'attention.value_length': 32 },
+      layer0: ['attn_q', 'attn_k', 'attn_v', 'attn_output', 'attn_q_norm', 'attn_k_norm', 'ffn_gate', 'ffn_up'],
+    },
+    {
+      preset: 'tiny-gemma2',
+      config: { queryPreAttnScalar: 16 },
+      arch: 'gemma2',
+      keys: {
+        'attention.key_length': 16,
+        'attention.value_length': 16,
+        attn_logit_softcapping: 5,
+        final_logit_softcapping: 3,
+        'attention.sliding_window': 8,
+      },
+      layer0: ['attn_q', 'attn_output', 'ffn_gate', 'attn_norm', 'post_attention_norm', 'ffn_norm', 'post_ffw_norm'],
+    },
+    {
+      preset: 'tiny-gemma3',
+      arch: 'gemma3',
+      keys: {
+        'rope.freq_base': 1e6,
+        'rope.freq_base_swa': 10000,
+        'rope.scaling.type': 'linear',
+        'rope.scaling.factor': 2,
+        'attention.key_length': 16,
+        'attention.value_length': 16,
+        'attention.sliding_window': 8,
+        'attention.sliding_window_pattern': 3,
+      },
+      layer0: ['attn_q_norm', 'attn_k_norm', 'attn_norm', 'post_attention_norm', 'ffn_norm', 'post_ffw_norm'],
+    },
+    {
+      preset: 'tiny-phi3',
+      arch: 'phi3',
+      keys: {
+        'rope.freq_base': 10000,
+        'rope.scaling.original_context_length': 32,
+        'rope.dimension_count': 12,
+        'attention.sliding_window': 0,
+        // sqrt(1 + ln(256 / 32) / ln(32)), the converter's value.
+        'rope.scaling.attn_factor': Math.fround(Math.sqrt(1 + Math.log(8) / Math.log(32))),
+      },
+      layer0: ['attn_qkv', 'attn_output', 'ffn_up', 'ffn_down', 'attn_norm', 'ffn_norm'],
+      extra: ['rope_factors_long.weight', 'rope_factors_short.weight'],
+    },
+  ];
+  for (const { preset, config: overrides, arch, keys, layer0, extra = [] } of cases) {
+    it(`${preset}: ${arch} metadata keys, tensor names, transforms`, async () => {
+      const outFile = join(dir, `${preset}-family.gguf`);
+      await writeGgufModel({ preset, ...(overrides === undefined ? {} : { config: overrides }), seed: 3, outFile });
+      const file = await readGgufFile(outFile);
+      const config = resolveModelConfig(preset, overrides);
+      const tokenizer = buildTokenizerFiles(config.chatFormat!, {
+        modelVocabSize: config.vocabSize,
+        modelMaxLength: config.maxPositionEmbeddings,
+      });
+      const spec = parseHfConfig(toHfConfig(config, tokenizer.tokenIds, 'float32'));
+      expect(getString(file, 'general.architecture')).toBe(arch);
+      const archKeys = [...file.metadata.keys()]
+        .filter((k) => k.startsWith(`${arch}.`))
+        .map((k) => k.slice(arch.length + 1));
+      expect(archKeys.sort()).toEqual([...common, ...Object.keys(keys)].sort());
+      for (const [key, value] of Object.entries(keys)) {
+        const actual =
+          typeof value === 'string' ? getString(file, `${arch}.${key}`) : getNumber(file, `${arch}.${key}`);
+        expect(actual, key).toBe(typeof value === 'string' ? value : Math.fround(value));
+      }
+      const names = file.tensors.map((t) => t.name);
+      expect(names.slice(0, extra.length)).toEqual(extra);
+      for (const part of layer0) expect(names, part).toContain(`blk.0.${part}.weight`);
+      expect(names).toEqual([
+        ...extra,
+        ...decoderTensors(spec).map((t) => ggufTensorName(t.name, arch as GgufArchitecture)),
+      ]);
+      const weights = seededWeights(spec, 3, 'float32');
+      for (const { name: hfName } of decoderTensors(spec)) {
+        const info = file.tensor(ggufTensorName(hfName, arch as GgufArchitecture)!)!;
+        const values = dequantize(info.type, file.tensorData(info.name), info.elementCount);
+        const seeded = await weights.read(hfName);
+        // Gemma's norms are stored as 1 + w (float32), everything else as is.
+        const expected = arch.startsWith('gemma') && hfName.endsWith('norm.weight') ? seeded.map((w) => 1 + w) : seeded;
+        expect(Array.from(values), info.name).toEqual(Array.from(expected));
+      }
+      if (arch === 'phi3') {
+        const long = file.tensor('rope_factors_long.weight')!;
+        expect(Array.from(dequantize(long.type, file.tensorData(long.name), 6))).toEqual([
+          2, 2.75, 3.5, 4.625, 6.25, 8,
+        ]);
+      }
+      // Model names containing "phi3" trigger llama.cpp's SentencePiece Phi-3 vocabulary rules.
+      expect(getString(file, 'general.name')).not.toMatch(/phi-?3/i);
+      const template = getString(file, 'tokenizer.chat_template')!;
+      expect(template).toBe(
+        (JSON.parse(tokenizer.files['tokenizer_config.json']!) as { chat_template: string }).chat_template,
+      );
+      expect(file.metadata.get('tokenizer.ggml.add_bos_token')?.value).toBe(arch.startsWith('gemma'));
+      expect(getString(file, 'tokenizer.ggml.pre')).toBe(arch === 'qwen3' ? 'qwen2' : 'llama-bpe');
+    });
+  }
+
+  it('refuses what llama.cpp computes differently, naming the field', async () => {
+    const refused: Array<[PresetName, Partial<ModelConfig>, string]> = [
+      ['tiny-gemma2', {}, 'queryPreAttnScalar'],
+      ['tiny-gemma2', { queryPreAttnScalar: 16, attnLogitSoftcapping: null }, 'attnLogitSoftcapping'],
+      ['tiny-gemma2', { queryPreAttnScalar: 16, tieWordEmbeddings: false }, 'tieWordEmbeddings'],
+      ['tiny-gemma3', { queryPreAttnScalar: 24 }, 'queryPreAttnScalar'],
+      ['tiny-gemma3', { attnLogitSoftcapping: 50 }, 'attnLogitSoftcapping'],
+      ['tiny-gemma3', { attentionBias: true }, 'attentionBias'],
+      [
+        'tiny-gemma3',
+        { layerTypes: ['sliding_attention', 'full_attention', 'full_attention'] as LayerType[] },
+        'layerTypes',
+      ],
+      ['tiny-qwen3', { attentionBias: true }, 'attentionBias'],
+      ['tiny-qwen3', { slidingWindow: 16 }, 'slidingWindow'],
+      ['tiny-qwen3', { ropeScaling: { rope_type: 'yarn', factor: 4 } }, 'ropeScaling'],
+      ['tiny-phi3', { slidingWindow: 16 }, 'slidingWindow'],
+      ['tiny-phi3', { ropeScaling: { rope_type: 'linear', factor: 2 } }, 'ropeScaling'],
+    ];
+    for (const [preset, config, field] of refused) {
+      const error = await writeGgufModel({ preset, config, outFile: join(dir, 'refused.gguf') }).catch(
+        (e: unknown) => e,
+      );
+      expect(InvalidModelConfigError.isInstance(error), `${preset} ${field}`).toBe(true);
+      expect((error as InvalidModelConfigError).field).toBe(field);
+    }
   });
 });

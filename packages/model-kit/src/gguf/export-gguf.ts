@@ -1,11 +1,16 @@
 /**
  * GGUF export (llama.cpp's model format) of model-kit's seeded models, or of any config plus weights.
  *
- * Tensor names, metadata keys and the Q/K permutation follow llama.cpp's own converter (`convert_hf_to_gguf.py`,
- * `LlamaModel` and `Qwen2Model`): `llama` and `mistral` configs become the `llama` architecture, whose q/k
- * projection rows are permuted from Hugging Face's rotate-half layout to llama.cpp's interleaved rope layout;
- * `qwen2` stays `qwen2` (NEOX rope in llama.cpp: no permutation) with its q/k/v biases.
+ * Tensor names, metadata keys and tensor transforms follow llama.cpp's own converter (`convert_hf_to_gguf.py` and
+ * its `conversion/*.py` model classes; see `gguf-architecture.ts`): `llama` and `mistral` configs become the `llama`
+ * architecture, whose q/k projection rows are permuted from Hugging Face's rotate-half layout to llama.cpp's
+ * interleaved rope layout; `qwen2`, `qwen3` (with `attn_q_norm` / `attn_k_norm`), `gemma2`, `gemma3_text` (as
+ * `gemma3`; norm weights stored as `1 + w`, Gemma's sandwich norms as `post_attention_norm` / `ffn_norm` /
+ * `post_ffw_norm`) and `phi3` (packed `attn_qkv` and `ffn_up` of 2 x n_ff rows, longrope factors as
+ * `rope_factors_long` / `rope_factors_short`) use NEOX rope in llama.cpp: no permutation. Configurations whose
+ * meaning llama.cpp cannot reproduce are refused (see {@link writeGgufModel}).
  */
+import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -21,12 +26,25 @@ import {
   type GgufTensorInput,
   type GgufValue,
 } from '@gen/gguf';
-import { ensureModelDir } from '../ensure-model-dir.js';
+import { defaultModelCacheDir, ensureModelDir } from '../ensure-model-dir.js';
 import { InvalidModelConfigError } from '../errors.js';
 import { parseHfConfig, toHfConfig, type DecoderSpec } from '../hf-config.js';
-import { resolveModelConfig, type Architecture, type ModelConfig, type PresetName } from '../model-config.js';
-import { buildTokenizerFiles, chatmlChatTemplate, llama3ChatTemplate } from '../tokenizer/tokenizer-files.js';
+import { resolveModelConfig, type ModelConfig, type PresetName } from '../model-config.js';
+import { buildTokenizerFiles } from '../tokenizer/tokenizer-files.js';
+import { generatorFingerprint, modelKitVersion } from '../version.js';
 import { decoderTensors, elementCount, seededWeights, type WeightSource } from '../weights.js';
+import { writeModelDir } from '../write-model-dir.js';
+import {
+  architectureMetadata,
+  checkGgufExpressible,
+  ggufArchitectureOf,
+  ggufTensorName,
+  ropeFactorTensors,
+  storesNormPlusOne,
+  type GgufArchitecture,
+} from './gguf-architecture.js';
+
+export { ggufTensorName, type GgufArchitecture } from './gguf-architecture.js';
 
 /**
  * Storage type of the 2-D weights of a GGUF file (1-D tensors, norms and biases, are always F32):
@@ -56,7 +74,7 @@ const ggmlTypes: Record<GgufWeightType, number> = {
 const fileTypes: Record<GgufWeightType, number> = { f32: 0, f16: 1, q8_0: 7, q4_0: 2, q4_k_m: 15 };
 
 /** `llama_token_type` values written to `tokenizer.ggml.token_type`. */
-const tokenType = { normal: 1, control: 3, unused: 5 } as const;
+const tokenType = { normal: 1, control: 3, userDefined: 4, unused: 5 } as const;
 
 /** Options of {@link writeGgufModel}. */
 export interface WriteGgufModelOptions {
@@ -80,35 +98,15 @@ export interface WriteGgufModelOptions {
 /** What {@link writeGgufModel} wrote. */
 export interface GgufModelInfo {
   file: string;
-  /** `general.architecture`: `llama` (llama, mistral) or `qwen2`. */
-  architecture: 'llama' | 'qwen2';
+  /** `general.architecture`: `llama` (llama, mistral), `qwen2`, `qwen3`, `gemma2`, `gemma3` (gemma3_text), `phi3`. */
+  architecture: GgufArchitecture;
   config: ModelConfig;
-  /** Tensor names in file order, with the ggml type each was stored as. */
+  /**
+   * Tensors in file order, with the ggml type each was stored as; `hfName` is the Hugging Face tensor (phi3's
+   * `rope_factors_*` come from `rope_scaling` and name it `rope_scaling.long_factor` / `short_factor`).
+   */
   tensors: Array<{ name: string; hfName: string; type: number; shape: number[] }>;
   bytes: number;
-}
-
-/** The GGUF name of a Hugging Face tensor name, or undefined for names llama.cpp has no tensor for. */
-export function ggufTensorName(hfName: string): string | undefined {
-  if (hfName === 'model.embed_tokens.weight') return 'token_embd.weight';
-  if (hfName === 'model.norm.weight') return 'output_norm.weight';
-  if (hfName === 'lm_head.weight') return 'output.weight';
-  const match = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
-  if (match === null) return undefined;
-  const [, layer, module, kind] = match;
-  const names: Record<string, string> = {
-    'self_attn.q_proj': 'attn_q',
-    'self_attn.k_proj': 'attn_k',
-    'self_attn.v_proj': 'attn_v',
-    'self_attn.o_proj': 'attn_output',
-    'mlp.gate_proj': 'ffn_gate',
-    'mlp.up_proj': 'ffn_up',
-    'mlp.down_proj': 'ffn_down',
-    input_layernorm: 'attn_norm',
-    post_attention_layernorm: 'ffn_norm',
-  };
-  const name = names[module!];
-  return name === undefined ? undefined : `blk.${layer}.${name}.${kind}`;
 }
 
 /**
@@ -134,28 +132,14 @@ export function permuteRopeRows(values: Float32Array, heads: number, columns: nu
   return out;
 }
 
-/** The architectures {@link writeGgufModel} exports. */
-const ggufArchitectures: readonly Architecture[] = ['llama', 'mistral', 'qwen2'];
-
 function resolveSpec(options: Pick<WriteGgufModelOptions, 'preset' | 'config'>) {
   const config = resolveModelConfig(options.preset, options.config);
-  if (!ggufArchitectures.includes(config.architecture)) {
-    throw new InvalidModelConfigError({
-      field: 'architecture',
-      message: `GGUF export supports ${ggufArchitectures.join(', ')}; got ${config.architecture} (not exported to GGUF yet).`,
-    });
-  }
-  if (config.architecture === 'mistral' && config.slidingWindow != null) {
-    throw new InvalidModelConfigError({
-      field: 'slidingWindow',
-      message: "GGUF export writes mistral as llama.cpp's `llama` architecture, which has no sliding window.",
-    });
-  }
   const tokenizer = buildTokenizerFiles(config.chatFormat!, {
     modelVocabSize: config.vocabSize,
     modelMaxLength: config.maxPositionEmbeddings,
   });
   const spec = parseHfConfig(toHfConfig(config, tokenizer.tokenIds, 'float32'));
+  checkGgufExpressible(config, spec);
   return { config, tokenizer, spec };
 }
 
@@ -198,11 +182,29 @@ function storageType(type: GgufWeightType, shape: readonly number[], name = '', 
 }
 
 /**
+ * `general.name`. llama.cpp's vocabulary loader treats a model whose name contains "phi3" or "phi-3" as a
+ * SentencePiece Phi-3 (special tokens right-stripped, `</s>` required: src/llama-vocab.cpp, "set attributes by
+ * model name"); model-kit's phi3 tokenizer is Phi-4-mini's byte-level one, whose GGUF names carry no "phi3".
+ */
+function generalName(name: string, arch: GgufArchitecture): string {
+  return arch === 'phi3' ? name.replace(/phi-?3/gi, 'phi') : name;
+}
+
+/**
  * Writes a GGUF file that llama.cpp loads: the preset's (or `config`'s) hyper-parameters as `{arch}.*` metadata,
- * model-kit's byte-level BPE tokenizer as a `gpt2` tokenizer (`tokenizer.ggml.pre` `llama-bpe` for the Llama 3
- * format, `qwen2` for ChatML; the vocabulary padded with `[PAD{i}]` unused tokens up to `vocabSize`, as
- * llama.cpp's converter does), special token ids, the chat template, and every tensor (see {@link GgufWeightType}).
- * Tied embeddings write no `output.weight` (llama.cpp then reuses `token_embd.weight`).
+ * model-kit's byte-level BPE tokenizer as a `gpt2` tokenizer (`tokenizer.ggml.pre` `qwen2` for the ChatML and
+ * Qwen3 formats, `llama-bpe` for the others, which share Llama 3's split pattern; the vocabulary padded with
+ * `[PAD{i}]` unused tokens up to `vocabSize`, as llama.cpp's converter does), special token ids, the chat template,
+ * and every tensor (see {@link GgufWeightType}). Tied embeddings write no `output.weight` (llama.cpp then reuses
+ * `token_embd.weight`). Unlike the converter, Gemma 3's embedding keeps all `vocabSize` rows (the converter drops
+ * the rows past the tokenizer's vocabulary), so both files give logits of the same width.
+ *
+ * @throws {InvalidModelConfigError} for a configuration llama.cpp would compute differently from transformers:
+ *   mistral or qwen3 or phi3 with a sliding window, qwen3 or Gemma with attention biases, Gemma whose
+ *   `queryPreAttnScalar` is not what llama.cpp uses (the head size, or hidden / heads for the 27B shapes), gemma2
+ *   without both soft-caps or untied, gemma3_text with an attention soft-cap, Gemma `layerTypes` other than the
+ *   sliding-window pattern, rotary scaling other than linear (phi3: longrope, with the converter's attention
+ *   factor).
  */
 export async function writeGgufModel(options: WriteGgufModelOptions): Promise<GgufModelInfo> {
   const type = options.type ?? 'f32';
@@ -215,70 +217,67 @@ export async function writeGgufModel(options: WriteGgufModelOptions): Promise<Gg
   const seed = options.seed ?? 0;
   const { config, tokenizer, spec } = resolveSpec(options);
   const weights = options.weights ?? seededWeights(spec, seed, 'float32');
-  const arch = config.architecture === 'qwen2' ? 'qwen2' : 'llama';
+  const arch = ggufArchitectureOf[config.architecture];
 
   const tokenizerJson = JSON.parse(tokenizer.files['tokenizer.json']!) as {
-    added_tokens: Array<{ id: number; content: string }>;
+    added_tokens: Array<{ id: number; content: string; special: boolean }>;
     model: { vocab: Record<string, number>; merges: string[] };
   };
+  const tokenizerConfig = JSON.parse(tokenizer.files['tokenizer_config.json']!) as { chat_template?: string };
   const tokens: string[] = new Array<string>(config.vocabSize);
   const types = new Int32Array(config.vocabSize).fill(tokenType.unused);
   for (const [text, id] of Object.entries(tokenizerJson.model.vocab)) {
     tokens[id] = text;
     types[id] = tokenType.normal;
   }
-  for (const { id, content } of tokenizerJson.added_tokens) {
+  // Special added tokens are CONTROL; Qwen3's `<think>`, `<tool_call>`, ... (special: false) USER_DEFINED, as the
+  // converter writes them.
+  for (const { id, content, special } of tokenizerJson.added_tokens) {
     tokens[id] = content;
-    types[id] = tokenType.control;
+    types[id] = special ? tokenType.control : tokenType.userDefined;
   }
   for (let id = 0; id < tokens.length; id++) tokens[id] ??= `[PAD${id}]`;
   const { tokenIds } = tokenizer;
-  const llama3 = config.chatFormat === 'llama3';
+  const format = config.chatFormat!;
+  const chatml = format === 'chatml' || format === 'qwen3';
+  // Llama 3 and Gemma prepend their bos token; ChatML, Qwen3 and Phi-3 (Phi-4-mini's tokenizer) add none.
+  const addBos = format === 'llama3' || format === 'gemma';
 
   const metadata: Array<[string, GgufValue]> = [
     ['general.architecture', kv.string(arch)],
     ['general.type', kv.string('model')],
-    ['general.name', kv.string(options.preset ?? `model-kit ${config.architecture}`)],
+    ['general.name', kv.string(generalName(options.preset ?? `model-kit ${config.architecture}`, arch))],
     ['general.file_type', kv.uint32(fileTypes[type])],
     ['general.quantization_version', kv.uint32(2)],
-    [`${arch}.vocab_size`, kv.uint32(config.vocabSize)],
-    [`${arch}.context_length`, kv.uint32(config.maxPositionEmbeddings)],
-    [`${arch}.embedding_length`, kv.uint32(config.hiddenSize)],
-    [`${arch}.block_count`, kv.uint32(config.numHiddenLayers)],
-    [`${arch}.feed_forward_length`, kv.uint32(config.intermediateSize)],
-    [`${arch}.attention.head_count`, kv.uint32(config.numAttentionHeads)],
-    [`${arch}.attention.head_count_kv`, kv.uint32(config.numKeyValueHeads)],
-    [`${arch}.rope.freq_base`, kv.float32(config.ropeTheta)],
-    [`${arch}.attention.layer_norm_rms_epsilon`, kv.float32(config.rmsNormEps)],
-    ...(arch === 'llama'
-      ? ([
-          [`${arch}.attention.key_length`, kv.uint32(spec.headDim)],
-          [`${arch}.attention.value_length`, kv.uint32(spec.headDim)],
-          [`${arch}.rope.dimension_count`, kv.uint32(spec.headDim)],
-        ] as Array<[string, GgufValue]>)
-      : []),
+    ...architectureMetadata(config, spec),
     ['tokenizer.ggml.model', kv.string('gpt2')],
-    ['tokenizer.ggml.pre', kv.string(llama3 ? 'llama-bpe' : 'qwen2')],
+    ['tokenizer.ggml.pre', kv.string(chatml ? 'qwen2' : 'llama-bpe')],
     ['tokenizer.ggml.tokens', kv.array('string', tokens)],
     ['tokenizer.ggml.token_type', kv.array('int32', types)],
     ['tokenizer.ggml.merges', kv.array('string', tokenizerJson.model.merges)],
     ['tokenizer.ggml.bos_token_id', kv.uint32(tokenIds.bos)],
     // The primary end token of config.json / generation_config.json; llama.cpp adds the other end tokens
-    // (`<|eot_id|>`, `<|endoftext|>`, ...) to its end-of-generation set by their text.
+    // (`<|eot_id|>`, `<|endoftext|>`, `<end_of_turn>`, `<|end|>`, ...) to its end-of-generation set by their text.
     ['tokenizer.ggml.eos_token_id', kv.uint32(tokenIds.eos[0]!)],
-    ...(llama3 && tokenIds.eos.length > 1
+    ...(!chatml && tokenIds.eos.length > 1
       ? ([['tokenizer.ggml.eot_token_id', kv.uint32(tokenIds.eos[1]!)]] as Array<[string, GgufValue]>)
       : []),
     ['tokenizer.ggml.padding_token_id', kv.uint32(tokenIds.pad)],
-    ['tokenizer.ggml.add_bos_token', kv.bool(llama3)],
+    ['tokenizer.ggml.add_bos_token', kv.bool(addBos)],
     ['tokenizer.ggml.add_eos_token', kv.bool(false)],
-    ['tokenizer.chat_template', kv.string(llama3 ? llama3ChatTemplate : chatmlChatTemplate)],
+    ['tokenizer.chat_template', kv.string(tokenizerConfig.chat_template ?? '')],
   ];
 
   const tensors: GgufTensorInput[] = [];
   const written: GgufModelInfo['tensors'] = [];
+  // The converter yields Phi-3's rope factors (generate_extra_tensors) before the checkpoint's tensors.
+  for (const { name, values } of ropeFactorTensors(spec)) {
+    const hfName = `rope_scaling.${name.startsWith('rope_factors_long') ? 'long' : 'short'}_factor`;
+    tensors.push({ name, shape: [values.length], type: GGML_TYPE.F32, data: quantize(GGML_TYPE.F32, values) });
+    written.push({ name, hfName, type: GGML_TYPE.F32, shape: [values.length] });
+  }
   for (const { name: hfName, shape } of decoderTensors(spec)) {
-    const name = ggufTensorName(hfName);
+    const name = ggufTensorName(hfName, arch);
     if (name === undefined) throw new Error(`unreachable: no GGUF name for ${hfName}`);
     let values = await weights.read(hfName);
     if (values.length !== elementCount(shape)) {
@@ -289,6 +288,7 @@ export async function writeGgufModel(options: WriteGgufModelOptions): Promise<Gg
     }
     const heads = ropePermutation(spec, arch, hfName);
     if (heads !== undefined) values = permuteRopeRows(values, heads, shape.length === 1 ? 1 : shape[1]!);
+    if (storesNormPlusOne(arch, hfName)) values = values.map((w) => 1 + w);
     const ggmlShape = [...shape].reverse();
     const ggmlType = storageType(type, shape, name, spec.numLayers, spec.tieWordEmbeddings);
     tensors.push({ name, shape: ggmlShape, type: ggmlType, data: quantize(ggmlType, values) });
@@ -301,19 +301,21 @@ export async function writeGgufModel(options: WriteGgufModelOptions): Promise<Gg
 }
 
 /**
- * The Hugging Face weights a GGUF file written by {@link writeGgufModel} holds, dequantized to float32 and with
- * the q/k permutation undone: a {@link WeightSource} to write a model directory whose `model.safetensors` holds
- * exactly what llama.cpp computes with (for comparing a quantized file with `@gen/backend-js`).
+ * The Hugging Face weights a GGUF file written by {@link writeGgufModel} holds, dequantized to float32 with the
+ * converter's transforms undone (llama's q/k permutation; Gemma's `1 + w` norms become `w` again, exact for the
+ * stored weights of at least 0.5 and otherwise within a float32 rounding): a {@link WeightSource} to write a model
+ * directory whose `model.safetensors` holds what llama.cpp computes with (for comparing a quantized file with
+ * `@gen/backend-js`).
  */
 export async function ggufWeightSource(file: string): Promise<WeightSource & { gguf: GgufFile }> {
   const gguf = await readGgufFile(file);
-  const arch = getString(gguf, 'general.architecture');
+  const arch = getString(gguf, 'general.architecture') as GgufArchitecture;
   const headCount = Number(gguf.metadata.get(`${arch}.attention.head_count`)?.value);
   const kvHeadCount = Number(gguf.metadata.get(`${arch}.attention.head_count_kv`)?.value);
   return {
     gguf,
     read(hfName) {
-      const name = ggufTensorName(hfName);
+      const name = ggufTensorName(hfName, arch);
       const info = name === undefined ? undefined : gguf.tensor(name);
       if (info === undefined) return Promise.reject(new Error(`${file}: no tensor for ${hfName}`));
       let values = dequantize(info.type, gguf.tensorData(info.name), info.elementCount);
@@ -322,6 +324,7 @@ export async function ggufWeightSource(file: string): Promise<WeightSource & { g
         if (/\.attn_q\./.test(info.name)) values = permuteRopeRows(values, headCount, columns, true);
         if (/\.attn_k\./.test(info.name)) values = permuteRopeRows(values, kvHeadCount, columns, true);
       }
+      if (storesNormPlusOne(arch, hfName)) values = values.map((w) => w - 1);
       return Promise.resolve(values);
     },
   };
@@ -335,27 +338,85 @@ export interface EnsureGgufModelOptions {
   type?: GgufWeightType;
   /** Default: `ensureModelDir`'s cache. */
   cacheDir?: string;
+  /**
+   * Overrides of the preset (as `writeModelDir`'s `config`), for example `{ queryPreAttnScalar: 16 }` to make a
+   * Gemma preset one llama.cpp can reproduce. With overrides, the model directory (safetensors only) is cached
+   * under a name that includes a hash of them.
+   */
+  config?: Partial<ModelConfig>;
+}
+
+const inFlight = new Map<string, Promise<string>>();
+
+/** The cached safetensors directory of a preset with config overrides (atomic, like `ensureModelDir`). */
+async function ensureOverriddenModelDir(
+  preset: PresetName,
+  config: Partial<ModelConfig>,
+  seed: number,
+  cacheDir: string,
+): Promise<string> {
+  const hash = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 10);
+  const name = `${preset}-${seed}-${modelKitVersion}-${generatorFingerprint()}-config${hash}-safetensors`;
+  const finalDir = join(cacheDir, name);
+  const pending = inFlight.get(finalDir);
+  if (pending !== undefined) return pending;
+  const promise = (async () => {
+    if (existsSync(finalDir)) return finalDir;
+    await mkdir(cacheDir, { recursive: true });
+    const temporary = join(cacheDir, `.tmp-${name}-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    try {
+      await writeModelDir({ preset, config, seed, outDir: temporary, formats: ['safetensors'] });
+      await rename(temporary, finalDir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (!((code === 'ENOTEMPTY' || code === 'EEXIST') && existsSync(finalDir))) throw error;
+    } finally {
+      await rm(temporary, { recursive: true, force: true });
+    }
+    return finalDir;
+  })();
+  inFlight.set(finalDir, promise);
+  try {
+    return await promise;
+  } finally {
+    inFlight.delete(finalDir);
+  }
 }
 
 /**
- * The cached model directory of `preset` and `seed` (`ensureModelDir`, float32 safetensors) with
- * `model-<type>.gguf` written into it the first time (atomically: a temporary file renamed into place), so
- * `@gen/backend-js` on `modelDir` and llama.cpp on `file` compute with the same weights (for `f32`).
+ * The cached model directory of `preset` and `seed` (`ensureModelDir`, float32 safetensors; with `config`
+ * overrides a safetensors-only directory of its own) with `model-<type>.gguf` written into it the first time
+ * (atomically: a temporary file renamed into place), so `@gen/backend-js` on `modelDir` and llama.cpp on `file`
+ * compute with the same weights (for `f32`).
+ *
+ * @throws {InvalidModelConfigError} as {@link writeGgufModel}, for a configuration llama.cpp cannot reproduce.
  */
 export async function ensureGgufModel(
   preset: PresetName,
   options: EnsureGgufModelOptions = {},
 ): Promise<{ modelDir: string; file: string }> {
   const type = options.type ?? 'f32';
-  const modelDir = await ensureModelDir(preset, {
-    seed: options.seed ?? 0,
-    ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
-  });
+  const seed = options.seed ?? 0;
+  // Refuse before writing anything.
+  resolveSpec({ preset, ...(options.config === undefined ? {} : { config: options.config }) });
+  const modelDir =
+    options.config === undefined
+      ? await ensureModelDir(preset, {
+          seed,
+          ...(options.cacheDir === undefined ? {} : { cacheDir: options.cacheDir }),
+        })
+      : await ensureOverriddenModelDir(preset, options.config, seed, options.cacheDir ?? defaultModelCacheDir());
   const file = join(modelDir, `model-${type}.gguf`);
   if (!existsSync(file)) {
     const temporary = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
     try {
-      await writeGgufModel({ preset, seed: options.seed ?? 0, type, outFile: temporary });
+      await writeGgufModel({
+        preset,
+        seed,
+        type,
+        outFile: temporary,
+        ...(options.config === undefined ? {} : { config: options.config }),
+      });
       await rename(temporary, file);
     } finally {
       await rm(temporary, { force: true });

@@ -1,25 +1,31 @@
 /**
  * Prefix cache replays, cache on against cache off in one run, on model-kit's `bench` preset (124.7M parameters,
- * 2,048 positions) as a GGUF file on backend-llamacpp (F32; backend-js also forks prefixes but is slow at this size):
+ * 2,048 positions) as a GGUF file on backend-llamacpp (F32), or with `--backend onnx` as the fused fp32 ONNX export on
+ * backend-onnx (the server's default for Hugging Face directories; backend-js also forks prefixes but is slow at
+ * this size):
  *
  * - multi-turn chat: a 1,500-token system prompt, then 10 turns, each request the whole conversation so far;
  * - shared-document RAG: one 1,500-token document, 8 different questions about it.
  *
  * Time to first token (median over the requests after the first, which has nothing to reuse) and total time, with
- * the ratio. `pnpm --filter @gen/server bench:prefix-cache [--turns 10] [--threads 2] [--json out.json]`
+ * the ratio. `pnpm --filter @gen/server bench:prefix-cache [--backend llamacpp|onnx] [--turns 10] [--threads 2]
+ * [--json out.json]`
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
+import type { BackendV1 } from '@gen/backend';
 import { createLlamaCppBackend } from '@gen/backend-llamacpp';
+import { createOnnxBackend } from '@gen/backend-onnx';
 import { createEngine } from '@gen/engine';
-import { ensureGgufModel } from '@gen/model-kit';
+import { ensureGgufModel, ensureModelDir } from '@gen/model-kit';
 import { loadTokenizer } from '@gen/tokenizer';
 
 const { values } = parseArgs({
   options: {
     turns: { type: 'string', default: '10' },
     threads: { type: 'string', default: '2' },
+    backend: { type: 'string', default: 'llamacpp' },
     json: { type: 'string' },
   },
 });
@@ -27,8 +33,17 @@ const turns = Number(values.turns);
 const threads = Number(values.threads);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const { file } = await ensureGgufModel('bench', { type: 'f32' });
+const backendName = values.backend;
+if (backendName !== 'llamacpp' && backendName !== 'onnx') throw new RangeError('--backend must be llamacpp or onnx');
+const file =
+  backendName === 'onnx'
+    ? await ensureModelDir('bench', { onnxGraphStyle: 'fused' })
+    : (await ensureGgufModel('bench', { type: 'f32' })).file;
 const tokenizer = await loadTokenizer(file);
+const createBackend = (): Promise<BackendV1> =>
+  backendName === 'onnx'
+    ? createOnnxBackend({ modelDir: file, intraOpThreads: threads, maxBatchSize: 4 })
+    : createLlamaCppBackend({ modelPath: file, threads, maxBatchSize: 4 });
 const words = 'the of and to in is was for on that with as by at from his her it an are were be this which or'.split(
   ' ',
 );
@@ -47,7 +62,7 @@ function filler(n: number, seed: number): string {
 const system = filler(1500, 1);
 
 async function replay(cacheBytes: number, scenario: 'chat' | 'rag') {
-  const backend = await createLlamaCppBackend({ modelPath: file, threads, maxBatchSize: 4 });
+  const backend = await createBackend();
   const engine = createEngine({ backend, tokenizer, prefixCache: { maxBytes: cacheBytes } });
   const ttft: number[] = [];
   const started = performance.now();
@@ -83,7 +98,7 @@ async function replay(cacheBytes: number, scenario: 'chat' | 'rag') {
 }
 
 console.log(
-  `prefix cache bench: bench preset F32 GGUF on backend-llamacpp, ${threads} threads, ${turns} requests, system prompt ${tokenizer.encode(system, { addSpecialTokens: false }).length} tokens, load average ${loadavg()[0]!.toFixed(2)}`,
+  `prefix cache bench: bench preset ${backendName === 'onnx' ? 'fused fp32 ONNX on backend-onnx' : 'F32 GGUF on backend-llamacpp'}, ${threads} threads, ${turns} requests, system prompt ${tokenizer.encode(system, { addSpecialTokens: false }).length} tokens, load average ${loadavg()[0]!.toFixed(2)}`,
 );
 const report: Record<string, unknown> = {};
 for (const scenario of ['chat', 'rag'] as const) {

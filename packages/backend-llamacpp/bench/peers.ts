@@ -31,7 +31,9 @@
  *   only, since its generate takes one padded batch, not concurrent requests).
  *
  * `--peers onnx,transformers` (default) picks the extra contenders; `--peers none` runs gen and bare only.
- * Ratios are against `bare`, per round, medians over rounds.
+ * Ratios are against `bare`, per round, medians over rounds. Two phases per weight type: gen and bare alone (the
+ * targets are judged there), then the other engines, loaded only then, each round paired with bare again: sharing
+ * the process with more engines (their thread pools, heaps) measurably slows llama.cpp, so they do not overlap.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -163,7 +165,8 @@ async function transformersContender(type: GgufWeightType): Promise<Contender | 
   const dtype = onnxDtypes[type as keyof typeof onnxDtypes];
   if (dtype === undefined) return undefined;
   const dir = await ensureModelDir(preset, { onnxGraphStyle: 'standard', onnxVariants: ['fp32', dtype] });
-  const model = await loadTransformersModel(dir, dtype, threads);
+  // Without spin-waiting threads: they would take CPU from the contender measured next.
+  const model = await loadTransformersModel(dir, dtype, threads, { spinning: false });
   const vocab = (JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')) as { vocab_size: number }).vocab_size;
   await model.generate(promptIds(promptLength, 0, vocab), 4);
   await model.generate(promptIds(prefillLength, 99, vocab), 1);
@@ -480,44 +483,21 @@ for (const type of types) {
   const { file } = await ensureGgufModel(preset, { type });
   const gen = await genContender(file);
   const bare = bareContender(file);
-  const others: Contender[] = [];
-  if (peers.has('onnx')) {
-    const onnx = await onnxContender(type);
-    if (onnx !== undefined) others.push(onnx);
-  }
-  if (peers.has('transformers')) {
-    const transformers = await transformersContender(type);
-    if (transformers !== undefined) others.push(transformers);
-  }
   const api = loadLlamaCApi();
   libraryInfo = { library: api.library, packageVersion: api.packageVersion, cpuVariants: api.cpuVariants };
   console.log(`\n${type}: ${file}; load average ${load()}`);
   const measurements: Record<string, Measurement> = Object.fromEntries(
-    keys.map((key) => [
-      key,
-      {
-        gen: [],
-        bare: [],
-        others: Object.fromEntries(others.map((o) => [o.name, []])),
-        ...(key === 'prefill' ? {} : { sameTokens: true }),
-      },
-    ]),
+    keys.map((key) => [key, { gen: [], bare: [], others: {}, ...(key === 'prefill' ? {} : { sameTokens: true }) }]),
   );
+  // Phase 1: gen against bare, alone in the process (the targets are judged here).
   for (let round = 0; round < rounds; round++) {
     const salt = round + 1;
-    const order = round % 2 === 0 ? [gen, bare, ...others] : [...others].reverse().concat([bare, gen]);
+    const order = round % 2 === 0 ? [gen, bare] : [bare, gen];
     const line: string[] = [];
     for (const c of concurrencies) {
       const runs: Record<string, DecodeRun> = {};
-      for (const contender of order) {
-        const run = await contender.decode(c, salt);
-        if (run !== undefined) runs[contender.name] = run;
-      }
+      for (const contender of order) runs[contender.name] = (await contender.decode(c, salt))!;
       const m = measurements[`x${c}`]!;
-      for (const other of others) {
-        const run = runs[other.name];
-        if (run !== undefined) m.others[other.name]!.push({ rate: run, bare: runs['bare']! });
-      }
       m.gen.push({
         wall: runs['gen']!.wall,
         cpu: runs['gen']!.cpu,
@@ -534,15 +514,47 @@ for (const type of types) {
     for (const contender of order) prefills[contender.name] = await contender.prefill(salt);
     measurements['prefill']!.gen.push(prefills['gen']!);
     measurements['prefill']!.bare.push(prefills['bare']!);
-    for (const other of others) {
-      measurements['prefill']!.others[other.name]!.push({ rate: prefills[other.name]!, bare: prefills['bare']! });
-    }
     line.push(`prefill ${prefills['gen']!.wall.toFixed(0)} / ${prefills['bare']!.wall.toFixed(0)}`);
     console.log(`  round ${round} (${order[0]!.name} first), tok/s gen / bare: ${line.join(', ')}; load ${load()}`);
   }
   await gen.dispose();
-  await bare.dispose();
+  // Phase 2: the other engines (loaded only now, so their threads and memory cannot disturb phase 1), each round
+  // paired with a bare run of the same round.
+  const others: Contender[] = [];
+  if (peers.has('onnx')) {
+    const onnx = await onnxContender(type);
+    if (onnx !== undefined) others.push(onnx);
+  }
+  if (peers.has('transformers')) {
+    const transformers = await transformersContender(type);
+    if (transformers !== undefined) others.push(transformers);
+  }
+  for (const key of keys) for (const other of others) measurements[key]!.others[other.name] = [];
+  for (let round = 0; round < rounds && others.length > 0; round++) {
+    const salt = round + 1;
+    const order = round % 2 === 0 ? [bare, ...others] : [...others].reverse().concat([bare]);
+    const line: string[] = [];
+    for (const c of concurrencies) {
+      const runs: Record<string, DecodeRun> = {};
+      for (const contender of order) {
+        const run = await contender.decode(c, salt);
+        if (run !== undefined) runs[contender.name] = run;
+      }
+      for (const other of others) {
+        const run = runs[other.name];
+        if (run !== undefined) measurements[`x${c}`]!.others[other.name]!.push({ rate: run, bare: runs['bare']! });
+      }
+      line.push(`x${c} ${order.map((o) => `${o.name} ${runs[o.name]?.wall.toFixed(1) ?? 'n/a'}`).join(' / ')}`);
+    }
+    const prefills: Record<string, Rate> = {};
+    for (const contender of order) prefills[contender.name] = await contender.prefill(salt);
+    for (const other of others) {
+      measurements['prefill']!.others[other.name]!.push({ rate: prefills[other.name]!, bare: prefills['bare']! });
+    }
+    console.log(`  peers round ${round}, tok/s: ${line.join(', ')}; load ${load()}`);
+  }
   for (const other of others) await other.dispose();
+  await bare.dispose();
   const summary: Record<string, Summary> = {};
   for (const key of keys) {
     const m = measurements[key]!;
@@ -643,9 +655,10 @@ const lines = [
         .join(' | ')} |`,
   ),
   '',
-  'All contenders in the same run: tok/s wall clock (median ratio to bare llama.cpp of the same round). onnx: gen on',
-  "backend-onnx's fused export (fp32 / int8 / q4 MatMulNBits for F32 / Q8_0 / Q4_0); transformers.js on the standard",
-  'export, batch 1 only.',
+  'All contenders in the same run: tok/s wall clock (median ratio to bare llama.cpp of the same round). gen on llama.cpp',
+  'from phase 1 (gen and bare alone), onnx and transformers.js from phase 2 (loaded after phase 1, each round paired',
+  "with a bare run). onnx: gen on backend-onnx's fused export (fp32 / int8 / q4 MatMulNBits for F32 / Q8_0 / Q4_0);",
+  'transformers.js on the standard export, batch 1 only.',
   '',
   `| weights | contender | ${[...concurrencies.map((c) => `decode x${c}`), `prefill ${prefillLength}`].join(' | ')} |`,
   `|---|---|${keys.map(() => '---').join('|')}|`,

@@ -15,11 +15,16 @@ export interface TransformersModel {
   dispose(): Promise<void>;
 }
 
-/** Loads `modelDir` with transformers.js, local files only, on the CPU with `threads` intra-op threads. */
+/**
+ * Loads `modelDir` with transformers.js, local files only, on the CPU with `threads` intra-op threads. `spinning:
+ * false` turns off onnxruntime's spin-waiting intra-op threads (on by default, as a user gets it), for benchmarks
+ * that run other engines in the same process right after.
+ */
 export async function loadTransformersModel(
   modelDir: string,
   dtype: keyof typeof transformersDtype,
   threads: number,
+  options: { spinning?: boolean } = {},
 ): Promise<TransformersModel> {
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
@@ -28,7 +33,11 @@ export async function loadTransformersModel(
     dtype: transformersDtype[dtype],
     device: 'cpu',
     local_files_only: true,
-    session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
+    session_options: {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+    },
   })) as PreTrainedModel;
   return {
     async generate(prompt, newTokens) {

@@ -137,9 +137,9 @@ const cases: { name: string; options: TinyModelOptions; length: number }[] = [
     length: 24,
   },
   {
-    name: 'llama with dynamic NTK scaling (unscaled within max_position_embeddings)',
-    options: { seed: 19, ropeScaling: { rope_type: 'dynamic', factor: 2 }, maxPositions: 32 },
-    length: 24,
+    name: 'llama with dynamic NTK scaling past max_position_embeddings (16, served to 32)',
+    options: { seed: 19, ropeScaling: { rope_type: 'dynamic', factor: 2 }, maxPositions: 16 },
+    length: 28,
   },
   {
     name: 'qwen3: per-head q/k RMSNorm, head_dim 16 != hidden/heads, no biases',
@@ -318,6 +318,22 @@ describe('the family features change the reference (so the comparisons above can
     // Within one regime the split does not matter.
     const short = referenceForward(model, tokens.slice(0, 10), { chunks: [4, 6] });
     expect(differs(last(short), last(referenceForward(model, tokens.slice(0, 10))))).toBeLessThan(1e-12);
+  });
+
+  it('dynamic NTK scaling past max_position_embeddings, per forward', async () => {
+    const model = await tinyModel(byName('llama with dynamic'));
+    const tokens = seededTokens(28, 97, 4);
+    const plain = referenceForward({ ...model, config: { ...model.config, rope_scaling: undefined } }, tokens);
+    expect(differs(last(referenceForward(model, tokens)), last(plain))).toBeGreaterThan(1e-3);
+    // Within max_position_embeddings it is exactly the unscaled embedding.
+    const short = tokens.slice(0, 16);
+    expect(differs(last(referenceForward(model, short)), last(plain.slice(0, 16)))).toBeLessThan(1e-12);
+    const backend = await createJsBackend({ modelDir: model.dir });
+    try {
+      expect(backend.model.maxPositions).toBe(32);
+    } finally {
+      await backend.doDispose();
+    }
   });
 
   it('yarn scaling', async () => {

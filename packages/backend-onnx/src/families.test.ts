@@ -5,7 +5,10 @@
  */
 import type { BackendV1 } from '@gen/backend';
 import { createJsBackend } from '@gen/backend-js';
-import { ensureModelDir } from '@gen/model-kit';
+import { ensureModelDir, writeModelDir } from '@gen/model-kit';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnnxBackend } from './index.js';
 
@@ -43,4 +46,43 @@ describe.each(['fused', 'standard'] as const)('tiny-phi3 (%s) across its origina
     }
     expect(worst).toBeLessThan(1e-4);
   });
+});
+
+// yarn and dynamic NTK extend the served context past max_position_embeddings (32 here: yarn over 16 trained
+// positions x 4 = 64, dynamic 32 x 2 = 64), as vLLM derives it; the graphs' rotary tables cover the extension.
+describe.each([
+  ['yarn', { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 16 }],
+  ['dynamic', { rope_type: 'dynamic', factor: 2 }],
+] as const)('tiny llama with %s scaling past max_position_embeddings', (_name, ropeScaling) => {
+  for (const onnxGraphStyle of ['fused', 'standard'] as const) {
+    it(`${onnxGraphStyle}: serves 64 positions and matches the oracle at positions 32..63`, async () => {
+      const { dir: modelDir } = await writeModelDir({
+        preset: 'tiny',
+        seed: 8,
+        onnxGraphStyle,
+        outDir: await mkdtemp(path.join(tmpdir(), 'gen-onnx-extended-')),
+        config: { maxPositionEmbeddings: 32, ropeScaling },
+      });
+      const onnx = await createOnnxBackend({ modelDir, intraOpThreads: 1 });
+      const oracle = await createJsBackend({ modelDir });
+      try {
+        expect(onnx.model.maxPositions).toBe(64);
+        expect(oracle.model.maxPositions).toBe(64);
+        const prompt = Array.from({ length: 40 }, (_, i) => (i * 37 + 11) % 500);
+        let worst = 0;
+        for (let step = 0; step < 24; step++) {
+          const input = step === 0 ? prompt : [(step * 53) % 500];
+          const [a, b] = await Promise.all(
+            [onnx, oracle].map((backend) => backend.doForward({ sequences: [{ id: 's', tokens: input }] })),
+          );
+          worst = Math.max(worst, maxDiff(a!.logits, b!.logits));
+        }
+        expect(worst).toBeLessThan(1e-4);
+      } finally {
+        await onnx.doDispose();
+        await oracle.doDispose();
+        await rm(modelDir, { recursive: true, force: true });
+      }
+    });
+  }
 });

@@ -26,6 +26,7 @@ describe('parseHfConfig', () => {
       numKvHeads: 32,
       headDim: 128,
       maxPositionEmbeddings: 4096,
+      contextLength: 4096,
       rmsNormEps: 1e-5,
       ropeTheta: 10000,
       ropeScaling: null,

@@ -62,6 +62,12 @@ export interface DecoderSpec {
   numKvHeads: number;
   headDim: number;
   maxPositionEmbeddings: number;
+  /**
+   * Positions a graph must cover: `maxPositionEmbeddings`, or the context the scaling extends it to as vLLM derives
+   * it (yarn: `originalMaxPositionEmbeddings × factor`; dynamic: `maxPositionEmbeddings × factor`), the same rule
+   * as `@gen/backend`'s `maxPositions`. Rotary tables have this many rows.
+   */
+  contextLength: number;
   rmsNormEps: number;
   /** Rotary base of every layer except gemma3_text's sliding layers (see {@link localRopeTheta}). */
   ropeTheta: number;
@@ -481,6 +487,12 @@ export function parseHfConfig(json: unknown): DecoderSpec {
     numKvHeads,
     headDim,
     maxPositionEmbeddings,
+    contextLength:
+      ropeScaling?.ropeType === 'yarn'
+        ? Math.max(maxPositionEmbeddings, Math.floor(ropeScaling.originalMaxPositionEmbeddings * ropeScaling.factor))
+        : ropeScaling?.ropeType === 'dynamic'
+          ? Math.max(maxPositionEmbeddings, Math.floor(maxPositionEmbeddings * ropeScaling.factor))
+          : maxPositionEmbeddings,
     rmsNormEps: positive('rms_norm_eps', defaults.rmsNormEps),
     ropeTheta,
     ropeScaling,

@@ -280,7 +280,11 @@ describe('parseModelConfig on the 2026 families', () => {
       truncate: true,
     });
     const dynamic = parseModelConfig({ ...base, rope_scaling: { type: 'dynamic', factor: 2 } });
-    expect(dynamic.ropeScaling).toEqual({ type: 'dynamic', factor: 2 });
+    expect(dynamic.ropeScaling).toEqual({ type: 'dynamic', factor: 2, originalMaxPositions: 40960 });
+    expect(dynamic.maxPositions).toBe(81920);
+    expect(dynamic.maxPositionEmbeddings).toBe(40960);
+    // Qwen3's long-context recipe: yarn factor 4 over 32,768 trained positions serves 131,072.
+    expect(yarn.maxPositions).toBe(131072);
   });
 
   it('rejects longrope factor lists of the wrong length and a non-GELU Gemma activation', () => {

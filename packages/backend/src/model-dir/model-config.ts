@@ -21,8 +21,9 @@ export type DecoderModelType = (typeof SUPPORTED_MODEL_TYPES)[number];
  * - `yarn`: YaRN's ramp between interpolated (`/ factor`) and extrapolated frequencies over the dimensions between
  *   the correction range of `betaFast` and `betaSlow` rotations in `originalMaxPositions`; cos and sin multiplied
  *   by `attentionFactor`.
- * - `dynamic` (dynamic NTK): unscaled up to `maxPositions`; a forward whose sequence is longer (`L` = last position
- *   + 1) uses base `theta * (factor * L / maxPositions - (factor - 1))^(rotaryDim / (rotaryDim - 2))`.
+ * - `dynamic` (dynamic NTK): unscaled up to `originalMaxPositions` (`max_position_embeddings`); a forward whose
+ *   sequence is longer (`L` = last position + 1) uses base
+ *   `theta * (factor * L / originalMaxPositions - (factor - 1))^(rotaryDim / (rotaryDim - 2))`.
  * - `longrope` (Phi-3 / 3.5 / 4): `invFreq_i = 1 / (ext_i * theta^(2i / rotaryDim))` with `ext` = `longFactor` for a
  *   forward whose sequence is longer than `originalMaxPositions`, else `shortFactor`; cos and sin multiplied by
  *   `attentionFactor` in both cases.
@@ -48,7 +49,7 @@ export type RopeScaling =
       readonly attentionFactor: number;
       readonly truncate: boolean;
     }
-  | { readonly type: 'dynamic'; readonly factor: number }
+  | { readonly type: 'dynamic'; readonly factor: number; readonly originalMaxPositions: number }
   | {
       readonly type: 'longrope';
       readonly shortFactor: readonly number[];
@@ -111,8 +112,14 @@ export interface DecoderModelConfig {
    * pass through unchanged.
    */
   readonly rotaryDim: number;
-  /** `max_position_embeddings`. */
+  /**
+   * The context length served: `max_position_embeddings`, extended as vLLM derives it for the scalings that exist to
+   * extend it: `yarn` to `original_max_position_embeddings × factor` and `dynamic` to `max_position_embeddings ×
+   * factor` (when larger). Backends cap sequences here.
+   */
   readonly maxPositions: number;
+  /** `max_position_embeddings` as the file says (the trained context; `maxPositions` may extend it). */
+  readonly maxPositionEmbeddings: number;
   /** `tie_word_embeddings`: when true `lm_head` reuses `model.embed_tokens.weight`. */
   readonly tieWordEmbeddings: boolean;
   /** Whether q, k and v projections have biases (`qwen2`: always; `llama`: `attention_bias`). */
@@ -305,13 +312,14 @@ export function parseModelConfig(json: unknown, file = 'config.json'): DecoderMo
     fields.fail('partial_rotary_factor', `one giving an even rotary size (head_dim ${headDim} x factor)`);
   }
 
-  const maxPositions = fields.positiveInteger('max_position_embeddings', defaults.maxPositions);
+  const maxPositionEmbeddings = fields.positiveInteger('max_position_embeddings', defaults.maxPositions);
   const { ropeTheta, ropeScaling, localRope } = parseRope(fields, {
     modelType,
     rotaryDim,
-    maxPositions,
+    maxPositions: maxPositionEmbeddings,
     defaultTheta: defaults.ropeTheta,
   });
+  const maxPositions = extendedContext(maxPositionEmbeddings, ropeScaling);
   const { slidingWindow, layerTypes } = parseSlidingWindow(fields, modelType, numLayers);
 
   const attentionBias = fields.boolean('attention_bias', false);
@@ -335,6 +343,7 @@ export function parseModelConfig(json: unknown, file = 'config.json'): DecoderMo
     localRope: modelType === 'gemma3_text' && layerTypes.includes('sliding_attention') ? localRope : null,
     rotaryDim,
     maxPositions,
+    maxPositionEmbeddings,
     tieWordEmbeddings: fields.boolean('tie_word_embeddings', defaults.tieWordEmbeddings),
     qkvBias: modelType === 'qwen2' ? true : modelType === 'mistral' || modelType === 'phi3' ? false : attentionBias,
     outputBias: modelType === 'llama' || modelType === 'qwen3' || gemma ? attentionBias : false,
@@ -365,6 +374,16 @@ export function parseModelConfig(json: unknown, file = 'config.json'): DecoderMo
     padTokenId: fields.optionalTokenId('pad_token_id'),
     torchDtype: fields.optionalString('torch_dtype') ?? fields.optionalString('dtype'),
   };
+}
+
+/** The context a scaling extends `max_position_embeddings` to (vLLM's derived max model length). */
+function extendedContext(maxPositionEmbeddings: number, scaling: RopeScaling | null): number {
+  if (scaling?.type === 'yarn') {
+    return Math.max(maxPositionEmbeddings, Math.floor(scaling.originalMaxPositions * scaling.factor));
+  }
+  if (scaling?.type === 'dynamic')
+    return Math.max(maxPositionEmbeddings, Math.floor(maxPositionEmbeddings * scaling.factor));
+  return maxPositionEmbeddings;
 }
 
 function isSupportedModelType(value: unknown): value is DecoderModelType {
@@ -420,7 +439,7 @@ function parseScaling(
     case 'linear':
       return { type: 'linear', factor: scaling.positiveNumber('factor') };
     case 'dynamic':
-      return { type: 'dynamic', factor: scaling.positiveNumber('factor') };
+      return { type: 'dynamic', factor: scaling.positiveNumber('factor'), originalMaxPositions: context.maxPositions };
     case 'llama3': {
       const lowFreqFactor = scaling.positiveNumber('low_freq_factor');
       const highFreqFactor = scaling.positiveNumber('high_freq_factor');

@@ -61,12 +61,11 @@ describe('rotaryParameters', () => {
     });
   });
 
-  it('raises the dynamic NTK base only past maxPositions', () => {
+  it('raises the dynamic NTK base only past max_position_embeddings', () => {
     const config = {
       headDim: 4,
       ropeTheta: 100,
-      maxPositions: 8,
-      ropeScaling: { type: 'dynamic' as const, factor: 2 },
+      ropeScaling: { type: 'dynamic' as const, factor: 2, originalMaxPositions: 8 },
     };
     expect(rotaryParameters(config, { sequenceLength: 8 }).inverse).toEqual(f32([1, 0.1]));
     // L = 16: base 100 * (2 * 16 / 8 - 1)^(4 / 2) = 900.

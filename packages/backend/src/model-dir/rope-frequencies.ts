@@ -2,7 +2,7 @@ import type { DecoderModelConfig, LayerAttentionType, RopeScaling } from './mode
 
 /** The config fields rotary embeddings depend on. */
 export type RotaryConfig = Pick<DecoderModelConfig, 'headDim' | 'ropeTheta' | 'ropeScaling'> &
-  Partial<Pick<DecoderModelConfig, 'rotaryDim' | 'localRope' | 'maxPositions'>>;
+  Partial<Pick<DecoderModelConfig, 'rotaryDim' | 'localRope'>>;
 
 /** Which rotary embedding to compute: the layer kind and the sequence length of the forward. */
 export interface RotaryOptions {
@@ -53,11 +53,10 @@ export function rotaryParameters(config: RotaryConfig, options: RotaryOptions = 
   const scaling = local === null || local === undefined ? config.ropeScaling : local.scaling;
   const dim = config.rotaryDim ?? config.headDim;
   const sequenceLength = options.sequenceLength ?? 1;
-  const maxPositions = config.maxPositions ?? Number.POSITIVE_INFINITY;
   const half = dim / 2;
   const inverse = new Float32Array(half);
   const base = (b: number, i: number): number => 1 / b ** ((2 * i) / dim);
-  const attentionFactor = fill(inverse, scaling, { theta, dim, sequenceLength, maxPositions, base });
+  const attentionFactor = fill(inverse, scaling, { theta, dim, sequenceLength, base });
   return { inverse, attentionFactor };
 }
 
@@ -65,12 +64,11 @@ interface FillContext {
   readonly theta: number;
   readonly dim: number;
   readonly sequenceLength: number;
-  readonly maxPositions: number;
   readonly base: (theta: number, i: number) => number;
 }
 
 function fill(out: Float32Array, scaling: RopeScaling | null, context: FillContext): number {
-  const { theta, dim, sequenceLength, maxPositions, base } = context;
+  const { theta, dim, sequenceLength, base } = context;
   const half = dim / 2;
   switch (scaling?.type) {
     case undefined:
@@ -99,8 +97,9 @@ function fill(out: Float32Array, scaling: RopeScaling | null, context: FillConte
     case 'dynamic': {
       // transformers' dynamic_rope_update: unscaled up to max_position_embeddings, then a larger base per length.
       let b = theta;
-      if (sequenceLength > maxPositions) {
-        b = theta * ((scaling.factor * sequenceLength) / maxPositions - (scaling.factor - 1)) ** (dim / (dim - 2));
+      const original = scaling.originalMaxPositions;
+      if (sequenceLength > original) {
+        b = theta * ((scaling.factor * sequenceLength) / original - (scaling.factor - 1)) ** (dim / (dim - 2));
       }
       for (let i = 0; i < half; i++) out[i] = base(b, i);
       return 1;

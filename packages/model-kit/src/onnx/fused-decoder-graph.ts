@@ -240,7 +240,7 @@ export function buildFusedDecoderGraph(
     if (found === undefined) {
       const { cos, sin } = rotaryCacheTables(spec, kind);
       const suffix = kind === 'global' ? '' : '_local';
-      const dims = [spec.maxPositionEmbeddings, rotaryDim / 2];
+      const dims = [spec.contextLength, rotaryDim / 2];
       found = [
         g.tensor(`cos_cache${suffix}`, DataType.FLOAT, dims, bytesOf(cos)),
         g.tensor(`sin_cache${suffix}`, DataType.FLOAT, dims, bytesOf(sin)),

@@ -57,7 +57,7 @@ export function rotaryCacheTables(
   const inverse = staticInverseFrequencies(spec, kind);
   const factor = ropeCosSinFactor(spec, kind);
   const half = inverse.length;
-  const rows = spec.maxPositionEmbeddings;
+  const rows = spec.contextLength;
   const cos = new Float32Array(rows * half);
   const sin = new Float32Array(rows * half);
   for (let p = 0; p < rows; p++) {

@@ -4,7 +4,8 @@
  * Q8_0 and Q4_0:
  *
  * - `gen`: `@gen/engine` over this package's backend, with `@gen/tokenizer`'s tokenizer of the GGUF file; greedy,
- *   `ignoreEos`, `--tokens` new tokens per request. Decode tok/s of one request, aggregate decode tok/s of 4 and 16
+ *   `ignoreEos`, `logprobs: false` (what an OpenAI request without `logprobs` asks), `--tokens` new tokens per
+ *   request. Decode tok/s of one request, aggregate decode tok/s of 4 and 16
  *   concurrent requests, and the time to first token of a `--prefill`-token prompt. The backend's `doForward` is
  *   wrapped with a timer: the engine's share of a decode step is the part of the decode phase's wall time spent
  *   outside `doForward` (scheduling, sampling, detokenizing, events, the event-loop yield between steps).
@@ -235,7 +236,8 @@ async function engineContender(
     const ids: number[] = [];
     await Promise.all(
       prompts.map(async (inputs, r) => {
-        const stream = engine.generate({ inputs, parameters: { maxNewTokens, ignoreEos: true } });
+        // As an OpenAI request without `logprobs` (the common case): no per-token log-sum-exp, like the bare argmax.
+        const stream = engine.generate({ inputs, parameters: { maxNewTokens, ignoreEos: true, logprobs: false } });
         let count = 0;
         for await (const event of stream) {
           if (event.type === 'token') {

@@ -499,3 +499,43 @@ describe('validation (before anything is streamed)', () => {
     expect(result.choices[0]!.text).toBe('bc');
   });
 });
+
+describe('logprobs: false', () => {
+  it('generates the same greedy tokens and text without computing their logprobs', async () => {
+    const { engine } = setup();
+    const request = (logprobs?: boolean) =>
+      engine
+        .generate({
+          inputs: [5, 6, 7],
+          parameters: { maxNewTokens: 12, details: true, ...(logprobs === undefined ? {} : { logprobs }) },
+        })
+        .result();
+    const full = await request();
+    const lean = await request(false);
+    expect(lean.choices[0]!.text).toBe(full.choices[0]!.text);
+    expect(lean.choices[0]!.tokens!.map((t) => t.id)).toEqual(full.choices[0]!.tokens!.map((t) => t.id));
+    expect(full.choices[0]!.tokens!.every((t) => Number.isFinite(t.logprob))).toBe(true);
+    expect(lean.choices[0]!.tokens!.every((t) => Number.isNaN(t.logprob))).toBe(true);
+    await engine.close();
+  });
+
+  it('is ignored for best_of > 1, which ranks choices by their logprobs', async () => {
+    const { engine } = setup();
+    const result = await engine
+      .generate({
+        inputs: [5, 6],
+        parameters: { maxNewTokens: 4, bestOf: 2, doSample: true, seed: 3, logprobs: false },
+      })
+      .result();
+    expect(result.choices.every((c) => Number.isFinite(c.logprobSum))).toBe(true);
+    await engine.close();
+  });
+
+  it('rejects a non-boolean', async () => {
+    const { engine } = setup();
+    expect(() => engine.generate({ inputs: [5], parameters: { logprobs: 'no' as unknown as boolean } })).toThrow(
+      EngineValidationError,
+    );
+    await engine.close();
+  });
+});

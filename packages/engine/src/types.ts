@@ -47,6 +47,12 @@ export interface GenerationParameters extends SamplingParameters {
   addSpecialTokens?: boolean;
   /** Also report each token's logprob under the raw model distribution. */
   rawLogprobs?: boolean;
+  /**
+   * Compute each generated token's logprob (default true). `false` (for a caller that reports none, such as an
+   * OpenAI request without `logprobs`) saves a log-sum-exp over the vocabulary per greedy step; token logprobs and
+   * `logprobSum` are then NaN. Ignored (logprobs computed) with `bestOf` > 1, which ranks choices by them.
+   */
+  logprobs?: boolean;
   /** Take top tokens from the processed (default, as TGI) or the raw distribution. */
   topTokensFrom?: 'processed' | 'raw';
   /**
@@ -70,7 +76,7 @@ export interface GeneratedToken {
   id: number;
   /** The token's text: its share of the decoded text, or its own text when it is special. */
   text: string;
-  /** log p under the processed distribution (what TGI reports). */
+  /** log p under the processed distribution (what TGI reports); NaN for greedy steps of a `logprobs: false` request. */
   logprob: number;
   /** log p under the raw model distribution, when `rawLogprobs` was asked. */
   rawLogprob?: number;

@@ -178,6 +178,11 @@ export function validateRequest(request: GenerationRequest, context: ValidationC
   const returnFullText = optionalBoolean('return_full_text', parameters.returnFullText);
   const ignoreEos = optionalBoolean('ignore_eos', parameters.ignoreEos);
   const rawLogprobs = optionalBoolean('raw_logprobs', parameters.rawLogprobs);
+  const logprobs =
+    bestOf > 1 ||
+    parameters.logprobs === undefined ||
+    parameters.logprobs === null ||
+    optionalBoolean('logprobs', parameters.logprobs);
   if (
     parameters.topTokensFrom !== undefined &&
     parameters.topTokensFrom !== 'processed' &&
@@ -193,6 +198,7 @@ export function validateRequest(request: GenerationRequest, context: ValidationC
       eosTokenIds: context.eosTokenIds,
       maxTopNTokens: limits.maxTopNTokens,
       rawLogprobs,
+      logprobs,
       topTokensFrom: parameters.topTokensFrom ?? 'processed',
       ...(parameters.logitsProcessors === undefined ? {} : { processors: parameters.logitsProcessors }),
     });

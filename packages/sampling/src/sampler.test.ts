@@ -412,3 +412,29 @@ describe.each([
     );
   });
 });
+
+describe('logprobs: false', () => {
+  for (const wasm of [true, false]) {
+    test.prop([fc.array(fc.float({ min: -20, max: 20, noNaN: true }), { minLength: 2, maxLength: 300 })])(
+      `greedy picks the same token and skips the logprob (${wasm ? 'SIMD kernels' : 'plain JavaScript'})`,
+      (values) => {
+        setWasmKernelsEnabled(wasm);
+        try {
+          const vocabSize = values.length;
+          const full = createSampler({}, { vocabSize });
+          const lean = createSampler({}, { vocabSize, logprobs: false });
+          const a = full.sample(Float32Array.from(values), full.createSequence([0]));
+          const b = lean.sample(Float32Array.from(values), lean.createSequence([0]));
+          expect(b.tokenId).toBe(a.tokenId);
+          expect(Number.isFinite(a.logprob)).toBe(true);
+          expect(b.logprob).toBeNaN();
+          // Asking for top tokens still computes the logprob.
+          const top = createSampler({ topNTokens: 2 }, { vocabSize, logprobs: false });
+          expect(top.sample(Float32Array.from(values), top.createSequence([0])).logprob).toBe(a.logprob);
+        } finally {
+          setWasmKernelsEnabled(process.env.GEN_SAMPLING_WASM === undefined);
+        }
+      },
+    );
+  }
+});

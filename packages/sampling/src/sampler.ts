@@ -43,7 +43,10 @@ export type { TopToken } from './top-tokens.js';
 export interface SampleResult {
   /** The chosen token id. */
   tokenId: number;
-  /** log p(token) under the processed distribution (after penalties, temperature and truncation), as TGI reports. */
+  /**
+   * log p(token) under the processed distribution (after penalties, temperature and truncation), as TGI reports; NaN
+   * on greedy steps of a sampler created with `logprobs: false` (and no top tokens).
+   */
   logprob: number;
   /** log p(token) under the model's raw distribution; NaN unless the sampler was created with `rawLogprobs`. */
   rawLogprob: number;
@@ -62,6 +65,12 @@ export interface SamplerOptions extends ValidationLimits {
   eosTokenIds?: readonly number[];
   /** Also compute the chosen token's logprob under the raw model distribution (costs one more pass). */
   rawLogprobs?: boolean;
+  /**
+   * Compute the chosen token's logprob (default true). `false` lets a greedy step without top tokens skip the
+   * log-sum-exp over the row (most of its cost: an argmax is a tenth of it) and leaves `SampleResult.logprob` NaN;
+   * sampled steps compute it anyway, as part of the draw.
+   */
+  logprobs?: boolean;
   /** Distribution the top tokens are taken from: processed (default, as TGI) or raw (the model's). */
   topTokensFrom?: 'processed' | 'raw';
   /**
@@ -115,6 +124,7 @@ class FusedSampler implements Sampler {
   readonly doSample: boolean;
   private readonly workspace: Workspace;
   private readonly rawLogprobs: boolean;
+  private readonly logprobs: boolean;
   private readonly topFromRaw: boolean;
   private readonly logMinP: number;
   /** top_p runs after top_k, so the order of top_k's candidates never shows (see {@link wasmTopK}). */
@@ -133,6 +143,7 @@ class FusedSampler implements Sampler {
     this.workspace = workspaceFor(options.vocabSize);
     this.topFromRaw = options.topTokensFrom === 'raw' && parameters.topNTokens > 0;
     this.rawLogprobs = options.rawLogprobs === true || this.topFromRaw;
+    this.logprobs = options.logprobs !== false;
     const watermark = parameters.watermark;
     this.builtins = builtinProcessors(parameters, {
       vocabSize: options.vocabSize,
@@ -244,10 +255,15 @@ class FusedSampler implements Sampler {
       }
     }
     if (best < 0) throw noTokenError();
-    const shift = max + Math.log(sumExpShifted(logits, max, 1));
     out.tokenId = best;
+    const top = this.parameters.topNTokens > 0 && !this.topFromRaw;
+    if (!this.logprobs && !top) {
+      out.logprob = Number.NaN;
+      return;
+    }
+    const shift = max + Math.log(sumExpShifted(logits, max, 1));
     out.logprob = max - shift;
-    if (this.parameters.topNTokens > 0 && !this.topFromRaw) {
+    if (top) {
       topTokensDense(logits, this.parameters.topNTokens, 1, shift, 0, undefined, this.workspace, out.topTokens);
     }
   }
@@ -276,9 +292,13 @@ class FusedSampler implements Sampler {
       best = size > 0 ? kernels.i32[kernels.bestIds >> 2]! : -1;
     } else best = kernels.k.argmax(kernels.row, padded);
     if (best < 0 || best >= logits.length) throw noTokenError();
+    out.tokenId = best;
+    if (!this.logprobs && n === 0) {
+      out.logprob = Number.NaN;
+      return;
+    }
     const max = logits[best]!;
     const shift = max + Math.log(kernels.k.sumExp(kernels.row, padded, max, 1));
-    out.tokenId = best;
     out.logprob = max - shift;
     if (n > 0) emitTopTokens(kernels, n, size, 1, shift, out.topTokens);
   }

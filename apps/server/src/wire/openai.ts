@@ -125,6 +125,8 @@ export function parseChatRequest(body: unknown): OpenAiChatRequest {
     throw validationError('`top_logprobs` requires `logprobs` to be true', 'top_logprobs');
   }
   if (logprobs) common.parameters.details = true;
+  // Token logprobs cost a log-sum-exp over the vocabulary per greedy step: only when the response reports them.
+  else common.parameters.logprobs = false;
   if (topLogprobs > 0) common.parameters.topNTokens = topLogprobs;
   const rawTools =
     checked.tools === undefined || checked.tools === null || checked.tools.length === 0 ? undefined : checked.tools;
@@ -186,6 +188,9 @@ export function parseCompletionRequest(body: unknown): OpenAiCompletionRequest {
     common.parameters.details = true;
     if (logprobs > 0) common.parameters.topNTokens = logprobs;
     if (echo) common.parameters.decoderInputDetails = true;
+  } else {
+    // Not reported (best_of ranking keeps them: the engine computes them whenever best_of > 1).
+    common.parameters.logprobs = false;
   }
   return { ...common, prompts, echo, logprobs };
 }

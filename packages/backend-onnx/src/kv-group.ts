@@ -86,9 +86,10 @@ function realRuns(group: CacheGroup, row: number): [number, number][] {
 }
 
 /**
- * Builds the `past_key_values` of a batch whose rows are `states` (`undefined` for a new, empty sequence): each
- * row's real slots copied, in order and without gaps, right-aligned in `[rows, kvHeads, maxLength, headDim]`
- * (left padding), with the matching mask.
+ * Builds the `past_key_values` of a batch whose rows are `states` (`undefined` for a new, empty sequence): the
+ * first `state.length` real slots of each row (all of them for a live sequence; fewer for a prefix fork) copied,
+ * in order and without gaps, right-aligned in `[rows, kvHeads, maxLength, headDim]` (left padding), with the
+ * matching mask.
  */
 export async function compactGroup(
   states: readonly (SequenceState | undefined)[],
@@ -111,46 +112,22 @@ export async function compactGroup(
       for (let h = 0; h < kvHeads; h++) {
         let slot = (r * kvHeads + h) * width + (width - state.length);
         const sourceBase = (state.row * kvHeads + h) * sourceWidth;
+        let left = state.length;
         for (const [start, end] of rowRuns[r]!) {
-          target.set(source.subarray((sourceBase + start) * headDim, (sourceBase + end) * headDim), slot * headDim);
-          slot += end - start;
+          const take = Math.min(end - start, left);
+          if (take <= 0) break;
+          target.set(
+            source.subarray((sourceBase + start) * headDim, (sourceBase + start + take) * headDim),
+            slot * headDim,
+          );
+          slot += take;
+          left -= take;
         }
       }
     }
     tensors.push(new ort.Tensor(kvType, target, [rows, kvHeads, width, headDim]));
   }
   return new CacheGroup(tensors, rows, width, mask, groupBytes(layout, rows, width));
-}
-
-/**
- * A one-row group holding the first `length` real slots of `state`'s cache, in order and without gaps (a fork of a
- * prefix; `length` at most `state.length`).
- */
-export async function prefixGroup(state: SequenceState, length: number, layout: KvLayout): Promise<CacheGroup> {
-  const { layers, kvHeads, headDim, kvType } = layout;
-  const runs = realRuns(state.group, state.row);
-  const tensors: ort.Tensor[] = [];
-  for (let t = 0; t < 2 * layers; t++) {
-    const target = allocateKv(kvType, kvHeads * length * headDim);
-    const source = await dataOf(state.group.tensors[t]!);
-    for (let h = 0; h < kvHeads; h++) {
-      const sourceBase = (state.row * kvHeads + h) * state.group.width;
-      let slot = h * length;
-      let left = length;
-      for (const [start, end] of runs) {
-        const take = Math.min(end - start, left);
-        if (take <= 0) break;
-        target.set(
-          source.subarray((sourceBase + start) * headDim, (sourceBase + start + take) * headDim),
-          slot * headDim,
-        );
-        slot += take;
-        left -= take;
-      }
-    }
-    tensors.push(new ort.Tensor(kvType, target, [1, kvHeads, length, headDim]));
-  }
-  return new CacheGroup(tensors, 1, length, new Uint8Array(length).fill(1), groupBytes(layout, 1, length));
 }
 
 /** Bytes of a group of `rows` x `width` slots. */

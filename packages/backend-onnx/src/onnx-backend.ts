@@ -20,7 +20,7 @@ import {
 } from '@gen/backend';
 import { capacitySteps, FusedKvCache, type FusedState } from './fused-runner.js';
 import { readGraphSignature } from './graph-signature.js';
-import { prefixGroup, type CacheGroup, type SequenceState } from './kv-group.js';
+import { compactGroup, type CacheGroup, type SequenceState } from './kv-group.js';
 import { graphMentions, resolveModelFile } from './model-file.js';
 import type { OnnxBackendSettings } from './onnx-backend-settings.js';
 import { executeRun, planRuns, type RowInput, type RowOutput, type RunContext } from './run-batch.js';
@@ -231,7 +231,7 @@ class GroupSequenceCache implements SequenceCache<SequenceState> {
     // Cache groups are immutable (each run returns new tensors), so a whole copy shares the source's until either
     // sequence runs again; a prefix is copied out into a group of its own.
     if (length === source.length) return source;
-    return prefixGroup(source, length, this.context.layout).then((group) => ({ group, row: 0, length }));
+    return compactGroup([{ ...source, length }], this.context.layout).then((group) => ({ group, row: 0, length }));
   }
 
   released(): void {}

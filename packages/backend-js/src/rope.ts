@@ -43,11 +43,9 @@ export function rotaryTables(
 export class RotaryCache {
   private readonly config: DecoderModelConfig;
   private readonly fixed = new Map<LayerAttentionType, RotaryParameters>();
-  private readonly lengthDependent: boolean;
 
   constructor(config: DecoderModelConfig) {
     this.config = config;
-    this.lengthDependent = rotaryDependsOnLength(config);
   }
 
   /** The kinds of layer whose rotary embeddings differ: `full_attention`, and `sliding_attention` when local. */
@@ -63,7 +61,9 @@ export class RotaryCache {
   /** Parameters for a layer kind and a segment ending at `sequenceLength`. */
   parameters(kind: LayerAttentionType, sequenceLength: number): RotaryParameters {
     const layerType = kind;
-    if (this.lengthDependent) return rotaryParameters(this.config, { layerType, sequenceLength });
+    if (rotaryDependsOnLength(this.config, { layerType })) {
+      return rotaryParameters(this.config, { layerType, sequenceLength });
+    }
     let cached = this.fixed.get(kind);
     if (cached === undefined) {
       cached = rotaryParameters(this.config, { layerType });

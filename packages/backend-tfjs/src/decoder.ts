@@ -1,9 +1,9 @@
 import {
   AbortError,
+  rotaryDependsOnLength,
   rotaryParameters,
   type DecoderModelConfig,
   type LayerAttentionType,
-  type RopeScaling,
   type RotaryParameters,
 } from '@gen/backend';
 import * as tf from '@tensorflow/tfjs-core';
@@ -35,8 +35,7 @@ const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmedi
 /** Which rotary embedding a layer uses: the global one, or Gemma 3's local one (sliding layers). */
 type RopeKind = 'global' | 'local';
 
-const dependsOnLength = (scaling: RopeScaling | null): boolean =>
-  scaling?.type === 'dynamic' || scaling?.type === 'longrope';
+const layerTypeOf = (kind: RopeKind): LayerAttentionType => (kind === 'local' ? 'sliding_attention' : 'full_attention');
 
 /**
  * The decoder stack of the Llama family (Llama, Mistral, Qwen2 / 3, Gemma 2 / 3, Phi-3) in tfjs ops (float32), with
@@ -61,7 +60,8 @@ export class TfjsDecoder {
       type === 'sliding_attention' && config.localRope !== null ? 'local' : 'global',
     );
     for (const kind of new Set(this.ropeKinds)) {
-      if (!dependsOnLength(this.ropeScaling(kind))) this.fixedRope.set(kind, this.rotary(kind, 1));
+      if (!rotaryDependsOnLength(config, { layerType: layerTypeOf(kind) }))
+        this.fixedRope.set(kind, this.rotary(kind, 1));
     }
     const { headDim, rotaryDim } = config;
     this.rotateHalf = tf.tensor2d(rotateHalfMatrix(headDim, rotaryDim), [headDim, headDim]);
@@ -194,15 +194,9 @@ export class TfjsDecoder {
     }
   }
 
-  /** The rotary scaling of a kind of layer. */
-  private ropeScaling(kind: RopeKind): RopeScaling | null {
-    return kind === 'local' ? this.config.localRope!.scaling : this.config.ropeScaling;
-  }
-
   /** The rotary embedding of a kind of layer for a sequence of `sequenceLength` positions in this forward. */
   private rotary(kind: RopeKind, sequenceLength: number): RotaryParameters {
-    const layerType: LayerAttentionType = kind === 'local' ? 'sliding_attention' : 'full_attention';
-    return rotaryParameters(this.config, { layerType, sequenceLength });
+    return rotaryParameters(this.config, { layerType: layerTypeOf(kind), sequenceLength });
   }
 
   private layer(

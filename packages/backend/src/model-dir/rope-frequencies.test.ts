@@ -101,3 +101,18 @@ describe('rotaryParameters', () => {
     expect(rotaryParameters(config, { layerType: 'full_attention' }).inverse).toEqual(f32([0.5, 0.005]));
   });
 });
+
+describe('rotaryDependsOnLength', () => {
+  it('looks at the scaling of the layer kind asked for', () => {
+    const config = {
+      headDim: 4,
+      ropeTheta: 10000,
+      ropeScaling: { type: 'linear' as const, factor: 2 },
+      localRope: { theta: 100, scaling: { type: 'dynamic' as const, factor: 2, originalMaxPositions: 8 } },
+    };
+    expect(rotaryDependsOnLength(config)).toBe(false);
+    expect(rotaryDependsOnLength(config, { layerType: 'full_attention' })).toBe(false);
+    expect(rotaryDependsOnLength(config, { layerType: 'sliding_attention' })).toBe(true);
+    expect(rotaryDependsOnLength({ ...config, localRope: null }, { layerType: 'sliding_attention' })).toBe(false);
+  });
+});

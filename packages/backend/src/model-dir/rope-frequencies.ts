@@ -35,10 +35,19 @@ export function ropeInverseFrequencies(config: RotaryConfig): Float32Array {
   return rotaryParameters(config).inverse;
 }
 
-/** True when the rotary embedding depends on the sequence length (`dynamic`, `longrope`). */
-export function rotaryDependsOnLength(config: RotaryConfig): boolean {
-  const type = config.ropeScaling?.type;
+/**
+ * True when the rotary embedding of a layer kind (default full) depends on the sequence length (`dynamic`,
+ * `longrope`): the scaling {@link rotaryParameters} uses for that kind.
+ */
+export function rotaryDependsOnLength(config: RotaryConfig, options: Pick<RotaryOptions, 'layerType'> = {}): boolean {
+  const type = scalingOf(config, options.layerType)?.type;
   return type === 'dynamic' || type === 'longrope';
+}
+
+/** The base and scaling of a layer kind: `localRope` for sliding layers of a model that has one. */
+function scalingOf(config: RotaryConfig, layerType: LayerAttentionType | undefined): RopeScaling | null {
+  const local = layerType === 'sliding_attention' ? config.localRope : null;
+  return local === null || local === undefined ? config.ropeScaling : local.scaling;
 }
 
 /**
@@ -50,7 +59,7 @@ export function rotaryDependsOnLength(config: RotaryConfig): boolean {
 export function rotaryParameters(config: RotaryConfig, options: RotaryOptions = {}): RotaryParameters {
   const local = options.layerType === 'sliding_attention' ? config.localRope : null;
   const theta = local?.theta ?? config.ropeTheta;
-  const scaling = local === null || local === undefined ? config.ropeScaling : local.scaling;
+  const scaling = scalingOf(config, options.layerType);
   const dim = config.rotaryDim ?? config.headDim;
   const sequenceLength = options.sequenceLength ?? 1;
   const half = dim / 2;

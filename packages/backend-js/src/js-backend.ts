@@ -5,6 +5,7 @@ import {
   checkForkIds,
   checkForkLength,
   checkForwardInputs,
+  forwardLogitsArray,
   describeModel,
   isGgufPath,
   loadDecoderWeights,
@@ -108,6 +109,7 @@ class JsBackend implements BackendV1 {
       promptLogits: true,
       fork: true,
       forkPrefix: true,
+      logitsBuffer: true,
       embeddings: true,
       details: { threads: 1, weightBytes: decoder.weightBytes },
     };
@@ -201,7 +203,7 @@ class JsBackend implements BackendV1 {
     AbortError.throwIfAborted(options.signal);
 
     // Commit: nothing above this line changed a sequence's length or the set of live sequences.
-    const logits = new Float32Array(inputs.length * vocabSize);
+    const logits = forwardLogitsArray(options, inputs.length, vocabSize);
     const results: BackendSequenceResultV1[] = [];
     let row = 0;
     for (let i = 0; i < inputs.length; i++) {

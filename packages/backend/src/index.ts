@@ -16,6 +16,7 @@ export {
   checkForkIds,
   checkForkLength,
   checkForwardInputs,
+  forwardLogitsArray,
   releaseSequences,
   type CheckedSequenceInput,
   type ForwardInputLimits,

@@ -63,6 +63,45 @@ describe('engine on backend-js (tiny Llama)', () => {
     expect(whole.choices[0]!.generatedText).toBe(tokenizer.decode(expected, { skipSpecialTokens: true }));
   });
 
+  it('reuses one logitsBuffer across steps where the backend takes it, with the same results as without', async () => {
+    const requests: Array<{ inputs: string; parameters: GenerationParameters }> = [
+      { inputs: PROMPT, parameters: { maxNewTokens: 10, ignoreEos: true, details: true } },
+      { inputs: 'Once upon a time', parameters: { maxNewTokens: 14, temperature: 1.2, seed: 5, n: 3 } },
+      { inputs: 'A B C', parameters: { maxNewTokens: 6, bestOf: 2, doSample: true, seed: 9, topNTokens: 2 } },
+    ];
+    const generateAll = async (backend: BackendV1) => {
+      const engine = createEngine({ backend, tokenizer, scheduler: { maxBatchSize: 8 } });
+      const results = await Promise.all(requests.map((request) => engine.generate(request).result()));
+      await engine.close();
+      return results.map((result) =>
+        result.choices.map((choice) => ({
+          text: choice.generatedText,
+          tokens: choice.tokens?.map((token) => [token.id, token.logprob]),
+          top: choice.topTokens?.map((tokens) => tokens.map((token) => token.id)),
+        })),
+      );
+    };
+    const backend = await createJsBackend({ modelDir });
+    const buffers: Array<Float32Array | undefined> = [];
+    const forward = backend.doForward.bind(backend);
+    const recording: BackendV1 = Object.assign(Object.create(backend) as BackendV1, {
+      doForward: (options: Parameters<BackendV1['doForward']>[0]) => {
+        buffers.push(options.logitsBuffer);
+        return forward(options);
+      },
+    });
+    const buffered = await generateAll(recording);
+    expect(buffers.length).toBeGreaterThan(10);
+    expect(buffers[0]).toBeInstanceOf(Float32Array);
+    // Grown at most a few times (to powers of two of the batch), then the same array every step.
+    expect(new Set(buffers).size).toBeLessThanOrEqual(4);
+    expect(buffers.at(-1)!.length).toBeLessThanOrEqual(8 * backend.model.vocabSize);
+    const hidden: BackendV1 = Object.assign(Object.create(backend) as BackendV1, {
+      capabilities: { ...backend.capabilities, logitsBuffer: false },
+    });
+    expect(await generateAll(hidden)).toEqual(buffered);
+  });
+
   it('prompt logprobs equal log_softmax of the backend prompt logits', async () => {
     const prompt = tokenizer.encode(PROMPT);
     const { backend } = await setup();

@@ -171,6 +171,13 @@ class ContinuousBatchingEngine implements Engine {
   private idle: (() => void)[] = [];
   private readonly prefixCache: PrefixCache | undefined;
   private prefixIds = 0;
+  /**
+   * Next-token logits of every step, reused (`doForward`'s `logitsBuffer`) where the backend can write into it:
+   * a decode step then allocates nothing for its `[batch, vocab]` floats, and the garbage collector, whose worker
+   * threads compete with a native backend's compute threads for the cores, has that much less to do. Grown to
+   * the next power of two of the batch (at most `scheduler.maxBatchSize`) rows when a batch needs more.
+   */
+  private logitsBuffer: Float32Array | undefined;
 
   constructor(settings: EngineSettings) {
     this.backend = settings.backend;
@@ -531,7 +538,10 @@ class ContinuousBatchingEngine implements Engine {
     const forwardStart = performance.now();
     let output;
     try {
-      output = await this.backend.doForward({ sequences: entries.map((entry) => entry.input) });
+      output = await this.backend.doForward({
+        sequences: entries.map((entry) => entry.input),
+        ...(this.backend.capabilities.logitsBuffer === true ? { logitsBuffer: this.logitsRows(entries.length) } : {}),
+      });
     } catch (error) {
       const failure = new GenerationError(`the backend failed: ${errorMessage(error)}`, { cause: error });
       for (const request of requests) await this.fail(request, failure);
@@ -623,6 +633,20 @@ class ContinuousBatchingEngine implements Engine {
     } catch {
       // Metrics must not break generation.
     }
+  }
+
+  /**
+   * The reusable logits array with room for `rows` rows. Nothing reads a step's logits after the step (siblings
+   * of a fork sample from copies), so the next step may overwrite them.
+   */
+  private logitsRows(rows: number): Float32Array {
+    const vocabSize = this.backend.model.vocabSize;
+    if (this.logitsBuffer === undefined || this.logitsBuffer.length < rows * vocabSize) {
+      let capacity = 1;
+      while (capacity < rows) capacity *= 2;
+      this.logitsBuffer = new Float32Array(Math.min(capacity, Math.max(rows, this.scheduler.maxBatchSize)) * vocabSize);
+    }
+    return this.logitsBuffer;
   }
 
   /** Prompt-token logprobs of one prefill chunk: row j predicts the token after position start + j. */

@@ -76,6 +76,8 @@ describe('the conformance suite catches real bugs', () => {
     ['embed-batch-leak', 'embeddings'],
     ['embed-mean-skips-first', 'embeddings'],
     ['embed-capability-lies', 'specification'],
+    ['logits-buffer-lies', 'specification'],
+    ['logits-buffer-overrun', 'specification'],
     ['wrong-embeddings', 'oracle'],
   ] as const) {
     it(`a backend with bug "${name}" fails the ${part} part`, () => {

@@ -83,6 +83,8 @@ export class HfTokenizer implements Tokenizer {
   readonly #core: CoreTokenizer;
   readonly #vocab: readonly (string | undefined)[];
   readonly #special: ReadonlySet<number>;
+  /** `decode([id])` by id: the stream decoders' one-token windows (decode is a pure function of the ids). */
+  readonly #singleTokenTexts = new Map<number, string>();
   readonly #added: ReadonlyMap<number, string>;
   readonly #generationEos: readonly number[];
   readonly #prefixIds: readonly number[];
@@ -272,7 +274,14 @@ export class HfTokenizer implements Tokenizer {
   createStreamDecoder(options: StreamDecoderOptions = {}): StreamDecoder {
     const skipSpecial = options.skipSpecialTokens ?? false;
     return createWindowStreamDecoder(
-      (ids) => this.decode(ids),
+      (ids) => {
+        // Every generated token decodes a one-token window once (the text already emitted): memoized per id.
+        if (ids.length !== 1) return this.decode(ids);
+        const id = ids[0]!;
+        let text = this.#singleTokenTexts.get(id);
+        if (text === undefined) this.#singleTokenTexts.set(id, (text = this.decode(ids)));
+        return text;
+      },
       (id) => this.#vocab[id] === undefined || (skipSpecial && this.#special.has(id)),
       options.promptTokens ?? [],
     );

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AbortError, BatchLimitError, InvalidInputError, PositionLimitError, SequenceError } from '../errors.js';
 import type { BackendForwardOptionsV1 } from '../v1/index.js';
-import { checkForkIds, checkForwardInputs, releaseSequences } from './check-inputs.js';
+import { checkForkIds, checkForwardInputs, forwardLogitsArray, releaseSequences } from './check-inputs.js';
 
 const limits = { vocabSize: 10, maxPositions: 8, maxBatchSize: 2 };
 /** Sequence `a` holds 3 tokens, `b` holds 6; every other id is not live. */
@@ -176,6 +176,28 @@ describe('releaseSequences', () => {
     const error = thrown(() => releaseSequences(['a', 'a', 'gone'], (id) => calls.push(id) > 0 && id === 'a'));
     expect(calls).toEqual(['a', 'gone']);
     expect(error).toMatchObject({ sequenceId: 'a', reason: 'duplicate', message: 'id "a" is listed twice' });
+  });
+});
+
+describe('logitsBuffer', () => {
+  it('rejects a logitsBuffer that is not a Float32Array with InvalidInputError', () => {
+    const options = { sequences: [{ id: 'a', tokens: [1] }], logitsBuffer: new Float64Array(8) as never };
+    const error = thrown(() => checkForwardInputs(options, limits, () => undefined));
+    expect(InvalidInputError.isInstance(error)).toBe(true);
+    expect(error).toMatchObject({ message: 'logitsBuffer must be a Float32Array' });
+  });
+
+  it('forwardLogitsArray: the leading part of a long enough buffer, a fresh array otherwise', () => {
+    const buffer = new Float32Array(12).fill(7);
+    const sequences = [{ id: 'a', tokens: [1] }];
+    const view = forwardLogitsArray({ sequences, logitsBuffer: buffer }, 2, 5);
+    expect(view.buffer).toBe(buffer.buffer);
+    expect(view.byteOffset).toBe(0);
+    expect(view.length).toBe(10);
+    const fresh = forwardLogitsArray({ sequences, logitsBuffer: buffer }, 3, 5);
+    expect(fresh.buffer).not.toBe(buffer.buffer);
+    expect(Array.from(fresh)).toEqual(new Array(15).fill(0));
+    expect(forwardLogitsArray({ sequences }, 1, 4)).toEqual(new Float32Array(4));
   });
 });
 

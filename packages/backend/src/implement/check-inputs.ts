@@ -35,8 +35,8 @@ export interface CheckedSequenceInput {
  * @param lengthOf The number of tokens a live sequence holds, or `undefined` when `id` is not live.
  * @returns One entry per input, in input order.
  * @throws {AbortError} `options.signal` is already aborted.
- * @throws {InvalidInputError} an empty batch, an id that is not a string, empty `tokens`, or a token id that is not
- *   an integer in `[0, vocabSize)`.
+ * @throws {InvalidInputError} an empty batch, an id that is not a string, empty `tokens`, a token id that is not
+ *   an integer in `[0, vocabSize)`, or a `logitsBuffer` that is not a `Float32Array` (checked last).
  * @throws {BatchLimitError} more than `maxBatchSize` sequences.
  * @throws {SequenceError} a duplicate id in the call (`duplicate`), a `startPosition` that differs from the live
  *   sequence's length (`position-mismatch`), or a `startPosition` other than 0 on an id that is not live (`unknown`).
@@ -103,7 +103,24 @@ export function checkForwardInputs(
     }
     checked.push({ id, tokens: Int32Array.from(tokens), start, wantPromptLogits: input.wantPromptLogits === true });
   }
+  if (options.logitsBuffer !== undefined && !(options.logitsBuffer instanceof Float32Array)) {
+    throw new InvalidInputError({ message: 'logitsBuffer must be a Float32Array' });
+  }
   return checked;
+}
+
+/**
+ * The array a backend with `capabilities.logitsBuffer` writes a call's next-token logits into: the leading
+ * `rows × vocabSize` elements of `options.logitsBuffer` when it is that long, a fresh zeroed array otherwise.
+ *
+ * @param options The `doForward` arguments (after {@link checkForwardInputs}).
+ * @param rows The number of sequences in the call.
+ * @param vocabSize `model.vocabSize`.
+ */
+export function forwardLogitsArray(options: BackendForwardOptionsV1, rows: number, vocabSize: number): Float32Array {
+  const size = rows * vocabSize;
+  const buffer = options.logitsBuffer;
+  return buffer !== undefined && buffer.length >= size ? buffer.subarray(0, size) : new Float32Array(size);
 }
 
 /**

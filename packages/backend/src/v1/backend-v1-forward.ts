@@ -34,6 +34,16 @@ export interface BackendForwardOptionsV1 {
    * between layers or sequences) and leaves every sequence as it was before the call.
    */
   readonly signal?: AbortSignal;
+  /**
+   * A caller-owned array for this call's next-token logits, so a decode loop need not allocate (and the garbage
+   * collector free) `sequences.length × vocabSize` floats per step. A backend with `capabilities.logitsBuffer`
+   * writes row `i` at `[i × vocabSize, (i + 1) × vocabSize)` when the array is at least
+   * `sequences.length × vocabSize` long, and returns `logits` as a view of its leading part (rows as views of
+   * that); other backends, and a shorter array, get fresh arrays as without it. The backend may write the array
+   * whether or not the call succeeds, and never touches it after the call settles: pass one whose previous
+   * contents you no longer read. `promptLogits` are always fresh arrays.
+   */
+  readonly logitsBuffer?: Float32Array;
 }
 
 /** Result for one input sequence, in input order. */
@@ -57,7 +67,8 @@ export interface BackendSequenceResultV1 {
 
 /**
  * Result of `BackendV1.doForward`. All arrays are fresh and belong to the caller, which may modify them in place
- * (sampling processors do); the backend never touches them again.
+ * (sampling processors do); the backend never touches them again. The one exception is a `logitsBuffer` the
+ * caller passed and the backend used: then `logits` and the rows are views of the caller's array.
  */
 export interface BackendForwardResultV1 {
   /** Next-token logits of the whole batch, `[sequences.length, vocabSize]` row-major; row `i` is input `i`. */

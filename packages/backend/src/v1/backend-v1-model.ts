@@ -74,6 +74,12 @@ export interface BackendCapabilitiesV1 {
    * `model.hiddenSize`, the length of every embedding.
    */
   readonly embeddings?: boolean;
+  /**
+   * Whether `doForward` writes next-token logits into a big enough `options.logitsBuffer` instead of fresh
+   * arrays; absent means false (the option is then ignored). Added to v1 as an optional capability (see
+   * docs/decisions/2026-12-07-logits-buffer.md).
+   */
+  readonly logitsBuffer?: boolean;
   /** Free-form, backend-specific facts (threads, execution provider...). Not part of the contract. */
   readonly details?: Readonly<Record<string, unknown>>;
 }

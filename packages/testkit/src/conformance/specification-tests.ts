@@ -18,7 +18,8 @@ function isTokenId(value: unknown, vocabSize: number): boolean {
 /**
  * The shape of the contract: the backend describes itself consistently, returns one logits row per input in
  * input order (row views of one `[n, vocab]` array), prompt logits or an `unsupported-option` warning, stats that
- * track live sequences, caller-owned results, and `BackendDisposedError` after `doDispose`.
+ * track live sequences, caller-owned results, `logitsBuffer` honoured exactly where advertised, and
+ * `BackendDisposedError` after `doDispose`.
  */
 export function specificationTests(options: BackendConformanceOptions): void {
   describeTargets(options, 'specification', (target) => {
@@ -134,6 +135,52 @@ export function specificationTests(options: BackendConformanceOptions): void {
         expectClose(second.logits, snapshot, options.consistencyTolerance ?? 1e-4, 'same history, new id');
         expect(second.logits.buffer).not.toBe(first.logits.buffer);
         expect(first.logits.every((v) => v === 12345)).toBe(true);
+      });
+    });
+
+    it('writes next-token logits into a long enough logitsBuffer with capabilities.logitsBuffer, else ignores it', async () => {
+      await withBackend(target, async (backend) => {
+        const vocab = backend.model.vocabSize;
+        const count = Math.min(2, backend.capabilities.maxBatchSize);
+        const inputs = (prefix: string) =>
+          Array.from({ length: count }, (_, i) => ({
+            id: `${prefix}-${i}`,
+            tokens: sampleTokens(3 + i, vocab, 40 + i),
+          }));
+        const reference = await backend.doForward({ sequences: inputs('fresh') });
+        const tolerance = options.consistencyTolerance ?? 1e-4;
+        // One row longer than needed, filled with a marker the backend must not leave or write past.
+        const buffer = new Float32Array((count + 1) * vocab).fill(-7777);
+        const result = await backend.doForward({ sequences: inputs('buffered'), logitsBuffer: buffer });
+        expectClose(result.logits, reference.logits, tolerance, 'logits with a logitsBuffer');
+        const short = new Float32Array(count * vocab - 1).fill(-7777);
+        const unbuffered = await backend.doForward({ sequences: inputs('short'), logitsBuffer: short });
+        expect(unbuffered.logits.buffer, 'a short logitsBuffer is not used').not.toBe(short.buffer);
+        expect(
+          short.every((v) => v === -7777),
+          'a short logitsBuffer is left untouched',
+        ).toBe(true);
+        expectClose(unbuffered.logits, reference.logits, tolerance, 'logits with a short logitsBuffer');
+        if (backend.capabilities.logitsBuffer === true) {
+          expect(result.logits.buffer, 'logits are a view of logitsBuffer').toBe(buffer.buffer);
+          expect(result.logits.byteOffset).toBe(buffer.byteOffset);
+          expect(result.logits.length).toBe(count * vocab);
+          for (let i = 0; i < count; i++) {
+            const row = result.sequences[i]!.logits;
+            expect(row.buffer).toBe(buffer.buffer);
+            expect(row.byteOffset - buffer.byteOffset).toBe(i * vocab * 4);
+          }
+          expect(
+            buffer.subarray(count * vocab).every((v) => v === -7777),
+            'nothing written past the rows',
+          ).toBe(true);
+        } else {
+          expect(result.logits.buffer, 'without the capability, fresh arrays').not.toBe(buffer.buffer);
+          expect(
+            buffer.every((v) => v === -7777),
+            'without the capability, logitsBuffer is left untouched',
+          ).toBe(true);
+        }
       });
     });
 

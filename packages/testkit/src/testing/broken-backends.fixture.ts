@@ -139,6 +139,32 @@ const broken: Record<string, () => BackendV1> = {
     const inner = createMockBackend();
     return wrap(inner, { capabilities: { ...inner.capabilities, embeddings: true } });
   },
+  // Advertises logitsBuffer but returns fresh arrays.
+  'logits-buffer-lies': () => {
+    const inner = createMockBackend();
+    return wrap(inner, { capabilities: { ...inner.capabilities, logitsBuffer: true } });
+  },
+  // Writes into logitsBuffer but leaves the rows in fresh arrays too, and scribbles past them.
+  'logits-buffer-overrun': () => {
+    const inner = createMockBackend();
+    return wrap(inner, {
+      capabilities: { ...inner.capabilities, logitsBuffer: true },
+      doForward: async (options) => {
+        const result = await inner.doForward(options);
+        const buffer = options.logitsBuffer;
+        if (buffer === undefined) return result;
+        buffer.set(result.logits.subarray(0, Math.min(result.logits.length, buffer.length)));
+        buffer.fill(0, Math.min(result.logits.length, buffer.length));
+        const logits = buffer.subarray(0, result.logits.length);
+        const vocab = inner.model.vocabSize;
+        return {
+          ...result,
+          logits,
+          sequences: result.sequences.map((s, i) => ({ ...s, logits: logits.subarray(i * vocab, (i + 1) * vocab) })),
+        };
+      },
+    });
+  },
 };
 
 for (const [name, create] of Object.entries(broken)) {

@@ -40,14 +40,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ensureGgufModel, type GgufWeightType, type PresetName } from '@gen/model-kit';
-// Not dependencies of this package (a benchmark only): imported from the workspace sources.
+// Development dependencies (a benchmark only). `bench:peers` builds the workspace and runs on the built packages
+// (dist), as `gen serve` does: through tsx's source transform gen's JavaScript measured 2-4% slower per step.
 import { createEngine, type Engine, type StepStats } from '@gen/engine';
 import { loadTokenizer } from '@gen/tokenizer';
-import { createOnnxBackend } from '../../backend-onnx/src/index.js';
+import { createOnnxBackend } from '@gen/backend-onnx';
 import { ensureModelDir } from '@gen/model-kit';
 import type { BackendV1 } from '@gen/backend';
 import { loadTransformersModel } from '../../backend-onnx/bench/transformers-js.js';
-import { createLlamaCppBackend, loadLlamaCApi } from '../src/index.js';
+import { createLlamaCppBackend, loadLlamaCApi } from '@gen/backend-llamacpp';
 import type { LlamaBatch, LlamaContextParams, LlamaModelParams, Pointer } from '../src/llama-c-api.js';
 
 const { values } = parseArgs({
@@ -62,6 +63,8 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     json: { type: 'string' },
     peers: { type: 'string', default: 'onnx,transformers' },
+    'mixed-requests': { type: 'string', default: '48' },
+    'mixed-tokens': { type: 'string', default: '8-64' },
   },
 });
 const peers = new Set(values.peers === 'none' ? [] : values.peers.split(','));
@@ -74,13 +77,22 @@ const prefillLength = Number(values.prefill);
 const concurrencies = values.concurrency.split(',').map(Number);
 const rounds = Number(values.rounds);
 const maxConcurrency = Math.max(...concurrencies);
+const mixedRequests = Number(values['mixed-requests']);
+const [mixedMin, mixedMax] = values['mixed-tokens'].split('-').map(Number) as [number, number];
+if (!(mixedMin >= 1 && mixedMax >= mixedMin)) throw new RangeError('--mixed-tokens must be min-max, 1 <= min <= max');
+/**
+ * New tokens of request `r` of the mixed workload: spread over [mixedMin, mixedMax] by a fixed permutation, so
+ * every batch of `maxConcurrency` consecutive requests mixes short and long ones.
+ */
+const mixedLength = (r: number) => mixedMin + ((r * 37) % (mixedMax - mixedMin + 1));
 if (newTokens < 2) throw new RangeError('--tokens must be at least 2');
 if (maxConcurrency * promptLength > 512) throw new RangeError('concurrency × prompt must fit one 512-token batch');
 
 /** Context shared by both contenders: room for every sequence of the largest batch, or the long prompt. */
 const batchTokens = 512;
 const maxSequences = 32;
-const contextSize = Math.max(maxConcurrency * (promptLength + newTokens), prefillLength + newTokens) + 64;
+const contextSize =
+  Math.max(maxConcurrency * (promptLength + Math.max(newTokens, mixedMax)), prefillLength + newTokens) + 64;
 
 const median = (xs: readonly number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -96,6 +108,11 @@ const cpuMs = () => {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;
 };
+/**
+ * A full garbage collection before every measurement (with `--expose-gc`, as `bench:peers` runs), so no contender
+ * pays for the garbage the one before it left.
+ */
+const collectGarbage = () => (globalThis as { gc?: () => void }).gc?.();
 /** Prompt token ids of one sequence (no special tokens: ids 3 and up). */
 const promptIds = (length: number, salt: number, vocab: number) =>
   Array.from({ length }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (vocab - 3)));
@@ -126,6 +143,12 @@ interface Contender {
   decode(concurrency: number, salt: number): Promise<DecodeRun | undefined>;
   /** One `prefillLength`-token prompt to its first token. */
   prefill(salt: number): Promise<Rate>;
+  /**
+   * The mixed workload: `mixedRequests` requests of `promptLength` tokens and `mixedLength(r)` new tokens, at most
+   * `maxConcurrency` at a time. Generated tokens (all of them) per second from the first request to the last
+   * token; `undefined` when the contender cannot serve concurrent requests.
+   */
+  mixed(salt: number): Promise<Rate | undefined>;
   dispose(): Promise<void>;
 }
 
@@ -194,6 +217,7 @@ async function transformersContender(type: GgufWeightType): Promise<Contender | 
       const run = await timed(promptIds(prefillLength, salt * 100 + 50, vocab), 1);
       return { wall: prefillLength / (run.wall / 1000), cpu: prefillLength / (run.cpu / 1000) };
     },
+    mixed: () => Promise.resolve(undefined),
     dispose: () => model.dispose(),
   };
 }
@@ -228,7 +252,9 @@ async function engineContender(
    * Runs the requests to the end. `first` is when the last of them got its first token, `last` when the last
    * token of all arrived (wall and CPU ms, taken in the token events); `ids` the tokens of the first request.
    */
-  const run = async (prompts: number[][], maxNewTokens: number) => {
+  const run = async (prompts: number[][], maxNewTokens: number | ((r: number) => number)) => {
+    const lengthOf = typeof maxNewTokens === 'number' ? () => maxNewTokens : maxNewTokens;
+    const total = prompts.reduce((sum, _, r) => sum + lengthOf(r), 0);
     let firsts = 0;
     let tokens = 0;
     const first = { wall: 0, cpu: 0 };
@@ -236,21 +262,25 @@ async function engineContender(
     const ids: number[] = [];
     await Promise.all(
       prompts.map(async (inputs, r) => {
+        const length = lengthOf(r);
         // As an OpenAI request without `logprobs` (the common case): no per-token log-sum-exp, like the bare argmax.
-        const stream = engine.generate({ inputs, parameters: { maxNewTokens, ignoreEos: true, logprobs: false } });
+        const stream = engine.generate({
+          inputs,
+          parameters: { maxNewTokens: length, ignoreEos: true, logprobs: false },
+        });
         let count = 0;
         for await (const event of stream) {
           if (event.type === 'token') {
             const now = { wall: performance.now(), cpu: cpuMs() };
             if (count++ === 0 && ++firsts === prompts.length) Object.assign(first, now);
-            if (++tokens === prompts.length * maxNewTokens) Object.assign(last, now);
+            if (++tokens === total) Object.assign(last, now);
             if (r === 0) ids.push(event.token.id);
           } else if (event.type === 'error') throw event.error;
         }
-        if (count !== maxNewTokens) throw new Error(`gen: ${count} tokens, expected ${maxNewTokens}`);
+        if (count !== length) throw new Error(`${name}: ${count} tokens, expected ${length}`);
       }),
     );
-    return { first, last, ids };
+    return { first, last, ids, total };
   };
 
   // Warm-up: graph shapes of every batch size and of the long prefill.
@@ -300,6 +330,15 @@ async function engineContender(
         wall: prefillLength / ((first.wall - wall) / 1000),
         cpu: prefillLength / ((first.cpu - cpu) / 1000),
       };
+    },
+    async mixed(salt) {
+      // All requests at once: the engine admits them as sequences finish (continuous batching), at most
+      // maxConcurrency (the backend's maxBatchSize) live.
+      const prompts = Array.from({ length: mixedRequests }, (_, r) => promptIds(promptLength, salt * 1000 + r, vocab));
+      const wall = performance.now();
+      const cpu = cpuMs();
+      const { last, total } = await run(prompts, mixedLength);
+      return { wall: total / ((last.wall - wall) / 1000), cpu: total / ((last.cpu - cpu) / 1000) };
     },
     async dispose() {
       await engine.close();
@@ -355,8 +394,13 @@ function bareContender(file: string): Contender {
     const status = fn.llama_decode(context, batch) as number;
     if (status !== 0) throw new Error(`bare: llama_decode returned ${status}`);
   };
+  // One view per output row address (llama.cpp reuses its output buffer): no garbage per step, as the backend.
+  const views = new Map<bigint, Float32Array>();
   const argmaxAt = (k: number) => {
-    const logits = new Float32Array(koffi.view(fn.llama_get_logits_ith(context, k), vocab * 4));
+    const pointer = fn.llama_get_logits_ith(context, k) as Pointer;
+    const address = koffi.address(pointer);
+    let logits = views.get(address);
+    if (logits === undefined) views.set(address, (logits = new Float32Array(koffi.view(pointer, vocab * 4))));
     let best = 0;
     for (let v = 1; v < vocab; v++) if (logits[v]! > logits[best]!) best = v;
     return best;
@@ -415,6 +459,43 @@ function bareContender(file: string): Contender {
         wall: tokens / ((performance.now() - wall) / 1000),
         cpu: tokens / ((cpuMs() - cpu) / 1000),
         tokens: ids,
+      });
+    },
+    mixed(salt) {
+      // Static batches, as a plain batched loop (llama.cpp's `batched` example) runs them: the requests in groups
+      // of maxConcurrency, each group prefilled in one llama_decode and decoded until its longest request ends;
+      // a finished request leaves the batch, but its slot stays empty until the next group.
+      const wall = performance.now();
+      const cpu = cpuMs();
+      let total = 0;
+      for (let group = 0; group < mixedRequests; group += maxConcurrency) {
+        const members = Array.from({ length: Math.min(maxConcurrency, mixedRequests - group) }, (_, i) => group + i);
+        const next = prefill(members.map((r) => promptIds(promptLength, salt * 1000 + r, vocab)));
+        const remaining = members.map((r) => mixedLength(r) - 1);
+        total += members.length;
+        for (let step = 0; remaining.some((n) => n > 0); step++) {
+          let count = 0;
+          const rows: number[] = [];
+          members.forEach((_, s) => {
+            if (remaining[s]! <= 0) return;
+            token[count] = next[s]!;
+            pos[count] = promptLength + step;
+            seq[count]![0] = s;
+            wantLogits[count] = 1;
+            rows.push(s);
+            count++;
+          });
+          decode(count);
+          rows.forEach((s, k) => {
+            next[s] = argmaxAt(k);
+            remaining[s]!--;
+          });
+          total += count;
+        }
+      }
+      return Promise.resolve({
+        wall: total / ((performance.now() - wall) / 1000),
+        cpu: total / ((cpuMs() - cpu) / 1000),
       });
     },
     prefill(salt) {
@@ -478,7 +559,9 @@ console.log(
 );
 console.log(`${machine}; load average ${loadStart}`);
 
-const keys = [...concurrencies.map((c) => `x${c}`), 'prefill'];
+const keys = [...concurrencies.map((c) => `x${c}`), 'prefill', 'mixed'];
+/** Keys of measurements that are not decode runs at one concurrency. */
+const notDecode = (key: string) => key === 'prefill' || key === 'mixed';
 const results: TypeResult[] = [];
 let libraryInfo: Record<string, unknown> = {};
 for (const type of types) {
@@ -489,7 +572,7 @@ for (const type of types) {
   libraryInfo = { library: api.library, packageVersion: api.packageVersion, cpuVariants: api.cpuVariants };
   console.log(`\n${type}: ${file}; load average ${load()}`);
   const measurements: Record<string, Measurement> = Object.fromEntries(
-    keys.map((key) => [key, { gen: [], bare: [], others: {}, ...(key === 'prefill' ? {} : { sameTokens: true }) }]),
+    keys.map((key) => [key, { gen: [], bare: [], others: {}, ...(notDecode(key) ? {} : { sameTokens: true }) }]),
   );
   // Phase 1: gen against bare, alone in the process (the targets are judged here).
   for (let round = 0; round < rounds; round++) {
@@ -498,7 +581,10 @@ for (const type of types) {
     const line: string[] = [];
     for (const c of concurrencies) {
       const runs: Record<string, DecodeRun> = {};
-      for (const contender of order) runs[contender.name] = (await contender.decode(c, salt))!;
+      for (const contender of order) {
+        collectGarbage();
+        runs[contender.name] = (await contender.decode(c, salt))!;
+      }
       const m = measurements[`x${c}`]!;
       m.gen.push({
         wall: runs['gen']!.wall,
@@ -513,10 +599,21 @@ for (const type of types) {
       );
     }
     const prefills: Record<string, Rate> = {};
-    for (const contender of order) prefills[contender.name] = await contender.prefill(salt);
+    for (const contender of order) {
+      collectGarbage();
+      prefills[contender.name] = await contender.prefill(salt);
+    }
     measurements['prefill']!.gen.push(prefills['gen']!);
     measurements['prefill']!.bare.push(prefills['bare']!);
     line.push(`prefill ${prefills['gen']!.wall.toFixed(0)} / ${prefills['bare']!.wall.toFixed(0)}`);
+    const mixed: Record<string, Rate> = {};
+    for (const contender of order) {
+      collectGarbage();
+      mixed[contender.name] = (await contender.mixed(salt))!;
+    }
+    measurements['mixed']!.gen.push(mixed['gen']!);
+    measurements['mixed']!.bare.push(mixed['bare']!);
+    line.push(`mixed ${mixed['gen']!.wall.toFixed(0)} / ${mixed['bare']!.wall.toFixed(0)}`);
     console.log(`  round ${round} (${order[0]!.name} first), tok/s gen / bare: ${line.join(', ')}; load ${load()}`);
   }
   await gen.dispose();
@@ -553,6 +650,16 @@ for (const type of types) {
     for (const other of others) {
       measurements['prefill']!.others[other.name]!.push({ rate: prefills[other.name]!, bare: prefills['bare']! });
     }
+    const mixed: Record<string, Rate> = {};
+    for (const contender of order) {
+      const rate = await contender.mixed(salt);
+      if (rate !== undefined) mixed[contender.name] = rate;
+    }
+    for (const other of others) {
+      const rate = mixed[other.name];
+      if (rate !== undefined) measurements['mixed']!.others[other.name]!.push({ rate, bare: mixed['bare']! });
+    }
+    line.push(`mixed ${order.map((o) => `${o.name} ${mixed[o.name]?.wall.toFixed(0) ?? 'n/a'}`).join(' / ')}`);
     console.log(`  peers round ${round}, tok/s: ${line.join(', ')}; load ${load()}`);
   }
   for (const other of others) await other.dispose();
@@ -580,7 +687,7 @@ for (const type of types) {
             },
           ]),
       ),
-      ...(key === 'prefill'
+      ...(notDecode(key)
         ? {}
         : {
             outside: median(m.gen.map((g) => g.outside!)),
@@ -603,6 +710,7 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const headers = [
   ...concurrencies.map((c) => `decode x${c}`),
   `prefill ${prefillLength} (gen TTFT ms)`,
+  `mixed: ${mixedRequests} requests, ${mixedMin}-${mixedMax} tokens, ${maxConcurrency} at a time`,
   `gen outside doForward ${concurrencies.map((c) => `x${c}`).join(' / ')}`,
   'same greedy tokens',
 ];
@@ -624,6 +732,7 @@ const lines = [
     return (
       `| ${r.type.toUpperCase()} | ${concurrencies.map((c) => cell(`x${c}`)).join(' | ')} | ` +
       `${p.gen.wall.toFixed(0)} / ${p.bare.wall.toFixed(0)} (${p.ratio.wall.toFixed(3)}; ${((prefillLength / p.gen.wall) * 1000).toFixed(0)}) | ` +
+      `${cell('mixed')} | ` +
       `${concurrencies.map((c) => pct(r.summary[`x${c}`]!.outside!)).join(' / ')} | ` +
       `${concurrencies.map((c) => `x${c} ${r.summary[`x${c}`]!.sameTokens ? 'yes' : 'no'}`).join(', ')} |`
     );
@@ -631,7 +740,7 @@ const lines = [
   '',
   'The same per second of process CPU time: gen / bare tok/s (median ratio).',
   '',
-  `| weights | ${[...concurrencies.map((c) => `decode x${c}`), `prefill ${prefillLength}`].join(' | ')} |`,
+  `| weights | ${[...concurrencies.map((c) => `decode x${c}`), `prefill ${prefillLength}`, 'mixed'].join(' | ')} |`,
   `|---|${keys.map(() => '---').join('|')}|`,
   ...results.map(
     (r) =>
@@ -662,7 +771,7 @@ const lines = [
   "with a bare run). onnx: gen on backend-onnx's fused export (fp32 / int8 / q4 MatMulNBits for F32 / Q8_0 / Q4_0);",
   'transformers.js on the standard export, batch 1 only.',
   '',
-  `| weights | contender | ${[...concurrencies.map((c) => `decode x${c}`), `prefill ${prefillLength}`].join(' | ')} |`,
+  `| weights | contender | ${[...concurrencies.map((c) => `decode x${c}`), `prefill ${prefillLength}`, 'mixed'].join(' | ')} |`,
   `|---|---|${keys.map(() => '---').join('|')}|`,
   ...results.flatMap((r) => {
     const names = ['gen', 'bare', ...new Set(keys.flatMap((key) => Object.keys(r.summary[key]!.others)))];
@@ -679,7 +788,8 @@ const lines = [
     });
   }),
   '',
-  `Targets: gen / bare >= 0.97 at batch 1 and >= 1.0 at batch ${maxConcurrency} (wall clock; CPU time in brackets); engine share outside doForward < 5%.`,
+  `Targets: gen / bare >= 0.97 at batch 1 and >= 1.0 at batch ${maxConcurrency} (x${maxConcurrency}: the same requests at once; mixed: ` +
+    `continuous batching against static batches) (wall clock; CPU time in brackets); engine share outside doForward < 5%.`,
   ...results.map((r) => {
     const verdict = (key: string, target: number) => {
       const s = r.summary[key];
@@ -687,7 +797,7 @@ const lines = [
       return `${key} ${s.ratio.wall.toFixed(3)} ${s.ratio.wall >= target ? 'met' : 'missed'} (${s.ratio.cpu.toFixed(3)} ${s.ratio.cpu >= target ? 'met' : 'missed'}); `;
     };
     const outside = Math.max(...concurrencies.map((c) => r.summary[`x${c}`]!.outside!));
-    return `  ${r.type}: ${verdict('x1', 0.97)}${verdict(`x${maxConcurrency}`, 1)}largest share outside doForward ${pct(outside)} ${outside < 0.05 ? 'met' : 'missed'}`;
+    return `  ${r.type}: ${verdict('x1', 0.97)}${verdict(`x${maxConcurrency}`, 1)}${verdict('mixed', 1)}largest share outside doForward ${pct(outside)} ${outside < 0.05 ? 'met' : 'missed'}`;
   }),
 ];
 console.log(lines.join('\n'));
@@ -699,7 +809,17 @@ if (values.json !== undefined) {
         date: new Date().toISOString(),
         machine,
         library: libraryInfo,
-        settings: { preset, threads, newTokens, promptLength, prefillLength, concurrencies, rounds, contextSize },
+        settings: {
+          preset,
+          threads,
+          newTokens,
+          promptLength,
+          prefillLength,
+          concurrencies,
+          rounds,
+          contextSize,
+          mixed: { requests: mixedRequests, tokens: [mixedMin, mixedMax] },
+        },
         loadStart,
         loadEnd,
         results,

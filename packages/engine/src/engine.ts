@@ -175,7 +175,7 @@ class ContinuousBatchingEngine implements Engine {
    * Next-token logits of every step, reused (`doForward`'s `logitsBuffer`) where the backend can write into it:
    * a decode step then allocates nothing for its `[batch, vocab]` floats, and the garbage collector, whose worker
    * threads compete with a native backend's compute threads for the cores, has that much less to do. Grown to
-   * the next power of two of the batch (at most `scheduler.maxBatchSize`) rows when a batch needs more.
+   * the next power of two of the batch's rows, at most `scheduler.maxBatchSize`, when a batch needs more.
    */
   private logitsBuffer: Float32Array | undefined;
 
@@ -538,10 +538,12 @@ class ContinuousBatchingEngine implements Engine {
     const forwardStart = performance.now();
     let output;
     try {
-      output = await this.backend.doForward({
-        sequences: entries.map((entry) => entry.input),
-        ...(this.backend.capabilities.logitsBuffer === true ? { logitsBuffer: this.logitsRows(entries.length) } : {}),
-      });
+      const sequences = entries.map((entry) => entry.input);
+      output = await this.backend.doForward(
+        this.backend.capabilities.logitsBuffer === true
+          ? { sequences, logitsBuffer: this.logitsRows(entries.length) }
+          : { sequences },
+      );
     } catch (error) {
       const failure = new GenerationError(`the backend failed: ${errorMessage(error)}`, { cause: error });
       for (const request of requests) await this.fail(request, failure);
@@ -644,7 +646,8 @@ class ContinuousBatchingEngine implements Engine {
     if (this.logitsBuffer === undefined || this.logitsBuffer.length < rows * vocabSize) {
       let capacity = 1;
       while (capacity < rows) capacity *= 2;
-      this.logitsBuffer = new Float32Array(Math.min(capacity, Math.max(rows, this.scheduler.maxBatchSize)) * vocabSize);
+      // A batch never has more rows than maxBatchSize (the scheduler admits no more).
+      this.logitsBuffer = new Float32Array(Math.min(capacity, this.scheduler.maxBatchSize) * vocabSize);
     }
     return this.logitsBuffer;
   }

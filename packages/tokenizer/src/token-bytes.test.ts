@@ -112,8 +112,14 @@ describe.each(byteLevel)('byte-level %s', (name) => {
   });
 });
 
+// A literal U+2581 in the text is a space to a Metaspace decoder (as in Hugging Face tokenizers: encode leaves it
+// as ▁, decode turns every ▁ into a space), so such texts do not round-trip and are left out.
+const sentencePieceTexts = texts.filter(
+  (text) => text !== '' && !/^\s/u.test(text) && !text.includes('  ') && !text.includes('\u2581'),
+);
+
 describe.each(sentencePiece)('SentencePiece-style %s', (name) => {
-  test.prop([texts.filter((text) => text !== '' && !/^\s/u.test(text) && !text.includes('  '))], { numRuns: 150 })(
+  test.prop([sentencePieceTexts], { numRuns: 150 })(
     'token bytes concatenate to a space plus the UTF-8 of the text (the prepended ▁ is a space mid-sequence)',
     (text) => {
       const tokenizer = tokenizers[name]!;

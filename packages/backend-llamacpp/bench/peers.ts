@@ -10,7 +10,8 @@
  *   wrapped with a timer: the engine's share of a decode step is the part of the decode phase's wall time spent
  *   outside `doForward` (scheduling, sampling, detokenizing, events, the event-loop yield between steps).
  * - `bare`: the same libllama through the same koffi binding (`loadLlamaCApi`), no gen code: model, context (the
- *   same `llama_context_params` the backend sets), one `llama_batch`, `llama_decode` one token per sequence per
+ *   same `llama_context_params` the backend sets, the same kind of thread pool attached), one `llama_batch`,
+ *   `llama_decode` one token per sequence per
  *   call with a greedy argmax over `llama_get_logits_ith`, at 1, 4 and 16 sequences (seq_ids 0..n-1), and a
  *   `--prefill`-token prefill (one `llama_decode`, logits of the last token only).
  *
@@ -22,6 +23,7 @@
  * time), and with `--threads 1` the decode runs on the calling thread, so the process's CPU time is the work done.
  *
  *   pnpm --filter @gen/backend-llamacpp bench:peers [--preset bench] [--types f32,q8_0,q4_0] [--threads 2]
+ *     [--thread-pool persistent|per-decode] [--thread-poll 0]
  *     [--tokens 32] [--prompt 16] [--prefill 512] [--concurrency 1,4,16] [--rounds 3] [--json out.json]
  *
  * - `onnx`: the same engine over `@gen/backend-onnx` on model-kit's fused ONNX export of the same seeded weights
@@ -65,6 +67,8 @@ const { values } = parseArgs({
     peers: { type: 'string', default: 'onnx,transformers' },
     'mixed-requests': { type: 'string', default: '48' },
     'mixed-tokens': { type: 'string', default: '8-64' },
+    'thread-pool': { type: 'string', default: 'persistent' },
+    'thread-poll': { type: 'string', default: '0' },
   },
 });
 const peers = new Set(values.peers === 'none' ? [] : values.peers.split(','));
@@ -76,6 +80,11 @@ const promptLength = Number(values.prompt);
 const prefillLength = Number(values.prefill);
 const concurrencies = values.concurrency.split(',').map(Number);
 const rounds = Number(values.rounds);
+if (values['thread-pool'] !== 'persistent' && values['thread-pool'] !== 'per-decode') {
+  throw new RangeError('--thread-pool must be persistent or per-decode');
+}
+const threadPool = values['thread-pool'] === 'persistent';
+const threadPoll = Number(values['thread-poll']);
 const maxConcurrency = Math.max(...concurrencies);
 const mixedRequests = Number(values['mixed-requests']);
 const [mixedMin, mixedMax] = values['mixed-tokens'].split('-').map(Number) as [number, number];
@@ -117,6 +126,29 @@ const collectGarbage = () => (globalThis as { gc?: () => void }).gc?.();
 const promptIds = (length: number, salt: number, vocab: number) =>
   Array.from({ length }, (_, i) => 3 + ((i * 7919 + salt * 104729) % (vocab - 3)));
 
+/**
+ * [start, end] of every `llama_decode` call, gen's and bare's (the C API's function is wrapped once, before
+ * either contender loads: both call it through the same `loadLlamaCApi()` object).
+ */
+const decodeCalls: Array<[number, number]> = [];
+{
+  const fn = loadLlamaCApi().fn as Record<string, unknown>;
+  const decode = fn['llama_decode'] as ((...args: unknown[]) => unknown) & { async: unknown };
+  const timed = (...args: unknown[]) => {
+    const start = performance.now();
+    try {
+      return decode(...args);
+    } finally {
+      decodeCalls.push([start, performance.now()]);
+    }
+  };
+  fn['llama_decode'] = Object.assign(timed, { async: decode.async });
+}
+/** ms per step inside `llama_decode` between `from` and `to` (wall ms), over `steps` steps. */
+const decodeMsPerStep = (from: number, to: number, steps: number) =>
+  decodeCalls.filter(([start, end]) => start >= from && end <= to).reduce((sum, [start, end]) => sum + end - start, 0) /
+  steps;
+
 /** One measurement: tokens per wall-clock second and per second of process CPU time. */
 interface Rate {
   wall: number;
@@ -130,6 +162,8 @@ interface DecodeRun extends Rate {
    * of the step (planning, detokenizing, events), and between steps (the event-loop yield, stream consumers).
    */
   split?: { wall: number; forward: number; sampling: number; other: number; between: number };
+  /** ms per decode step inside `llama_decode` (gen and bare): the same kernels, so a difference is interference. */
+  decodeMs?: number;
   /** Greedy tokens of the first sequence. */
   tokens: number[];
 }
@@ -164,6 +198,8 @@ async function genContender(file: string): Promise<Contender> {
     contextSize,
     batchTokens,
     maxPositions: contextSize,
+    threadPool,
+    threadPoll,
   });
   return engineContender('gen', backend, await loadTokenizer(file));
 }
@@ -298,6 +334,7 @@ async function engineContender(
       const prompts = Array.from({ length: c }, (_, i) => promptIds(promptLength, salt * 100 + i, vocab));
       forwards.length = 0;
       steps.length = 0;
+      decodeCalls.length = 0;
       const { first, last, ids } = await run(prompts, newTokens);
       const tokens = c * (newTokens - 1);
       const decodeSteps = steps.filter((step) => step.prefillTokens === 0);
@@ -319,6 +356,7 @@ async function engineContender(
         cpu: tokens / ((last.cpu - first.cpu) / 1000),
         outside: 1 - inForward / (last.wall - first.wall),
         split,
+        decodeMs: decodeMsPerStep(first.wall, last.wall, newTokens - 1),
         tokens: ids,
       };
     },
@@ -378,6 +416,9 @@ function bareContender(file: string): Contender {
   });
   const context = fn.llama_init_from_model(model, params) as Pointer;
   if (context === null) throw new Error('bare: llama.cpp could not create a context');
+  // The same thread pool as the backend's (llama.cpp's CLI tools attach one too).
+  const pool = threadPool ? api.threadPools?.create(threads, threadPoll) : undefined;
+  if (pool != null) fn.llama_attach_threadpool(context, pool, pool);
   const memory = fn.llama_get_memory(context) as Pointer;
   const vocab = fn.llama_vocab_n_tokens(fn.llama_model_get_vocab(model)) as number;
   const batch = fn.llama_batch_init(batchTokens, 0, 1) as LlamaBatch;
@@ -451,12 +492,15 @@ function bareContender(file: string): Contender {
     name: 'bare',
     decode(c, salt) {
       const first = prefill(prompts(c, salt));
+      decodeCalls.length = 0;
       const wall = performance.now();
       const cpu = cpuMs();
       const ids = decodeSteps(first, promptLength, newTokens - 1);
       const tokens = c * (newTokens - 1);
+      const end = performance.now();
       return Promise.resolve({
-        wall: tokens / ((performance.now() - wall) / 1000),
+        decodeMs: decodeMsPerStep(wall, end, newTokens - 1),
+        wall: tokens / ((end - wall) / 1000),
         cpu: tokens / ((cpuMs() - cpu) / 1000),
         tokens: ids,
       });
@@ -511,6 +555,7 @@ function bareContender(file: string): Contender {
       fn.llama_memory_clear(memory, true);
       fn.llama_batch_free(batch);
       fn.llama_free(context);
+      if (pool != null) api.threadPools!.free(pool);
       fn.llama_model_free(model);
       return Promise.resolve();
     },
@@ -521,8 +566,8 @@ function bareContender(file: string): Contender {
 
 /** Per measurement (`x1`, `x4`, ..., `prefill`): every round's figures of both contenders. */
 type Measurement = {
-  gen: Array<Rate & Pick<DecodeRun, 'outside' | 'split'>>;
-  bare: Rate[];
+  gen: Array<Rate & Partial<Pick<DecodeRun, 'outside' | 'split' | 'decodeMs'>>>;
+  bare: Array<Rate & Partial<Pick<DecodeRun, 'decodeMs'>>>;
   sameTokens?: boolean;
   /** The other contenders (onnx, transformers.js): per round, with bare's figure of the same round. */
   others: Record<string, Array<{ rate: Rate; bare: Rate }>>;
@@ -537,6 +582,8 @@ interface Summary {
   outside?: number;
   /** Medians of gen's ms per decode step (see DecodeRun.split). */
   split?: NonNullable<DecodeRun['split']>;
+  /** Median ms per decode step inside `llama_decode`, gen's and bare's. */
+  decodeMs?: { gen: number; bare: number };
   sameTokens?: boolean;
   /** Other contenders: median tok/s and median ratio to bare. */
   others: Record<string, { rate: Rate; ratio: Rate }>;
@@ -554,7 +601,7 @@ const started = performance.now();
 const loadStart = load();
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}`;
 console.log(
-  `gen on llama.cpp vs bare llama.cpp: preset ${preset}, ${types.join(' / ')}, ${threads} threads, prompt ${promptLength}, ` +
+  `gen on llama.cpp vs bare llama.cpp: preset ${preset}, ${types.join(' / ')}, ${threads} threads (${values['thread-pool']} pool), prompt ${promptLength}, ` +
     `${newTokens} new tokens, concurrency ${concurrencies.join(' / ')}, prefill ${prefillLength}, ${rounds} rounds`,
 );
 console.log(`${machine}; load average ${loadStart}`);
@@ -591,8 +638,9 @@ for (const type of types) {
         cpu: runs['gen']!.cpu,
         outside: runs['gen']!.outside!,
         split: runs['gen']!.split!,
+        decodeMs: runs['gen']!.decodeMs,
       });
-      m.bare.push({ wall: runs['bare']!.wall, cpu: runs['bare']!.cpu });
+      m.bare.push({ wall: runs['bare']!.wall, cpu: runs['bare']!.cpu, decodeMs: runs['bare']!.decodeMs });
       m.sameTokens &&= runs['gen']!.tokens.join() === runs['bare']!.tokens.join();
       line.push(
         `x${c} ${runs['gen']!.wall.toFixed(1)} / ${runs['bare']!.wall.toFixed(1)} (outside ${(runs['gen']!.outside! * 100).toFixed(1)}%)`,
@@ -698,6 +746,7 @@ for (const type of types) {
               other: median(m.gen.map((g) => g.split!.other)),
               between: median(m.gen.map((g) => g.split!.between)),
             },
+            decodeMs: { gen: median(m.gen.map((g) => g.decodeMs!)), bare: median(m.bare.map((b) => b.decodeMs!)) },
             sameTokens: m.sameTokens!,
           }),
     };
@@ -717,7 +766,7 @@ const headers = [
 const lines = [
   '',
   `${machine}; ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; llama.cpp ${String(libraryInfo['packageVersion'])} ` +
-    `(${String(libraryInfo['cpuVariants'])}); ${threads} threads; load average (1 / 5 / 15 min) ${loadStart} at the start, ` +
+    `(${String(libraryInfo['cpuVariants'])}); ${threads} threads, ${threadPool ? `a persistent thread pool (poll ${threadPoll})` : 'threads started per decode'}; load average (1 / 5 / 15 min) ${loadStart} at the start, ` +
     `${loadEnd} at the end; ${((performance.now() - started) / 1000).toFixed(0)} s. Medians of ${rounds} rounds; ` +
     'cells: gen / bare tok/s (median of the per-round gen / bare ratios).',
   '',
@@ -752,7 +801,8 @@ const lines = [
         .join(' | ')} |`,
   ),
   '',
-  'gen, ms per decode step (medians): wall / in doForward / sampling / rest of the step / between steps.',
+  'gen, ms per decode step (medians): wall / in doForward / sampling / rest of the step / between steps; then ms',
+  "per step inside llama_decode, gen's / bare's (the same kernels: a difference is what gen's threads cost them).",
   '',
   `| weights | ${concurrencies.map((c) => `x${c}`).join(' | ')} |`,
   `|---|${concurrencies.map(() => '---').join('|')}|`,
@@ -761,7 +811,8 @@ const lines = [
       `| ${r.type.toUpperCase()} | ${concurrencies
         .map((c) => {
           const x = r.summary[`x${c}`]!.split!;
-          return [x.wall, x.forward, x.sampling, x.other, x.between].map((v) => v.toFixed(2)).join(' / ');
+          const d = r.summary[`x${c}`]!.decodeMs!;
+          return `${[x.wall, x.forward, x.sampling, x.other, x.between].map((v) => v.toFixed(2)).join(' / ')}; ${d.gen.toFixed(2)} / ${d.bare.toFixed(2)}`;
         })
         .join(' | ')} |`,
   ),

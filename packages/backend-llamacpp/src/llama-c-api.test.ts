@@ -38,6 +38,11 @@ const cLayout = {
     },
   },
   llama_batch: { size: 56, offsets: { token: 8, seq_id: 40, logits: 48 } },
+  // ggml.h: bool cpumask[GGML_MAX_N_THREADS = 512], then n_threads, prio, poll, strict_cpu, paused.
+  ggml_threadpool_params: {
+    size: 528,
+    offsets: { n_threads: 512, prio: 516, poll: 520, strict_cpu: 524, paused: 525 },
+  },
 } as const;
 
 describe('llama.cpp C API binding', () => {
@@ -59,6 +64,14 @@ describe('llama.cpp C API binding', () => {
     expect(api.flagCallback).toBeDefined();
     expect(api.quietLog).toBeDefined();
     expect(api.systemInfo).toMatch(/CPU/);
+  });
+
+  needsLibrary(`finds ggml's thread pools in the CPU backend; a pool is created and freed${reason}`, () => {
+    const { threadPools } = loadLlamaCApi();
+    expect(threadPools).toBeDefined();
+    const pool = threadPools!.create(2, 0);
+    expect(pool).not.toBeNull();
+    threadPools!.free(pool);
   });
 
   it('counts physical cores from /proc/cpuinfo', () => {

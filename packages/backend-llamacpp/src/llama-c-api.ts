@@ -77,11 +77,15 @@ const signatures = {
   llama_state_seq_get_size: 'size_t llama_state_seq_get_size(void *ctx, int32_t seq)',
   llama_state_seq_get_data: 'size_t llama_state_seq_get_data(void *ctx, _Out_ uint8_t *dst, size_t size, int32_t seq)',
   llama_state_seq_set_data: 'size_t llama_state_seq_set_data(void *ctx, const uint8_t *src, size_t size, int32_t seq)',
+  llama_attach_threadpool: 'void llama_attach_threadpool(void *ctx, void *threadpool, void *threadpool_batch)',
+  llama_detach_threadpool: 'void llama_detach_threadpool(void *ctx)',
 } as const;
 
 const ggmlSignatures = {
   ggml_backend_load_all_from_path: 'void ggml_backend_load_all_from_path(const char *dir)',
   ggml_backend_dev_count: 'size_t ggml_backend_dev_count()',
+  ggml_backend_reg_by_name: 'void *ggml_backend_reg_by_name(const char *name)',
+  ggml_backend_reg_get_proc_address: 'void *ggml_backend_reg_get_proc_address(void *reg, const char *name)',
 } as const;
 
 /** The loaded C API. */
@@ -109,8 +113,26 @@ export interface LlamaCApi {
   readonly flagCallback: Pointer | undefined;
   /** A C function that ignores its arguments (libc's `abs`), used as a silent log callback. */
   readonly quietLog: Pointer | undefined;
+  /**
+   * ggml's CPU thread pools (`ggml_threadpool_new` / `ggml_threadpool_free`, found through the CPU backend's
+   * `ggml_backend_reg_get_proc_address`, as llama.cpp's own tools find them): a pool attached to a context with
+   * `llama_attach_threadpool` keeps its `threads - 1` worker threads between decodes, where without one ggml starts
+   * and joins them in every `llama_decode`. Undefined when the CPU backend does not export them.
+   */
+  readonly threadPools: LlamaThreadPools | undefined;
   /** Runs `fn` with llama.cpp's and ggml's log going to `sink`, then silences it again. */
   captureLog<T>(sink: (level: string, text: string) => void, fn: () => T): T;
+}
+
+/** See `LlamaCApi.threadPools`. */
+export interface LlamaThreadPools {
+  /**
+   * A pool of `threads` threads (the calling thread counts as one) whose idle threads spin-wait for the next graph
+   * at `poll` (ggml's polling level, 0: sleep at once, 50: llama.cpp's default, 100: the most) before sleeping.
+   */
+  create(threads: number, poll: number): Pointer;
+  /** Stops and frees a pool (detach it from its context first, or free the context). */
+  free(pool: Pointer): void;
 }
 
 let loaded: { api?: LlamaCApi; error?: LlamaCppUnavailableError } | undefined;
@@ -270,6 +292,7 @@ function load(): LlamaCApi {
   }
   const systemInfo = fn['llama_print_system_info']!() as string;
   return {
+    threadPools: findThreadPools(koffi, fn),
     koffi,
     libraryDir: dir,
     library,
@@ -284,8 +307,45 @@ function load(): LlamaCApi {
   };
 }
 
+/** `ggml_threadpool_new` / `ggml_threadpool_free` of the CPU backend, when it exports them. */
+function findThreadPools(koffi: Koffi, fn: Record<string, KoffiFunction>): LlamaThreadPools | undefined {
+  const registry = fn['ggml_backend_reg_by_name']!('CPU') as Pointer;
+  if (registry === null) return undefined;
+  const create = fn['ggml_backend_reg_get_proc_address']!(registry, 'ggml_threadpool_new') as Pointer;
+  const free = fn['ggml_backend_reg_get_proc_address']!(registry, 'ggml_threadpool_free') as Pointer;
+  if (create === null || free === null) return undefined;
+  const createType = koffi.proto('void *gen_ggml_threadpool_new(ggml_threadpool_params *params)');
+  const freeType = koffi.proto('void gen_ggml_threadpool_free(void *threadpool)');
+  return {
+    create: (threads, poll) =>
+      koffi.call(create, createType, {
+        // ggml_threadpool_params_init's defaults, with `poll`: no CPU mask (inherited affinity), normal priority.
+        cpumask: new Array<boolean>(ggmlMaxThreads).fill(false),
+        n_threads: threads,
+        prio: 0,
+        poll,
+        strict_cpu: false,
+        paused: false,
+      }) as Pointer,
+    free: (pool) => {
+      koffi.call(free, freeType, pool);
+    },
+  };
+}
+
+/** `GGML_MAX_N_THREADS`: the length of `ggml_threadpool_params.cpumask`. */
+const ggmlMaxThreads = 512;
+
 /** The structs of `llama.h` passed by value. */
 function defineTypes(koffi: Koffi): void {
+  koffi.struct('ggml_threadpool_params', {
+    cpumask: koffi.array('bool', ggmlMaxThreads),
+    n_threads: 'int32_t',
+    prio: 'int32_t',
+    poll: 'uint32_t',
+    strict_cpu: 'bool',
+    paused: 'bool',
+  });
   koffi.struct('llama_model_params', {
     devices: 'void *',
     tensor_buft_overrides: 'void *',

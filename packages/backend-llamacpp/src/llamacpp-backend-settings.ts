@@ -26,6 +26,21 @@ export interface LlamaCppBackendSettings {
   /** Threads of a decode (`n_threads`, `n_threads_batch`). Default: one per physical core. */
   threads?: number;
   /**
+   * Keep one ggml thread pool of `threads` threads for the backend's life, attached to its context
+   * (`llama_attach_threadpool`, as llama.cpp's CLI tools do). Default `true`: without one, ggml starts and joins
+   * `threads - 1` threads in every `llama_decode` (measured 3-5% of a 125M-parameter decode step on 2 cores; see
+   * `docs/backends/llamacpp.md`). Ignored (with an `unsupported-setting` warning) when the CPU backend does not
+   * export `ggml_threadpool_new`.
+   */
+  threadPool?: boolean;
+  /**
+   * How long the pool's idle threads spin-wait for the next decode before they sleep: ggml's polling level,
+   * 0 to 100 (50 is llama.cpp's default: about 0.15 s of one core after each decode here). Default 0: they
+   * sleep at once, leaving the cores to the event loop and V8's own threads between decodes (as fast here,
+   * measured; see `docs/backends/llamacpp.md`). Only with `threadPool`.
+   */
+  threadPoll?: number;
+  /**
    * Element type of the KV cache (`type_k`, `type_v`). Default `f16`, llama.cpp's own default; `f32` makes a
    * float32 model match a float32 reference within 1e-4.
    */

@@ -65,6 +65,42 @@ describe('llamacpp backend', () => {
     });
   });
 
+  test(`a persistent thread pool (the default) gives the logits of threads started per decode${reason}`, async () => {
+    const prompt = tokens(40, 7);
+    const run = async (settings: Partial<LlamaCppBackendSettings>) => {
+      const logits: Float32Array[] = [];
+      let details: unknown;
+      await withBackend({ threads: 2, ...settings }, async (backend) => {
+        details = backend.capabilities.details;
+        logits.push(Float32Array.from((await backend.doForward({ sequences: [{ id: 'a', tokens: prompt }] })).logits));
+        for (const token of [3, 4, 5]) {
+          const step = await backend.doForward({ sequences: [{ id: 'a', tokens: [token] }] });
+          logits.push(Float32Array.from(step.logits));
+        }
+      });
+      return { logits, details };
+    };
+    const pooled = await run({});
+    const polling = await run({ threadPoll: 50 });
+    const perDecode = await run({ threadPool: false });
+    expect(pooled.details).toMatchObject({ threads: 2, threadPool: 'persistent', threadPoll: 0 });
+    expect(polling.details).toMatchObject({ threadPool: 'persistent', threadPoll: 50 });
+    expect(perDecode.details).toMatchObject({ threads: 2, threadPool: 'per-decode' });
+    expect(perDecode.details).not.toHaveProperty('threadPoll');
+    for (let i = 0; i < 4; i++) {
+      expect(maxDifference(pooled.logits[i]!, perDecode.logits[i]!)).toBeLessThanOrEqual(1e-5);
+      expect(maxDifference(polling.logits[i]!, perDecode.logits[i]!)).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  test(`threadPoll must be an integer from 0 to 100${reason}`, async () => {
+    for (const threadPoll of [-1, 101, 2.5, Number.NaN]) {
+      await expect(createLlamaCppBackend({ modelPath, threadPoll })).rejects.toThrow(
+        /threadPoll must be an integer from 0 to 100/,
+      );
+    }
+  });
+
   test(`the worker decode thread gives the same logits and keeps the event loop serving${reason}`, async () => {
     const prompt = tokens(300, 1);
     let main: Float32Array | undefined;

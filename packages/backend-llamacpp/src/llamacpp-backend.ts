@@ -228,6 +228,10 @@ export async function createLlamaCppBackend(settings: LlamaCppBackendSettings): 
   if (!Object.hasOwn(flashAttentionType, flashAttention)) {
     throw new RangeError(`flashAttention must be auto, on or off, got ${flashAttention}`);
   }
+  const threadPoll = settings.threadPoll ?? 0;
+  if (!Number.isInteger(threadPoll) || threadPoll < 0 || threadPoll > 100) {
+    throw new RangeError(`threadPoll must be an integer from 0 to 100, got ${threadPoll}`);
+  }
   const envThread = process.env['GEN_LLAMACPP_DECODE_THREAD'];
   const decodeThread = settings.decodeThread ?? (envThread === 'worker' ? 'worker' : 'main');
 
@@ -318,6 +322,21 @@ export async function createLlamaCppBackend(settings: LlamaCppBackendSettings): 
       throw new BackendError(`llama.cpp could not create a context (n_ctx ${contextSize}): ${lines || 'no reason'}`);
     }
 
+    let pool: Pointer = null;
+    if (settings.threadPool !== false) {
+      if (api.threadPools === undefined) {
+        warnings.push({
+          type: 'unsupported-setting',
+          setting: 'threadPool',
+          details: 'the CPU backend does not export ggml_threadpool_new; ggml starts its threads in every decode',
+        });
+      } else {
+        pool = api.threadPools.create(threads, threadPoll);
+        if (pool === null) throw new BackendError(`llama.cpp could not create a pool of ${threads} threads`);
+        fn.llama_attach_threadpool(context, pool, pool);
+      }
+    }
+
     const elementBytes = kvCacheType === 'f32' ? 4 : 2;
     const bytesPerCell = nLayer * nHeadKv * (keyLength + valueLength) * elementBytes;
     const fileType = Number(meta('general.file_type') ?? -1);
@@ -330,6 +349,8 @@ export async function createLlamaCppBackend(settings: LlamaCppBackendSettings): 
       modelBytes: Number(fn.llama_model_size(model)),
       fileType,
       threads,
+      threadPool: pool === null ? 'per-decode' : 'persistent',
+      ...(pool === null ? {} : { threadPoll }),
       decodeThread: decodeThread === 'worker' && !api.asyncCalls ? 'main' : decodeThread,
       contextSize: fn.llama_n_ctx(context) as number,
       maxSequences: fn.llama_n_seq_max(context) as number,
@@ -387,6 +408,7 @@ export async function createLlamaCppBackend(settings: LlamaCppBackendSettings): 
       batchTokens: details.batchTokens,
       bytesPerCell,
       worker: details.decodeThread === 'worker',
+      pool,
     });
   } catch (error) {
     fn.llama_model_free(model);
@@ -408,6 +430,8 @@ interface BackendLayout {
   readonly batchTokens: number;
   readonly bytesPerCell: number;
   readonly worker: boolean;
+  /** The thread pool attached to the context (freed after it), or null. */
+  readonly pool: Pointer;
 }
 
 /** One input of a call, with its slot and where its outputs go. */
@@ -561,6 +585,7 @@ class LlamaCppBackend implements BackendV1 {
       this.cells = 0;
       fn.llama_batch_free(this.batch);
       fn.llama_free(this.context);
+      if (this.layout.pool !== null) this.api.threadPools!.free(this.layout.pool);
       fn.llama_model_free(this.modelHandle);
       if (this.abortFlagPointer !== null) koffi.free(this.abortFlagPointer);
       this.context = null;

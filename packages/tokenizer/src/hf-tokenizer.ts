@@ -3,7 +3,7 @@ import { ChatTemplateRenderer, parseChatTemplates } from './chat-template.js';
 import { TokenizerError } from './errors.js';
 import { alignOffsets, createSurfaceFunction } from './offsets.js';
 import { createWindowStreamDecoder } from './stream-decoder.js';
-import { createTokenBytesFunction } from './token-bytes.js';
+import { createTokenBytesFunction, decodesByConcatenation } from './token-bytes.js';
 import type {
   ChatMessage,
   ChatTemplateOptions,
@@ -14,6 +14,9 @@ import type {
   TokenWithOffsets,
   Tokenizer,
 } from './types.js';
+
+/** UTF-8 with replacement characters, keeping byte order marks (as the Rust decoder and `keepByteOrderMarks`). */
+const midSequenceDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** Parsed tokenizer files, as `loadTokenizer` hands them over. */
 export interface ParsedTokenizerFiles {
@@ -93,6 +96,12 @@ export class HfTokenizer implements Tokenizer {
   readonly #renderer: ChatTemplateRenderer;
   readonly #decoderConfig: unknown;
   #tokenBytes: ((token: string) => Uint8Array) | undefined;
+  /**
+   * The text each vocabulary token adds mid-sequence (its token bytes as UTF-8), by id, for the stream decoders'
+   * fast path; `null` for ids that have none (added, special or unknown ids). Undefined until first needed, and
+   * `false` when the decoder does not decode by concatenation (see `decodesByConcatenation`).
+   */
+  #midTexts: Array<string | null | undefined> | false | undefined;
   #allTokenBytes: readonly (Uint8Array | undefined)[] | undefined;
 
   constructor(files: ParsedTokenizerFiles) {
@@ -271,6 +280,24 @@ export class HfTokenizer implements Tokenizer {
     return this.#renderer.render(messages, options);
   }
 
+  /** See `#midTexts`; undefined where the fast path does not apply. */
+  #midText(id: number): string | undefined {
+    if (this.#midTexts === undefined) {
+      this.#midTexts = decodesByConcatenation(this.#decoderConfig) ? [] : false;
+    }
+    if (this.#midTexts === false) return undefined;
+    let text = this.#midTexts[id];
+    if (text === undefined) {
+      const token = this.#vocab[id];
+      text =
+        token === undefined || this.#added.has(id) || this.#special.has(id)
+          ? null
+          : midSequenceDecoder.decode((this.#tokenBytes ??= createTokenBytesFunction(this.#decoderConfig))(token));
+      this.#midTexts[id] = text;
+    }
+    return text ?? undefined;
+  }
+
   createStreamDecoder(options: StreamDecoderOptions = {}): StreamDecoder {
     const skipSpecial = options.skipSpecialTokens ?? false;
     return createWindowStreamDecoder(
@@ -284,6 +311,7 @@ export class HfTokenizer implements Tokenizer {
       },
       (id) => this.#vocab[id] === undefined || (skipSpecial && this.#special.has(id)),
       options.promptTokens ?? [],
+      (id) => this.#midText(id),
     );
   }
 }

@@ -1,5 +1,5 @@
 import { fc, test } from '@fast-check/vitest';
-import { beforeAll, describe, expect } from 'vitest';
+import { beforeAll, describe, expect, vi } from 'vitest';
 import { createWindowStreamDecoder } from './stream-decoder.js';
 import { loadFixture, loadLegacySentencePiece, loadMetaspaceDecoderSentencePiece } from './testing/fixtures.js';
 import type { Tokenizer } from './types.js';
@@ -86,6 +86,57 @@ describe.each(names)('stream decoder, %s', (name) => {
       checkStream(tokenizer, ids, skipSpecialTokens);
     },
   );
+
+  test.prop(
+    [fc.array(fc.tuple(fc.nat(3), fc.nat()), { maxLength: 48 }), fc.array(fc.nat(), { maxLength: 8 }), fc.boolean()],
+    { numRuns: 200 },
+  )(
+    "the fast path (no decode for a whole token) gives the window decoder's deltas, push by push",
+    (raw, rawPrompt, skipSpecialTokens) => {
+      const tokenizer = get(name);
+      const high = highByteIds(tokenizer);
+      const words = tokenizer.encode(' the sea, 日本語 👍 café\n', { addSpecialTokens: false });
+      // Plain ids, lone high bytes, common words and added / special tokens (ids past the base vocabulary).
+      const pick = ([kind, n]: [number, number]) =>
+        kind === 0
+          ? n % tokenizer.vocabSize
+          : kind === 1
+            ? high[n % high.length]!
+            : kind === 2
+              ? words[n % words.length]!
+              : tokenizer.vocabSize - 1 - (n % 8);
+      const ids = raw.map(pick);
+      const prompt = rawPrompt.map((n) => n % tokenizer.vocabSize);
+      const fast = tokenizer.createStreamDecoder({ skipSpecialTokens, promptTokens: prompt });
+      const window = createWindowStreamDecoder(
+        (window) => tokenizer.decode(window),
+        (id) => tokenizer.idToToken(id) === undefined || (skipSpecialTokens && tokenizer.isSpecial(id)),
+        prompt,
+      );
+      for (const id of ids) expect(fast.push(id)).toBe(window.push(id));
+      expect(fast.flush()).toBe(window.flush());
+    },
+  );
+
+  test('a whole token after a whole window is emitted without a window decode', () => {
+    const tokenizer = get(name);
+    const ids = tokenizer.encode(' The lighthouse keeper woke before the sun; the sea was calm.'.repeat(4), {
+      addSpecialTokens: false,
+    });
+    const decode = vi.spyOn(tokenizer, 'decode');
+    try {
+      const decoder = tokenizer.createStreamDecoder({ promptTokens: tokenizer.encode('Tell me a story.') });
+      ids.forEach((id) => decoder.push(id));
+      decoder.flush();
+      const windows = decode.mock.calls.filter(([window]) => window.length > 1).length;
+      // The prompt's window, and the one after a token that decodes alone to nothing (the legacy SentencePiece
+      // normalizer's lone '▁' in front of ' The'). Text outside a fixture's small vocabulary would need byte tokens.
+      expect(windows).toBeLessThanOrEqual(2);
+      expect(ids.length).toBeGreaterThan(60);
+    } finally {
+      decode.mockRestore();
+    }
+  });
 
   const samples = [
     'Hello world',

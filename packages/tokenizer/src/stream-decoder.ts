@@ -21,11 +21,18 @@ function commonPrefixLength(a: string, b: string): number {
  * sequences split across tokens are joined before UTF-8 decoding.
  *
  * `decode` must be the tokenizer's full decode of a list of ids (without skipping: `skip` filters specials here).
+ *
+ * `midText`, when given, is the text an id adds in the middle of a sequence, for tokenizers whose decode is the UTF-8
+ * decoding of the tokens' concatenated bytes (undefined for ids it does not hold for: added tokens). Then the usual
+ * step (nothing held back, a window text that is not empty and ends on a whole character, a new token whose text is
+ * whole) needs no decode at all: the window's text grows by exactly that token's text. Any other step takes the
+ * window decode, so the deltas are the same either way.
  */
 export function createWindowStreamDecoder(
   decode: (ids: readonly number[]) => string,
   skip: (id: number) => boolean,
   promptTokens: readonly number[],
+  midText?: (id: number) => string | undefined,
 ): StreamDecoder {
   let tokens: number[] = [];
   for (let k = promptTokens.length - 1; k >= 0 && tokens.length < promptContext; k--) {
@@ -36,8 +43,9 @@ export function createWindowStreamDecoder(
   let readOffset = tokens.length;
   let prefixText = decode(tokens);
 
-  const advance = (text: string, common: number): string => {
-    const delta = text.slice(common);
+  const advance = (text: string, common: number): string => emit(text.slice(common));
+  /** Emits `delta`: the tokens up to the end are now read, and the window starts where the last one began. */
+  const emit = (delta: string): string => {
     prefixOffset = readOffset;
     readOffset = tokens.length;
     if (prefixOffset >= compactThreshold) {
@@ -49,10 +57,23 @@ export function createWindowStreamDecoder(
     return delta;
   };
 
+  /** Whether the window `[prefixOffset, readOffset)` is followed by nothing held back and can be extended by text. */
+  const extendable = (): boolean => {
+    if (readOffset !== tokens.length - 1 || prefixText === '' || prefixText.endsWith('\uFFFD')) return false;
+    for (let k = prefixOffset; k < readOffset; k++) if (midText!(tokens[k]!) === undefined) return false;
+    return true;
+  };
+
   return {
     push(id) {
       if (skip(id)) return '';
       tokens.push(id);
+      if (midText !== undefined) {
+        const piece = midText(id);
+        if (piece !== undefined && piece !== '' && !piece.endsWith('\uFFFD') && extendable()) {
+          return emit(piece);
+        }
+      }
       const text = decode(tokens.slice(prefixOffset));
       // prefixText is normally a prefix of text; it is not when the prompt context ends inside a character.
       const common = commonPrefixLength(prefixText, text);

@@ -115,6 +115,30 @@ function plan(decoder: unknown): Step[] {
 const byteToken = /^<0x([0-9A-Fa-f]{2})>$/;
 
 /**
+ * Whether decoding a list of vocabulary tokens is the UTF-8 decoding of their concatenated
+ * {@link createTokenBytesFunction} bytes, up to what the decoder does to the first token and the start of the text:
+ * then `decode([...a, b])` is `decode(a)` followed by `b`'s mid-sequence text whenever `decode(a)` is not empty and
+ * ends on a whole character. False where a decoder also changes the end of the text (`BPEDecoder` drops the last
+ * token's suffix, `Strip` with `stop`) or has no exact per-token bytes.
+ */
+export function decodesByConcatenation(decoderConfig: unknown): boolean {
+  try {
+    plan(decoderConfig);
+  } catch {
+    return false;
+  }
+  let concatenates = true;
+  const visit = (node: unknown): void => {
+    if (!isRecord(node)) return;
+    if (node['type'] === 'Sequence' && Array.isArray(node['decoders'])) node['decoders'].forEach(visit);
+    else if (node['type'] === 'BPEDecoder') concatenates = false;
+    else if (node['type'] === 'Strip' && Number(node['stop'] ?? 0) !== 0) concatenates = false;
+  };
+  visit(decoderConfig);
+  return concatenates;
+}
+
+/**
  * Returns a function giving the bytes a vocabulary token string stands for mid-sequence, following `decoderConfig`.
  *
  * @throws {TokenizerError} when the decoder cannot be mapped exactly (see the module comment).

@@ -34,9 +34,10 @@
  *   only, since its generate takes one padded batch, not concurrent requests).
  *
  * `--peers onnx,transformers` (default) picks the extra contenders; `--peers none` runs gen and bare only.
- * Ratios are against `bare`, per round, medians over rounds. Two phases per weight type: gen and bare alone (the
- * targets are judged there), then the other engines, loaded only then, each round paired with bare again: sharing
- * the process with more engines (their thread pools, heaps) measurably slows llama.cpp, so they do not overlap.
+ * Ratios are against `bare`, per round, medians over rounds. Two phases: gen and bare alone, every weight type
+ * (the targets are judged there), then the other engines, loaded only then, each round paired with bare again:
+ * sharing the process with more engines (their thread pools, heaps) measurably slows llama.cpp and gen's steps, so
+ * they do not overlap, nor precede a phase 1.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -307,9 +308,11 @@ async function engineContender(
         let count = 0;
         for await (const event of stream) {
           if (event.type === 'token') {
-            const now = { wall: performance.now(), cpu: cpuMs() };
-            if (count++ === 0 && ++firsts === prompts.length) Object.assign(first, now);
-            if (++tokens === total) Object.assign(last, now);
+            // process.cpuUsage (getrusage over every thread of the process) only where it is recorded: per
+            // token it cost gen microseconds per event that the bare loop, which reads it twice, does not pay.
+            const wall = performance.now();
+            if (count++ === 0 && ++firsts === prompts.length) Object.assign(first, { wall, cpu: cpuMs() });
+            if (++tokens === total) Object.assign(last, { wall, cpu: cpuMs() });
             if (r === 0) ids.push(event.token.id);
           } else if (event.type === 'error') throw event.error;
         }
@@ -611,6 +614,8 @@ const keys = [...concurrencies.map((c) => `x${c}`), 'prefill', 'mixed'];
 const notDecode = (key: string) => key === 'prefill' || key === 'mixed';
 const results: TypeResult[] = [];
 let libraryInfo: Record<string, unknown> = {};
+/** Phase 1's measurements per weight type, completed by phase 2. */
+const phases: Array<{ type: GgufWeightType; file: string; measurements: Record<string, Measurement> }> = [];
 for (const type of types) {
   const { file } = await ensureGgufModel(preset, { type });
   const gen = await genContender(file);
@@ -665,8 +670,15 @@ for (const type of types) {
     console.log(`  round ${round} (${order[0]!.name} first), tok/s gen / bare: ${line.join(', ')}; load ${load()}`);
   }
   await gen.dispose();
-  // Phase 2: the other engines (loaded only now, so their threads and memory cannot disturb phase 1), each round
-  // paired with a bare run of the same round.
+  await bare.dispose();
+  phases.push({ type, file, measurements });
+}
+// Phase 2, after phase 1 of every type: the other engines (loaded only now, so their threads and memory cannot
+// disturb any phase 1: measured, gen's steps after an ONNX phase spent 2-3x longer between steps), each round
+// paired with a bare run of the same round.
+for (const { type, file, measurements } of phases) {
+  const bare = bareContender(file);
+  console.log(`\n${type}, other engines; load average ${load()}`);
   const others: Contender[] = [];
   if (peers.has('onnx')) {
     const onnx = await onnxContender(type);
@@ -712,6 +724,8 @@ for (const type of types) {
   }
   for (const other of others) await other.dispose();
   await bare.dispose();
+}
+for (const { type, file, measurements } of phases) {
   const summary: Record<string, Summary> = {};
   for (const key of keys) {
     const m = measurements[key]!;

@@ -109,12 +109,16 @@ export function createSurfaceFunction(decoderConfig: unknown): (token: string) =
 
 /** How far (in bytes, on each side) the resynchronisation search looks past a disagreement. */
 const resyncWindow = 64;
-/** How many equal bytes count as agreement again (fewer at the very end). */
+/** How many equal bytes count as agreement again (fewer at the very end, where both sides end together). */
 const resyncRun = 4;
 
 function agrees(surface: Uint8Array, x: number, input: Uint8Array, y: number): boolean {
-  const need = Math.min(resyncRun, surface.length - x, input.length - y);
-  if (need === 0) return x === surface.length && y === input.length;
+  const restSurface = surface.length - x;
+  const restInput = input.length - y;
+  const need = Math.min(resyncRun, restSurface, restInput);
+  // A run shorter than resyncRun agrees only as the common end of both: one equal byte near the end of one side
+  // is chance (the last byte of 'ㆂ' E3 86 82 against the 82 of a combining U+0302 CC 82 that NFC composed).
+  if (need < resyncRun && restSurface !== restInput) return false;
   for (let k = 0; k < need; k++) {
     if (surface[x + k] !== input[y + k]) return false;
   }

@@ -171,6 +171,16 @@ describe('encodeWithOffsets (TGI /tokenize)', () => {
     ]);
   });
 
+  test('NFC-composed input keeps every character in a span (fast-check found "A\u0302\u0301ㆂ" on qwen2)', () => {
+    const text = 'A\u0302\u0301\u3182';
+    const tokens = qwen2.encodeWithOffsets(text, { addSpecialTokens: false });
+    const chars = Array.from(text);
+    const covered = new Array<boolean>(chars.length).fill(false);
+    for (const token of tokens) for (let k = token.start; k < token.stop; k++) covered[k] = true;
+    expect(covered).toEqual([true, true, true, true]);
+    expect(tokens.at(-1)!.text).toBe('\u3182');
+  });
+
   const names = ['llama3', 'qwen2', 'mistral'] as const;
   test.prop([fc.constantFrom(...names), fc.string({ unit: 'grapheme', maxLength: 40 })], { numRuns: 200 })(
     'spans are ordered, inside the input, match their text and cover every character',

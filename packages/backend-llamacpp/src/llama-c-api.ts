@@ -78,7 +78,6 @@ const signatures = {
   llama_state_seq_get_data: 'size_t llama_state_seq_get_data(void *ctx, _Out_ uint8_t *dst, size_t size, int32_t seq)',
   llama_state_seq_set_data: 'size_t llama_state_seq_set_data(void *ctx, const uint8_t *src, size_t size, int32_t seq)',
   llama_attach_threadpool: 'void llama_attach_threadpool(void *ctx, void *threadpool, void *threadpool_batch)',
-  llama_detach_threadpool: 'void llama_detach_threadpool(void *ctx)',
 } as const;
 
 const ggmlSignatures = {

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fc, test } from '@fast-check/vitest';
 import { writeModelDir } from '@gen/model-kit';
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTokenizer, TokenizerError, type Tokenizer } from './index.js';
 import { loadFixture, loadLegacySentencePiece, loadMetaspaceDecoderSentencePiece } from './testing/fixtures.js';
+import { decodesByConcatenation } from './token-bytes.js';
 
 const encoder = new TextEncoder();
 
@@ -176,5 +177,29 @@ describe('tokenBytes', () => {
     const id = tokenizer.tokenToId('<0x41>')!;
     expect(() => tokenizer.tokenBytes(id)).toThrow(TokenizerError);
     expect(() => tokenizer.tokenBytes(id)).toThrow(new RegExp(`decoder ${type}\\b`));
+  });
+});
+
+describe('decodesByConcatenation', () => {
+  it('holds for decoders that join token bytes and trim at most the start', () => {
+    expect(decodesByConcatenation({ type: 'ByteLevel' })).toBe(true);
+    const legacy = {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: '\u2581' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
+    };
+    expect(decodesByConcatenation(legacy)).toBe(true);
+  });
+
+  it('fails for decoders that rewrite the end of the text or have no per-token bytes', () => {
+    expect(decodesByConcatenation({ type: 'BPEDecoder', suffix: '</w>' })).toBe(false);
+    const trailing = { type: 'Sequence', decoders: [{ type: 'Fuse' }, { type: 'Strip', start: 0, stop: 1 }] };
+    expect(decodesByConcatenation(trailing)).toBe(false);
+    expect(decodesByConcatenation({ type: 'WordPiece' })).toBe(false);
+    expect(decodesByConcatenation(null)).toBe(false);
   });
 });

@@ -37,10 +37,14 @@ function unsupported(type: string, why: string): TokenizerError {
   return new TokenizerError(`Cannot derive token bytes from the tokenizer.json decoder ${type}: ${why}`);
 }
 
-/** Flattens the decoder into per-token steps, throwing for what has no exact per-token meaning. */
-function plan(decoder: unknown): Step[] {
+/**
+ * Flattens the decoder into per-token steps, throwing for what has no exact per-token meaning. `changesEnd`: some
+ * step also rewrites the end of the whole text (`BPEDecoder` drops the last token's suffix, `Strip` with `stop`).
+ */
+function plan(decoder: unknown): { steps: Step[]; changesEnd: boolean } {
   if (!isRecord(decoder)) throw unsupported('null', 'without a decoder, tokens are joined by spaces');
   const steps: Step[] = [];
+  let changesEnd = false;
   // True once the tokens have been joined into one text (Fuse, ByteLevel): later steps see the whole text.
   let fused = false;
   let bytes = false;
@@ -91,6 +95,7 @@ function plan(decoder: unknown): Step[] {
         const suffix = typeof node['suffix'] === 'string' ? node['suffix'] : '</w>';
         // Every token but the last has its suffix replaced by a space.
         if (suffix !== '') steps.push({ kind: 'replace', from: suffix, to: ' ' });
+        changesEnd = true;
         return;
       }
       case 'Fuse':
@@ -102,6 +107,7 @@ function plan(decoder: unknown): Step[] {
         const stop = Number(node['stop'] ?? 0);
         // After a Fuse it trims the start and end of the whole text only; per token it would change the middle.
         if (!fused && (start !== 0 || stop !== 0)) throw unsupported(type, 'Strip applied to each token');
+        if (stop !== 0) changesEnd = true;
         return;
       }
       default:
@@ -109,7 +115,7 @@ function plan(decoder: unknown): Step[] {
     }
   };
   visit(decoder);
-  return steps;
+  return { steps, changesEnd };
 }
 
 const byteToken = /^<0x([0-9A-Fa-f]{2})>$/;
@@ -123,19 +129,10 @@ const byteToken = /^<0x([0-9A-Fa-f]{2})>$/;
  */
 export function decodesByConcatenation(decoderConfig: unknown): boolean {
   try {
-    plan(decoderConfig);
+    return !plan(decoderConfig).changesEnd;
   } catch {
     return false;
   }
-  let concatenates = true;
-  const visit = (node: unknown): void => {
-    if (!isRecord(node)) return;
-    if (node['type'] === 'Sequence' && Array.isArray(node['decoders'])) node['decoders'].forEach(visit);
-    else if (node['type'] === 'BPEDecoder') concatenates = false;
-    else if (node['type'] === 'Strip' && Number(node['stop'] ?? 0) !== 0) concatenates = false;
-  };
-  visit(decoderConfig);
-  return concatenates;
 }
 
 /**
@@ -144,7 +141,7 @@ export function decodesByConcatenation(decoderConfig: unknown): boolean {
  * @throws {TokenizerError} when the decoder cannot be mapped exactly (see the module comment).
  */
 export function createTokenBytesFunction(decoderConfig: unknown): (token: string) => Uint8Array {
-  const steps = plan(decoderConfig);
+  const { steps } = plan(decoderConfig);
   return (token) => {
     let text = token;
     for (const step of steps) {

@@ -214,6 +214,39 @@ describe('choices', () => {
 });
 
 describe('scheduling', () => {
+  it('turns the event loop at least every yieldIntervalMs while a main-thread backend computes (0: every step)', async () => {
+    // Each forward pass busy-waits 1 ms on the main thread (as a CPU backend decoding there does): only the
+    // engine's own yields let timers and I/O run.
+    const busy: NonNullable<MockBackendSettings['logits']> = (history, out) => {
+      const end = performance.now() + 1;
+      while (performance.now() < end);
+      noEos(history, out);
+    };
+    const turns = async (yieldIntervalMs: number) => {
+      const { engine, backend } = setup({ logits: busy }, { scheduler: { yieldIntervalMs } });
+      let ticks = 0;
+      let running = true;
+      const tick = () => {
+        ticks++;
+        if (running) setImmediate(tick);
+      };
+      setImmediate(tick);
+      const start = performance.now();
+      await engine.generate({ inputs: [3, 4], parameters: { maxNewTokens: 40 } }).result();
+      const elapsed = performance.now() - start;
+      running = false;
+      return { ticks, elapsed, steps: backend.calls.length };
+    };
+    const everyStep = await turns(0);
+    expect(everyStep.ticks).toBeGreaterThanOrEqual(everyStep.steps - 1);
+    const bounded = await turns(8);
+    expect(bounded.elapsed).toBeGreaterThanOrEqual(40);
+    // Never more than 8 ms without a turn (one step of slack), and not a turn after every 1 ms step.
+    expect(bounded.ticks).toBeGreaterThanOrEqual(Math.floor(bounded.elapsed / (8 + 1 + 5)));
+    expect(bounded.ticks).toBeLessThanOrEqual(Math.ceil(bounded.elapsed / 8) + 2);
+    expect(() => setup({}, { scheduler: { yieldIntervalMs: -1 } })).toThrow(/yieldIntervalMs/);
+  });
+
   it('admits a new request into the running batch at the next step (continuous batching)', async () => {
     const { engine, backend } = setup({ latencyMs: 2 });
     const first = engine.generate({ inputs: [3, 4], parameters: { maxNewTokens: 30 } });

@@ -18,13 +18,15 @@
  * Decode tok/s is measured after the prompt: (tokens - 1) steps per sequence over the time from the first token to
  * the last, on both sides. Each measurement (decode at one concurrency, prefill) runs gen and bare back to back, in
  * an order that alternates between rounds, so a pair sees the same machine; the ratio is the median over rounds of
- * the pair's gen / bare. Besides wall-clock tok/s, tokens per second of process CPU time (`process.cpuUsage`) are
+ * the pair's gen / bare. A decode measurement is itself `--repeats` runs of each side interleaved A B B A ... (the
+ * rate of a side: its tokens over its total time), so a drift of the shared machine's speed within the pair falls
+ * on both sides. Besides wall-clock tok/s, tokens per second of process CPU time (`process.cpuUsage`) are
  * reported: on a loaded machine they move much less than wall time (a descheduled thread costs wall time, not CPU
  * time), and with `--threads 1` the decode runs on the calling thread, so the process's CPU time is the work done.
  *
  *   pnpm --filter @gen/backend-llamacpp bench:peers [--preset bench] [--types f32,q8_0,q4_0] [--threads 2]
  *     [--thread-pool persistent|per-decode] [--thread-poll 0]
- *     [--tokens 32] [--prompt 16] [--prefill 512] [--concurrency 1,4,16] [--rounds 3] [--json out.json]
+ *     [--tokens 32] [--prompt 16] [--prefill 512] [--concurrency 1,4,16] [--rounds 3] [--repeats 4] [--json out.json]
  *
  * - `onnx`: the same engine over `@gen/backend-onnx` on model-kit's fused ONNX export of the same seeded weights
  *   (fp32 for F32; for Q8_0 / Q4_0 the int8 / q4 `MatMulNBits` files, block 32: the same float weights quantized
@@ -64,6 +66,7 @@ const { values } = parseArgs({
     prefill: { type: 'string', default: '512' },
     concurrency: { type: 'string', default: '1,4,16' },
     rounds: { type: 'string', default: '3' },
+    repeats: { type: 'string', default: '4' },
     json: { type: 'string' },
     peers: { type: 'string', default: 'onnx,transformers' },
     'mixed-requests': { type: 'string', default: '48' },
@@ -81,6 +84,8 @@ const promptLength = Number(values.prompt);
 const prefillLength = Number(values.prefill);
 const concurrencies = values.concurrency.split(',').map(Number);
 const rounds = Number(values.rounds);
+const repeats = Number(values.repeats);
+if (!(Number.isInteger(repeats) && repeats >= 1)) throw new RangeError('--repeats must be an integer >= 1');
 if (values['thread-pool'] !== 'persistent' && values['thread-pool'] !== 'per-decode') {
   throw new RangeError('--thread-pool must be persistent or per-decode');
 }
@@ -565,6 +570,37 @@ function bareContender(file: string): Contender {
   };
 }
 
+/**
+ * One side's runs of a decode measurement as one: tok/s = all tokens over all time (every run decodes the same
+ * number of tokens, so the harmonic mean of the rates), shares and ms per step averaged; the tokens are the first
+ * run's, or empty when the runs disagree (so the same-tokens check fails).
+ */
+function combineRuns(runs: readonly DecodeRun[]): DecodeRun {
+  const harmonic = (rate: (run: DecodeRun) => number) =>
+    runs.length / runs.reduce((sum, run) => sum + 1 / rate(run), 0);
+  const mean = (value: (run: DecodeRun) => number) => runs.reduce((sum, run) => sum + value(run), 0) / runs.length;
+  const first = runs[0]!;
+  const same = runs.every((run) => run.tokens.join() === first.tokens.join());
+  return {
+    wall: harmonic((run) => run.wall),
+    cpu: harmonic((run) => run.cpu),
+    ...(first.outside === undefined ? {} : { outside: mean((run) => run.outside!) }),
+    ...(first.split === undefined
+      ? {}
+      : {
+          split: {
+            wall: mean((run) => run.split!.wall),
+            forward: mean((run) => run.split!.forward),
+            sampling: mean((run) => run.split!.sampling),
+            other: mean((run) => run.split!.other),
+            between: mean((run) => run.split!.between),
+          },
+        }),
+    ...(first.decodeMs === undefined ? {} : { decodeMs: mean((run) => run.decodeMs!) }),
+    tokens: same ? first.tokens : [],
+  };
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 
 /** Per measurement (`x1`, `x4`, ..., `prefill`): every round's figures of both contenders. */
@@ -605,7 +641,7 @@ const loadStart = load();
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} logical CPUs, Node ${process.version}`;
 console.log(
   `gen on llama.cpp vs bare llama.cpp: preset ${preset}, ${types.join(' / ')}, ${threads} threads (${values['thread-pool']} pool), prompt ${promptLength}, ` +
-    `${newTokens} new tokens, concurrency ${concurrencies.join(' / ')}, prefill ${prefillLength}, ${rounds} rounds`,
+    `${newTokens} new tokens, concurrency ${concurrencies.join(' / ')}, prefill ${prefillLength}, ${rounds} rounds, decode runs ${repeats}x per side and round (A B B A)`,
 );
 console.log(`${machine}; load average ${loadStart}`);
 
@@ -632,11 +668,14 @@ for (const type of types) {
     const order = round % 2 === 0 ? [gen, bare] : [bare, gen];
     const line: string[] = [];
     for (const c of concurrencies) {
-      const runs: Record<string, DecodeRun> = {};
-      for (const contender of order) {
-        collectGarbage();
-        runs[contender.name] = (await contender.decode(c, salt))!;
+      const all: Record<string, DecodeRun[]> = { gen: [], bare: [] };
+      for (let repeat = 0; repeat < repeats; repeat++) {
+        for (const contender of repeat % 2 === 0 ? order : [...order].reverse()) {
+          collectGarbage();
+          all[contender.name]!.push((await contender.decode(c, salt))!);
+        }
       }
+      const runs: Record<string, DecodeRun> = { gen: combineRuns(all['gen']!), bare: combineRuns(all['bare']!) };
       const m = measurements[`x${c}`]!;
       m.gen.push({
         wall: runs['gen']!.wall,
@@ -646,7 +685,7 @@ for (const type of types) {
         decodeMs: runs['gen']!.decodeMs,
       });
       m.bare.push({ wall: runs['bare']!.wall, cpu: runs['bare']!.cpu, decodeMs: runs['bare']!.decodeMs });
-      m.sameTokens &&= runs['gen']!.tokens.join() === runs['bare']!.tokens.join();
+      m.sameTokens &&= runs['gen']!.tokens.length > 0 && runs['gen']!.tokens.join() === runs['bare']!.tokens.join();
       line.push(
         `x${c} ${runs['gen']!.wall.toFixed(1)} / ${runs['bare']!.wall.toFixed(1)} (outside ${(runs['gen']!.outside! * 100).toFixed(1)}%)`,
       );
@@ -781,7 +820,7 @@ const lines = [
   '',
   `${machine}; ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; llama.cpp ${String(libraryInfo['packageVersion'])} ` +
     `(${String(libraryInfo['cpuVariants'])}); ${threads} threads, ${threadPool ? `a persistent thread pool (poll ${threadPoll})` : 'threads started per decode'}; load average (1 / 5 / 15 min) ${loadStart} at the start, ` +
-    `${loadEnd} at the end; ${((performance.now() - started) / 1000).toFixed(0)} s. Medians of ${rounds} rounds; ` +
+    `${loadEnd} at the end; ${((performance.now() - started) / 1000).toFixed(0)} s. Medians of ${rounds} rounds (decode: ${repeats} interleaved runs per side in each); ` +
     'cells: gen / bare tok/s (median of the per-round gen / bare ratios).',
   '',
   `| weights | ${headers.join(' | ')} |`,
@@ -882,6 +921,7 @@ if (values.json !== undefined) {
           prefillLength,
           concurrencies,
           rounds,
+          repeats,
           contextSize,
           mixed: { requests: mixedRequests, tokens: [mixedMin, mixedMax] },
         },

@@ -1,7 +1,8 @@
 import { AbortError, BackendError, type BackendV1 } from '@gen/backend';
 import { ensureGgufModel } from '@gen/model-kit';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createLlamaCppBackend, type LlamaCppBackendSettings } from './index.js';
+import { createLlamaCppBackend, loadLlamaCApi, type LlamaCppBackendSettings } from './index.js';
+import type { LlamaCApi } from './llama-c-api.js';
 import { llamaCppUnavailable } from './testing/availability.js';
 
 const unavailable = llamaCppUnavailable();
@@ -91,6 +92,33 @@ describe('llamacpp backend', () => {
       expect(maxDifference(pooled.logits[i]!, perDecode.logits[i]!)).toBeLessThanOrEqual(1e-5);
       expect(maxDifference(polling.logits[i]!, perDecode.logits[i]!)).toBeLessThanOrEqual(1e-5);
     }
+  });
+
+  test(`without ggml_threadpool_new in the CPU backend, it warns and starts threads per decode${reason}`, async () => {
+    // A CPU backend build that does not export the pool functions: the C API then has no threadPools.
+    const api = loadLlamaCApi() as { threadPools: LlamaCApi['threadPools'] };
+    const threadPools = api.threadPools;
+    api.threadPools = undefined;
+    try {
+      await withBackend({ threads: 2 }, async (backend) => {
+        expect(backend.capabilities.details).toMatchObject({ threads: 2, threadPool: 'per-decode' });
+        expect(backend.warnings).toContainEqual(
+          expect.objectContaining({ type: 'unsupported-setting', setting: 'threadPool' }),
+        );
+        const result = await backend.doForward({ sequences: [{ id: 'a', tokens: tokens(8, 3) }] });
+        expect(result.logits.every(Number.isFinite)).toBe(true);
+      });
+      // threadPool: false asks for no pool: nothing to warn about.
+      await withBackend({ threads: 2, threadPool: false }, async (backend) => {
+        expect(backend.warnings.filter((w) => w.type === 'unsupported-setting')).toEqual([]);
+      });
+    } finally {
+      api.threadPools = threadPools;
+    }
+    await withBackend({ threads: 2 }, async (backend) => {
+      expect(backend.capabilities.details).toMatchObject({ threadPool: 'persistent' });
+      expect(backend.warnings.filter((w) => w.type === 'unsupported-setting')).toEqual([]);
+    });
   });
 
   test(`threadPoll must be an integer from 0 to 100${reason}`, async () => {

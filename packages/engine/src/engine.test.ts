@@ -258,6 +258,8 @@ describe('scheduling', () => {
     expect(bounded.longestGap).toBeLessThanOrEqual(8 + 2 * bounded.longestStep + 10);
     expect(bounded.ticks).toBeLessThanOrEqual(Math.ceil(bounded.elapsed / 8) + 2);
     expect(() => setup({}, { scheduler: { yieldIntervalMs: -1 } })).toThrow(/yieldIntervalMs/);
+    expect(() => setup({}, { scheduler: { yieldIntervalMs: Number.POSITIVE_INFINITY } })).toThrow(/finite/);
+    expect(() => setup({}, { scheduler: { yieldIntervalMs: Number.NaN } })).toThrow(/yieldIntervalMs/);
   });
 
   it('admits a new request into the running batch at the next step (continuous batching)', async () => {

@@ -212,7 +212,7 @@ export interface SchedulerSettings {
    * Longest run of steps, in milliseconds, between two turns of the event loop (`setImmediate`): the loop yields
    * after a step once this much time has passed since it last yielded, so I/O (new requests, disconnects, timers)
    * waits at most about this long plus one step. A step that awaits real work off the main thread yields by itself;
-   * this bounds backends that compute on the main thread. `0` yields after every step. Default 10.
+   * this bounds backends that compute on the main thread. `0` yields after every step. Default 10; must be finite.
    */
   yieldIntervalMs: number;
 }

@@ -610,7 +610,11 @@ class LlamaCppBackend implements BackendV1 {
     }
   }
 
-  private async forward(options: BackendForwardOptionsV1): Promise<BackendForwardResultV1> {
+  /**
+   * Synchronous where `llama_decode` runs on the main thread (no microtask hops between the end of the decode and
+   * the caller: they cost a batch-1 step microseconds, measured), a promise on the worker thread.
+   */
+  private forward(options: BackendForwardOptionsV1): BackendForwardResultV1 | Promise<BackendForwardResultV1> {
     this.live();
     const { vocabSize, maxPositions } = this.model;
     const checked = checkForwardInputs(
@@ -618,22 +622,40 @@ class LlamaCppBackend implements BackendV1 {
       { vocabSize, maxPositions, maxBatchSize: this.capabilities.maxBatchSize },
       (id) => this.sequences.get(id)?.length,
     );
-    const fresh = checked.filter((input) => !this.sequences.has(input.id)).length;
+    let fresh = 0;
+    for (const input of checked) if (!this.sequences.has(input.id)) fresh++;
     if (fresh > this.freeSlots.length) throw this.tooManySequences();
-    const signal = options.signal;
     const taken: number[] = [];
-    const rows: Row[] = checked.map((input, index) => {
+    const rows: Row[] = [];
+    for (let index = 0; index < checked.length; index++) {
+      const input = checked[index]!;
       const state = this.sequences.get(input.id);
       const slot = state?.slot ?? this.freeSlots.pop()!;
       if (state === undefined) taken.push(slot);
-      return { index, ...input, state, slot, promptLogits: undefined };
-    });
+      rows.push({
+        index,
+        id: input.id,
+        tokens: input.tokens,
+        start: input.start,
+        wantPromptLogits: input.wantPromptLogits,
+        state,
+        slot,
+        promptLogits: undefined,
+      });
+    }
     const logits = forwardLogitsArray(options, rows.length, vocabSize);
     const { fn } = this.api;
+    const undo = (error: unknown): never => {
+      // Remove what this call appended, give back the slots of new sequences.
+      for (const row of rows) fn.llama_memory_seq_rm(this.memory, row.slot, row.start, -1);
+      this.freeSlots.push(...taken.reverse());
+      throw error;
+    };
+    let pending: Promise<void> | undefined;
     try {
-      await this.decodeRows(
+      pending = this.decodeRows(
         rows,
-        signal,
+        options.signal,
         (row, position) => row.wantPromptLogits || position === row.tokens.length - 1,
         (k, row, position) => {
           const pointer = fn.llama_get_logits_ith(this.context, k) as Pointer;
@@ -647,97 +669,134 @@ class LlamaCppBackend implements BackendV1 {
         },
       );
     } catch (error) {
-      // Undo: remove what this call appended, give back the slots of new sequences.
-      for (const row of rows) fn.llama_memory_seq_rm(this.memory, row.slot, row.start, -1);
-      this.freeSlots.push(...taken.reverse());
-      throw error;
+      undo(error);
     }
+    if (pending !== undefined) return pending.then(() => this.forwardResult(rows, logits), undo);
+    return this.forwardResult(rows, logits);
+  }
 
-    const results: BackendSequenceResultV1[] = rows.map((row) => {
+  /** Records what a successful `forward` appended and builds its result. */
+  private forwardResult(rows: readonly Row[], logits: Float32Array): BackendForwardResultV1 {
+    const vocabSize = this.model.vocabSize;
+    const results: BackendSequenceResultV1[] = [];
+    for (const row of rows) {
       let state = row.state;
       if (state === undefined) {
         state = { slot: row.slot, length: 0, segments: [] };
         this.sequences.set(row.id, state);
       }
-      const last = state.segments.at(-1);
+      const segments = state.segments;
+      const last = segments.length > 0 ? segments[segments.length - 1]! : undefined;
       if (last !== undefined && last.refs === 1) last.cells += row.tokens.length;
-      else state.segments.push({ cells: row.tokens.length, refs: 1 });
+      else segments.push({ cells: row.tokens.length, refs: 1 });
       this.cells += row.tokens.length;
       state.length += row.tokens.length;
-      return {
-        id: row.id,
-        logits: logits.subarray(row.index * vocabSize, (row.index + 1) * vocabSize),
-        length: state.length,
-        ...(row.promptLogits === undefined ? {} : { promptLogits: row.promptLogits }),
-      };
-    });
+      const rowLogits = logits.subarray(row.index * vocabSize, (row.index + 1) * vocabSize);
+      results.push(
+        row.promptLogits === undefined
+          ? { id: row.id, logits: rowLogits, length: state.length }
+          : { id: row.id, logits: rowLogits, length: state.length, promptLogits: row.promptLogits },
+      );
+    }
     return { logits, sequences: results, warnings: [] };
   }
 
   /**
    * Runs the rows' tokens through `llama_decode` in pieces of at most `batchTokens`, asking for an output where
    * `wantOutput` says and handing each to `collect` (with its index in the piece) right after its piece ran. An
-   * abort of `signal` is checked before every piece and, on a worker thread, stops a running piece.
+   * abort of `signal` is checked before every piece and, on a worker thread, stops a running piece. Returns when
+   * done on the main thread (`undefined`), a promise on the worker thread.
    */
-  private async decodeRows(
+  private decodeRows(
     rows: readonly Row[],
     signal: AbortSignal | undefined,
     wantOutput: (row: Row, position: number) => boolean,
     collect: (k: number, row: Row, position: number) => void,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const { fn } = this.api;
     const capacity = this.layout.batchTokens;
     const outputs: Array<{ row: Row; position: number }> = [];
-    let count = 0;
-    const flush = async () => {
-      if (count === 0) return;
-      AbortError.throwIfAborted(signal);
-      const batch = this.batch;
-      batch.n_tokens = count;
-      const status = this.layout.worker
-        ? await new Promise<number>((resolve, reject) =>
-            fn.llama_decode.async(this.context, batch, (error: unknown, value: number) =>
-              error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(value),
-            ),
-          )
-        : (fn.llama_decode(this.context, batch) as number);
-      if (status !== 0) {
-        if (status === 2 || signal?.aborted === true) throw new AbortError({ cause: signal?.reason });
-        throw new BackendError(
-          status === 1
-            ? `llamacpp: the KV cache has no room for ${count} more tokens (contextSize ${this.layout.contextSize} cells, ${this.cells} held by live sequences); release sequences or raise contextSize`
-            : `llamacpp: llama_decode failed with status ${status}`,
-        );
-      }
-      for (let k = 0; k < count; k++) {
-        if (this.batchLogits[k] === 0) continue;
-        const { row, position } = outputs[k]!;
-        collect(k, row, position);
-      }
-      count = 0;
-    };
-    const flag = this.abortFlag;
-    const onAbort = () => flag?.fill(1, 0, 1);
-    signal?.addEventListener('abort', onAbort);
-    try {
-      for (const row of rows) {
+    // The next token to place: rows[r].tokens[j].
+    let r = 0;
+    let j = 0;
+    /** Fills the batch with up to `capacity` tokens from the cursor on; returns how many. */
+    const fill = (): number => {
+      let count = 0;
+      while (r < rows.length && count < capacity) {
+        const row = rows[r]!;
         const { tokens, start, slot } = row;
-        for (let j = 0; j < tokens.length; j++) {
-          if (count === capacity) await flush();
+        for (; j < tokens.length && count < capacity; j++) {
           this.batchToken[count] = tokens[j]!;
           this.batchPos[count] = start + j;
           this.batchSeqCount[count] = 1;
           this.batchSeq[count]![0] = slot;
           this.batchLogits[count] = wantOutput(row, j) ? 1 : 0;
-          outputs[count] = { row, position: j };
+          const output = outputs[count];
+          if (output === undefined) outputs[count] = { row, position: j };
+          else {
+            output.row = row;
+            output.position = j;
+          }
           count++;
         }
+        if (j === tokens.length) {
+          r++;
+          j = 0;
+        }
       }
-      await flush();
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      flag?.fill(0, 0, 1);
+      return count;
+    };
+    const check = (status: number, count: number): void => {
+      if (status === 0) return;
+      if (status === 2 || signal?.aborted === true) throw new AbortError({ cause: signal?.reason });
+      throw new BackendError(
+        status === 1
+          ? `llamacpp: the KV cache has no room for ${count} more tokens (contextSize ${this.layout.contextSize} cells, ${this.cells} held by live sequences); release sequences or raise contextSize`
+          : `llamacpp: llama_decode failed with status ${status}`,
+      );
+    };
+    const finish = (count: number): void => {
+      for (let k = 0; k < count; k++) {
+        if (this.batchLogits[k] === 0) continue;
+        const { row, position } = outputs[k]!;
+        collect(k, row, position);
+      }
+    };
+    const batch = this.batch;
+
+    if (!this.layout.worker) {
+      // On the main thread a running decode cannot see an abort: the signal is checked between pieces only.
+      for (let count = fill(); count > 0; count = fill()) {
+        AbortError.throwIfAborted(signal);
+        batch.n_tokens = count;
+        check(fn.llama_decode(this.context, batch) as number, count);
+        finish(count);
+      }
+      return undefined;
     }
+
+    const flag = this.abortFlag;
+    const onAbort = () => flag?.fill(1, 0, 1);
+    signal?.addEventListener('abort', onAbort);
+    const run = async (): Promise<void> => {
+      try {
+        for (let count = fill(); count > 0; count = fill()) {
+          AbortError.throwIfAborted(signal);
+          batch.n_tokens = count;
+          const status = await new Promise<number>((resolve, reject) =>
+            fn.llama_decode.async(this.context, batch, (error: unknown, value: number) =>
+              error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(value),
+            ),
+          );
+          check(status, count);
+          finish(count);
+        }
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+        flag?.fill(0, 0, 1);
+      }
+    };
+    return run();
   }
 
   /**

@@ -53,21 +53,22 @@ export function checkForwardInputs(
   if (inputs.length === 0) throw new InvalidInputError({ message: 'doForward needs at least one sequence' });
   if (inputs.length > maxBatchSize) throw new BatchLimitError({ batchSize: inputs.length, maxBatchSize });
 
-  const seen = new Set<string>();
+  // One input (a batch-1 decode step, the common case) cannot repeat an id: no set to build.
+  const seen = inputs.length > 1 ? new Set<string>() : undefined;
   const checked: CheckedSequenceInput[] = [];
   for (const input of inputs) {
     const { id, tokens } = input;
     if (typeof id !== 'string') {
       throw new InvalidInputError({ message: `sequence id must be a string, got ${typeof id}` });
     }
-    if (seen.has(id)) {
+    if (seen?.has(id) === true) {
       throw new SequenceError({
         sequenceId: id,
         reason: 'duplicate',
         message: `id ${JSON.stringify(id)} appears twice in one batch`,
       });
     }
-    seen.add(id);
+    seen?.add(id);
     if (tokens.length === 0) {
       throw new InvalidInputError({
         sequenceId: id,

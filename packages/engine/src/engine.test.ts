@@ -404,6 +404,20 @@ describe('scheduling', () => {
     expect((await running).choices[0]!.generatedTokens).toBe(5);
   });
 
+  it('requests submitted together are prefilled together in the first step', async () => {
+    const steps: Array<{ batchSize: number; prefillTokens: number }> = [];
+    const { engine } = setup(
+      {},
+      { onStep: (s) => steps.push({ batchSize: s.batchSize, prefillTokens: s.prefillTokens }) },
+    );
+    const results = [[3, 4], [5, 6, 7], [8]].map((inputs) =>
+      engine.generate({ inputs, parameters: { maxNewTokens: 3 } }).result(),
+    );
+    await Promise.all(results);
+    expect(steps[0]).toEqual({ batchSize: 3, prefillTokens: 6 });
+    expect(steps.slice(1).map((s) => s.batchSize)).toEqual([3, 3]);
+  });
+
   it('reports step stats', async () => {
     const steps: number[] = [];
     const { engine } = setup({}, { onStep: (s) => steps.push(s.tokens) });

@@ -418,6 +418,16 @@ describe('scheduling', () => {
     expect(steps.slice(1).map((s) => s.batchSize)).toEqual([3, 3]);
   });
 
+  it("prepares the tokenizer's stream decoding once, when it is created", () => {
+    let prepared = 0;
+    const backend = createMockBackend({ vocabSize: VOCAB, maxPositions: 512, logits: noEos });
+    const withPrepare = Object.assign(Object.create(tokenizer) as typeof tokenizer, {
+      prepareStreamDecoding: () => void prepared++,
+    });
+    createEngine({ backend, tokenizer: withPrepare });
+    expect(prepared).toBe(1);
+  });
+
   it('reports step stats', async () => {
     const steps: number[] = [];
     const { engine } = setup({}, { onStep: (s) => steps.push(s.tokens) });

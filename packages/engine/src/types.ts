@@ -19,6 +19,11 @@ export interface EngineTokenizer {
     push(id: number): string;
     flush(): string;
   };
+  /**
+   * Optional: computes every id's stream-decoding texts up front (`@gen/tokenizer`'s tokenizers have it); the
+   * engine calls it once, when it is created, so no token pays for its first sight mid-stream.
+   */
+  prepareStreamDecoding?(): void;
 }
 
 /** Everything a request can set: TGI's `parameters`, the OpenAI extras and the sampling parameters. */

@@ -299,3 +299,37 @@ function byteLevelChar(byte: number): string {
   for (let b = 0; b < byte; b++) if (!printable(b)) next++;
   return String.fromCharCode(next);
 }
+
+describe('prepareStreamDecoding', () => {
+  const loaders = {
+    'byte-level (llama3)': () => loadFixture('llama3', { tokenizerJson: () => undefined }),
+    'byte-level + NFC (qwen2)': () => loadFixture('qwen2', { tokenizerJson: () => undefined }),
+    'sentencepiece (mistral, Metaspace)': () => loadFixture('mistral', { tokenizerJson: () => undefined }),
+    'sentencepiece (legacy normalizer)': loadLegacySentencePiece,
+    'sentencepiece (Metaspace decoder)': loadMetaspaceDecoderSentencePiece,
+  } as const;
+
+  test.each(names)(
+    '%s: a prepared tokenizer streams the same deltas, with no decode call for a one-token window',
+    async (name) => {
+      const fresh = await loaders[name]();
+      const prepared = await loaders[name]();
+      prepared.prepareStreamDecoding!();
+      prepared.prepareStreamDecoding!(); // idempotent
+      // Pseudo-random ids over the whole vocabulary (the first sight of most of them), high bytes among them.
+      const high = highByteIds(fresh);
+      const ids = Array.from({ length: 400 }, (_, i) =>
+        i % 5 === 4 ? high[(i * 31) % high.length]! : (i * 7919 + 13) % fresh.vocabSize,
+      );
+      const spy = vi.spyOn(prepared, 'decode');
+      for (const skipSpecialTokens of [false, true]) {
+        const a = fresh.createStreamDecoder({ skipSpecialTokens, promptTokens: ids.slice(0, 3) });
+        const b = prepared.createStreamDecoder({ skipSpecialTokens, promptTokens: ids.slice(0, 3) });
+        for (const id of ids) expect(b.push(id)).toBe(a.push(id));
+        expect(b.flush()).toBe(a.flush());
+      }
+      expect(spy.mock.calls.filter(([window]) => window.length === 1)).toEqual([]);
+      spy.mockRestore();
+    },
+  );
+});

@@ -610,6 +610,11 @@ function combineRuns(runs: readonly DecodeRun[]): DecodeRun {
 type Measurement = {
   gen: Array<Rate & Partial<Pick<DecodeRun, 'outside' | 'split' | 'decodeMs'>>>;
   bare: Array<Rate & Partial<Pick<DecodeRun, 'decodeMs'>>>;
+  /**
+   * Decode only: gen / bare of every adjacent pair of runs (run `i` of each side, back to back), `repeats` per
+   * round. Their median is the decode ratio: the host's speed drifts within a round, and a pair is close in time.
+   */
+  pairs?: Rate[];
   sameTokens?: boolean;
   /** The other contenders (onnx, transformers.js): per round, with bare's figure of the same round. */
   others: Record<string, Array<{ rate: Rate; bare: Rate }>>;
@@ -618,8 +623,13 @@ type Measurement = {
 interface Summary {
   gen: Rate;
   bare: Rate;
-  /** Median over rounds of the pair's gen / bare. */
+  /**
+   * gen / bare: for decode the median over every adjacent pair of runs (`Measurement.pairs`), for prefill and
+   * mixed the median over rounds.
+   */
   ratio: Rate;
+  /** Decode only: the median over rounds of the round's gen / bare (all of a round's runs pooled per side). */
+  ratioByRound?: Rate;
   /** Median share of gen's decode phase outside doForward. */
   outside?: number;
   /** Medians of gen's ms per decode step (see DecodeRun.split). */
@@ -663,7 +673,10 @@ for (const type of types) {
   libraryInfo = { library: api.library, packageVersion: api.packageVersion, cpuVariants: api.cpuVariants };
   console.log(`\n${type}: ${file}; load average ${load()}`);
   const measurements: Record<string, Measurement> = Object.fromEntries(
-    keys.map((key) => [key, { gen: [], bare: [], others: {}, ...(notDecode(key) ? {} : { sameTokens: true }) }]),
+    keys.map((key) => [
+      key,
+      { gen: [], bare: [], others: {}, ...(notDecode(key) ? {} : { pairs: [], sameTokens: true }) },
+    ]),
   );
   // Phase 1: gen against bare, alone in the process (the targets are judged here).
   for (let round = 0; round < rounds; round++) {
@@ -688,6 +701,10 @@ for (const type of types) {
         decodeMs: runs['gen']!.decodeMs,
       });
       m.bare.push({ wall: runs['bare']!.wall, cpu: runs['bare']!.cpu, decodeMs: runs['bare']!.decodeMs });
+      all['gen']!.forEach((g, i) => {
+        const b = all['bare']![i]!;
+        m.pairs!.push({ wall: g.wall / b.wall, cpu: g.cpu / b.cpu });
+      });
       m.sameTokens &&= runs['gen']!.tokens.length > 0 && runs['gen']!.tokens.join() === runs['bare']!.tokens.join();
       line.push(
         `x${c} ${runs['gen']!.wall.toFixed(1)} / ${runs['bare']!.wall.toFixed(1)} (outside ${(runs['gen']!.outside! * 100).toFixed(1)}%)`,
@@ -772,11 +789,14 @@ for (const { type, file, measurements } of phases) {
   for (const key of keys) {
     const m = measurements[key]!;
     const med = (xs: Rate[], field: keyof Rate) => median(xs.map((x) => x[field]));
-    const ratio = (field: keyof Rate) => median(m.gen.map((g, i) => g[field] / m.bare[i]![field]));
+    const byRound = (field: keyof Rate) => median(m.gen.map((g, i) => g[field] / m.bare[i]![field]));
+    const ratio = (field: keyof Rate) =>
+      m.pairs === undefined ? byRound(field) : median(m.pairs.map((pair) => pair[field]));
     summary[key] = {
       gen: { wall: med(m.gen, 'wall'), cpu: med(m.gen, 'cpu') },
       bare: { wall: med(m.bare, 'wall'), cpu: med(m.bare, 'cpu') },
       ratio: { wall: ratio('wall'), cpu: ratio('cpu') },
+      ...(m.pairs === undefined ? {} : { ratioByRound: { wall: byRound('wall'), cpu: byRound('cpu') } }),
       others: Object.fromEntries(
         Object.entries(m.others)
           .filter(([, runs]) => runs.length > 0)
@@ -824,7 +844,7 @@ const lines = [
   `${machine}; ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; llama.cpp ${String(libraryInfo['packageVersion'])} ` +
     `(${String(libraryInfo['cpuVariants'])}); ${threads} threads, ${threadPool ? `a persistent thread pool (poll ${threadPoll})` : 'threads started per decode'}; load average (1 / 5 / 15 min) ${loadStart} at the start, ` +
     `${loadEnd} at the end; ${((performance.now() - started) / 1000).toFixed(0)} s. Medians of ${rounds} rounds (decode: ${repeats} interleaved runs per side in each); ` +
-    'cells: gen / bare tok/s (median of the per-round gen / bare ratios).',
+    `cells: gen / bare tok/s (gen / bare: decode, the median of the ${rounds * repeats} adjacent pairs of runs; prefill and mixed, of the rounds).`,
   '',
   `| weights | ${headers.join(' | ')} |`,
   `|---|${headers.map(() => '---').join('|')}|`,
@@ -842,6 +862,15 @@ const lines = [
       `${concurrencies.map((c) => `x${c} ${r.summary[`x${c}`]!.sameTokens ? 'yes' : 'no'}`).join(', ')} |`
     );
   }),
+  '',
+  "Decode gen / bare by round instead (each round's runs pooled per side, median over rounds), wall clock: " +
+    results
+      .map(
+        (r) =>
+          `${r.type.toUpperCase()} ${concurrencies.map((c) => `x${c} ${r.summary[`x${c}`]!.ratioByRound!.wall.toFixed(3)}`).join(', ')}`,
+      )
+      .join('; ') +
+    '.',
   '',
   'The same per second of process CPU time: gen / bare tok/s (median ratio).',
   '',

@@ -555,9 +555,10 @@ class ContinuousBatchingEngine implements Engine {
         );
       }
     }
-    entries = entries.filter((entry) => !entry.request.ended);
-    if (entries.length === 0) return;
-    const requests = new Set(entries.map((entry) => entry.request));
+    if (entries.some((entry) => entry.request.ended)) {
+      entries = entries.filter((entry) => !entry.request.ended);
+      if (entries.length === 0) return;
+    }
 
     const forwardStart = performance.now();
     let output;
@@ -570,7 +571,7 @@ class ContinuousBatchingEngine implements Engine {
       );
     } catch (error) {
       const failure = new GenerationError(`the backend failed: ${errorMessage(error)}`, { cause: error });
-      for (const request of requests) await this.fail(request, failure);
+      for (const request of new Set(entries.map((entry) => entry.request))) await this.fail(request, failure);
       return;
     }
     const forwardMs = performance.now() - forwardStart;

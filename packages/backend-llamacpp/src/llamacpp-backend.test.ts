@@ -264,4 +264,38 @@ describe('llamacpp backend', () => {
       expect(maxDifference(split, whole!)).toBeLessThanOrEqual(1e-4);
     });
   });
+
+  test(`a batch whose sequences straddle a batchTokens boundary gives each its own logits${reason}`, async () => {
+    // 10 + 12 + 5 tokens in pieces of 16: the second sequence is split between the first two pieces.
+    const inputs = [
+      { id: 'a', tokens: tokens(10, 3) },
+      { id: 'b', tokens: tokens(12, 5), wantPromptLogits: true },
+      { id: 'c', tokens: tokens(5, 7) },
+    ];
+    const run = async (batchTokens: number) => {
+      let rows: Array<{ id: string; length: number; logits: Float32Array; prompt: Float32Array | undefined }> = [];
+      await withBackend({ batchTokens, maxBatchSize: 4 }, async (backend) => {
+        const result = await backend.doForward({ sequences: inputs });
+        rows = result.sequences.map((s) => ({
+          id: s.id,
+          length: s.length,
+          logits: Float32Array.from(s.logits),
+          prompt: s.promptLogits,
+        }));
+      });
+      return rows;
+    };
+    const whole = await run(512);
+    const split = await run(16);
+    expect(split.map((s) => [s.id, s.length])).toEqual([
+      ['a', 10],
+      ['b', 12],
+      ['c', 5],
+    ]);
+    for (let i = 0; i < 3; i++) {
+      expect(maxDifference(split[i]!.logits, whole[i]!.logits)).toBeLessThanOrEqual(1e-4);
+    }
+    expect(split[1]!.prompt!.length).toBe(12 * whole[1]!.logits.length);
+    expect(maxDifference(split[1]!.prompt!, whole[1]!.prompt!)).toBeLessThanOrEqual(1e-4);
+  });
 });

@@ -428,6 +428,18 @@ describe('scheduling', () => {
     expect(prepared).toBe(1);
   });
 
+  it('still serves when the tokenizer fails to prepare its stream decoding (an optimization only)', async () => {
+    const backend = createMockBackend({ vocabSize: VOCAB, maxPositions: 512, logits: noEos });
+    const failing = Object.assign(Object.create(tokenizer) as typeof tokenizer, {
+      prepareStreamDecoding: () => {
+        throw new Error('cannot prepare');
+      },
+    });
+    const engine = createEngine({ backend, tokenizer: failing });
+    const result = await engine.generate({ inputs: [3, 4], parameters: { maxNewTokens: 3 } }).result();
+    expect(result.choices[0]!.generatedTokens).toBe(3);
+  });
+
   it('reports step stats', async () => {
     const steps: number[] = [];
     const { engine } = setup({}, { onStep: (s) => steps.push(s.tokens) });

@@ -237,7 +237,12 @@ class ContinuousBatchingEngine implements Engine {
     }
     // Every id's text now, not at its first sight mid-stream (measured: 36 µs per token at a batch-1 llama.cpp
     // step of a random-weight model, whose tokens keep being new, against 8 µs once every id was known).
-    this.tokenizer.prepareStreamDecoding?.();
+    try {
+      this.tokenizer.prepareStreamDecoding?.();
+    } catch {
+      // Only an optimization: stream decoders compute the same texts when they meet an id (and fail there, per
+      // request, if the tokenizer cannot).
+    }
   }
 
   /** Whether prefix caching is on (settings ask for it and the backend can fork prefixes). */

@@ -301,7 +301,7 @@ export class HfTokenizer implements Tokenizer {
 
   /**
    * Fills the stream decoders' per-id tables (`decode([id])` and the mid-sequence text) for the whole vocabulary:
-   * measured about 2 µs per id (60 ms for 32,000 ids on the benchmarks' machine).
+   * measured about 2 µs per id (71 ms for 32,000 ids on the benchmarks' machine).
    */
   prepareStreamDecoding(): void {
     if (this.#streamDecodingPrepared) return;

@@ -17,10 +17,10 @@
  *
  * Decode tok/s is measured after the prompt: (tokens - 1) steps per sequence over the time from the first token to
  * the last, on both sides. Each measurement (decode at one concurrency, prefill) runs gen and bare back to back, in
- * an order that alternates between rounds, so a pair sees the same machine; the ratio is the median over rounds of
- * the pair's gen / bare. A decode measurement is itself `--repeats` runs of each side interleaved A B B A ... (the
- * rate of a side: its tokens over its total time), so a drift of the shared machine's speed within the pair falls
- * on both sides. Besides wall-clock tok/s, tokens per second of process CPU time (`process.cpuUsage`) are
+ * an order that alternates between rounds, so a pair sees the same machine. A decode measurement is itself
+ * `--repeats` runs of each side interleaved A B B A ..., and its ratio is the median over every adjacent pair of
+ * runs (rounds × repeats) of gen / bare, so a drift of the shared machine's speed falls on both sides; prefill and
+ * mixed (one run per side and round) take the median over rounds. Besides wall-clock tok/s, tokens per second of process CPU time (`process.cpuUsage`) are
  * reported: on a loaded machine they move much less than wall time (a descheduled thread costs wall time, not CPU
  * time), and with `--threads 1` the decode runs on the calling thread, so the process's CPU time is the work done.
  *

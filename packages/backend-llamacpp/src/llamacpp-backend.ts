@@ -685,10 +685,9 @@ class LlamaCppBackend implements BackendV1 {
         state = { slot: row.slot, length: 0, segments: [] };
         this.sequences.set(row.id, state);
       }
-      const segments = state.segments;
-      const last = segments.length > 0 ? segments[segments.length - 1]! : undefined;
+      const last = state.segments.at(-1);
       if (last !== undefined && last.refs === 1) last.cells += row.tokens.length;
-      else segments.push({ cells: row.tokens.length, refs: 1 });
+      else state.segments.push({ cells: row.tokens.length, refs: 1 });
       this.cells += row.tokens.length;
       state.length += row.tokens.length;
       const rowLogits = logits.subarray(row.index * vocabSize, (row.index + 1) * vocabSize);
@@ -731,12 +730,7 @@ class LlamaCppBackend implements BackendV1 {
           this.batchSeqCount[count] = 1;
           this.batchSeq[count]![0] = slot;
           this.batchLogits[count] = wantOutput(row, j) ? 1 : 0;
-          const output = outputs[count];
-          if (output === undefined) outputs[count] = { row, position: j };
-          else {
-            output.row = row;
-            output.position = j;
-          }
+          outputs[count] = { row, position: j };
           count++;
         }
         if (j === tokens.length) {

@@ -386,11 +386,11 @@ class ContinuousBatchingEngine implements Engine {
   }
 
   private async runLoop(): Promise<void> {
-    // A turn of the event loop cost a main-thread llama.cpp step 10-16 us (about a third of what gen added around
-    // llama_decode): with steps of a few ms that was measurable, so the loop turns it every yieldIntervalMs.
     // Start on a microtask: requests submitted in the same synchronous run as the one that woke the loop are
     // queued by then, so the first step prefills them together.
     await Promise.resolve();
+    // A turn of the event loop cost a main-thread llama.cpp step 10-16 us (about a third of what gen added around
+    // llama_decode): with steps of a few ms that was measurable, so the loop turns it every yieldIntervalMs.
     let yielded = performance.now();
     while (this.queue.length + this.running.length > 0) {
       try {

@@ -20,8 +20,8 @@
  * an order that alternates between rounds, so a pair sees the same machine. A decode measurement is itself
  * `--repeats` runs of each side interleaved A B B A ..., and its ratio is the median over every adjacent pair of
  * runs (rounds × repeats) of gen / bare, so a drift of the shared machine's speed falls on both sides; prefill and
- * mixed (one run per side and round) take the median over rounds. Besides wall-clock tok/s, tokens per second of process CPU time (`process.cpuUsage`) are
- * reported: on a loaded machine they move much less than wall time (a descheduled thread costs wall time, not CPU
+ * mixed (one run per side and round) take the median over rounds. Besides wall-clock tok/s, tokens per second of
+ * process CPU time (`process.cpuUsage`) are reported: on a loaded machine they move much less than wall time (a descheduled thread costs wall time, not CPU
  * time), and with `--threads 1` the decode runs on the calling thread, so the process's CPU time is the work done.
  *
  *   pnpm --filter @gen/backend-llamacpp bench:peers [--preset bench] [--types f32,q8_0,q4_0] [--threads 2]

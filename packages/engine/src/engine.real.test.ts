@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { BackendV1 } from '@gen/backend';
 import { createJsBackend } from '@gen/backend-js';
 import { ensureModelDir } from '@gen/model-kit';
-import { detectWatermark, logSoftmax } from '@gen/sampling';
+import { detectWatermark, logSoftmax, setWasmKernelsEnabled } from '@gen/sampling';
 import { loadTokenizer, type Tokenizer } from '@gen/tokenizer';
 import { createEngine, type EngineSettings } from './engine.js';
 import type { GenerationParameters, GenerationResult } from './types.js';
@@ -96,6 +96,20 @@ describe('engine on backend-js (tiny Llama)', () => {
     // Grown at most a few times (to powers of two of the batch), then the same array every step.
     expect(new Set(buffers).size).toBeLessThanOrEqual(4);
     expect(buffers.at(-1)!.length).toBeLessThanOrEqual(8 * backend.model.vocabSize);
+    // The rows live in the sampling arena's WebAssembly memory (the kernels' scratch follows them there), where
+    // greedy samplers read them in place; with the kernels off they are an ordinary array of their own.
+    expect(buffers.at(-1)!.buffer.byteLength).toBeGreaterThan(buffers.at(-1)!.byteLength);
+    setWasmKernelsEnabled(false);
+    try {
+      buffers.length = 0;
+      const plain = await generateAll(recording);
+      expect(buffers.at(-1)!.buffer.byteLength).toBe(buffers.at(-1)!.byteLength);
+      expect(plain.map((choices) => choices.map((choice) => choice.text))).toEqual(
+        buffered.map((choices) => choices.map((choice) => choice.text)),
+      );
+    } finally {
+      setWasmKernelsEnabled(true);
+    }
     const hidden: BackendV1 = Object.assign(Object.create(backend) as BackendV1, {
       capabilities: { ...backend.capabilities, logitsBuffer: false },
     });

@@ -1,4 +1,4 @@
-import { InvalidParameterError, createSampler, type Sampler } from '@gen/sampling';
+import { InvalidParameterError, createSampler, type LogitsArena, type Sampler } from '@gen/sampling';
 import { EngineValidationError } from './errors.js';
 import type { EngineLimits, EngineTokenizer, GenerationParameters, GenerationRequest } from './types.js';
 
@@ -30,6 +30,8 @@ export interface ValidationContext {
   eosTokenIds: readonly number[];
   limits: EngineLimits;
   tokenizer: EngineTokenizer;
+  /** The engine's logits arena: its samplers read rows in it in place. */
+  arena?: LogitsArena;
 }
 
 function positiveInteger(name: string, value: unknown, message: string): number {
@@ -201,6 +203,7 @@ export function validateRequest(request: GenerationRequest, context: ValidationC
       logprobs,
       topTokensFrom: parameters.topTokensFrom ?? 'processed',
       ...(parameters.logitsProcessors === undefined ? {} : { processors: parameters.logitsProcessors }),
+      ...(context.arena === undefined ? {} : { arena: context.arena }),
     });
   } catch (error) {
     if (InvalidParameterError.isInstance(error))

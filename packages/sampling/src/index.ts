@@ -57,4 +57,5 @@ export {
   type WatermarkGreenlistOptions,
 } from './watermark.js';
 export { setWasmKernelsEnabled, wasmKernelsEnabled } from './wasm/kernels.js';
+export { createLogitsArena, type LogitsArena, type LogitsArenaOptions } from './arena.js';
 export { StopSequenceMatcher, type StopSequenceMatch, type StopSequencePushResult } from './stop-sequences.js';

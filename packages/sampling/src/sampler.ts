@@ -34,7 +34,8 @@ import { denseTopK, sparseTopK, WASM_TOP_K_LIMIT, wasmTopK } from './stages/top-
 import { denseTopP, sparseTopP, wasmTopP } from './stages/top-p.js';
 import { denseTypical, sparseTypical, wasmTypical } from './stages/typical-p.js';
 import { emitTopTokens, topTokensDense, topTokensWasm, type TopToken } from './top-tokens.js';
-import { wasmKernels, type WasmKernels } from './wasm/kernels.js';
+import { wasmKernels, wasmKernelsSwitchedOn, type WasmKernels } from './wasm/kernels.js';
+import { arenaKernels, type LogitsArena } from './arena.js';
 import { workspaceFor, type Workspace } from './workspace.js';
 
 export type { TopToken } from './top-tokens.js';
@@ -78,6 +79,11 @@ export interface SamplerOptions extends ValidationLimits {
    * before temperature and truncation. Each sequence gets its own state from {@link LogitsProcessor.createState}.
    */
   processors?: readonly LogitsProcessor[];
+  /**
+   * Rows handed out by this arena ({@link createLogitsArena}, same `vocabSize`) are read in place by greedy steps,
+   * and the kernels run in the arena's memory rather than the process-wide one. Rows from elsewhere work as usual.
+   */
+  arena?: LogitsArena;
 }
 
 /** A compiled, validated sampling configuration for one request. */
@@ -133,6 +139,8 @@ class FusedSampler implements Sampler {
   private readonly builtins: readonly LogitsProcessor[];
   /** `SamplerOptions.processors`, applied after the built-ins. */
   private readonly extraProcessors: readonly LogitsProcessor[];
+  /** The arena's kernels instance (undefined: the process-wide one). */
+  private readonly arenaKernels: WasmKernels | undefined;
 
   constructor(
     readonly parameters: NormalizedSamplingParameters,
@@ -141,6 +149,7 @@ class FusedSampler implements Sampler {
     this.seed = parameters.seed ?? randomSeed();
     this.doSample = parameters.doSample;
     this.workspace = workspaceFor(options.vocabSize);
+    this.arenaKernels = arenaKernels(options.arena, options.vocabSize);
     this.topFromRaw = options.topTokensFrom === 'raw' && parameters.topNTokens > 0;
     this.rawLogprobs = options.rawLogprobs === true || this.topFromRaw;
     this.logprobs = options.logprobs !== false;
@@ -163,16 +172,23 @@ class FusedSampler implements Sampler {
     return sequence;
   }
 
-  sample(logits: Float32Array, sequence: SequenceState, out: SampleResult = createSampleResult()): SampleResult {
+  sample(row: Float32Array, sequence: SequenceState, out: SampleResult = createSampleResult()): SampleResult {
+    let logits = row;
     const vocabSize = this.workspace.vocabSize;
     if (logits.length !== vocabSize) {
       throw new SamplingError(`expected a row of ${vocabSize} logits, got ${logits.length}`);
     }
     if (sequence.attachedBy !== this) this.adopt(sequence);
     const workspace = this.workspace;
-    const kernels = wasmKernels();
+    const kernels = this.arenaKernels !== undefined && wasmKernelsSwitchedOn() ? this.arenaKernels : wasmKernels();
     if (kernels !== undefined) {
+      const memory = kernels.k.memory.buffer;
+      const offset = logits.byteOffset;
       kernels.ensure(vocabSize, Math.max(this.parameters.topNTokens, this.wasmTopK ? this.parameters.topK : 0));
+      // A row in the kernels' memory (an arena's) is detached if that grew: view the same bytes in the new buffer.
+      if (logits.buffer === memory && kernels.k.memory.buffer !== memory) {
+        logits = new Float32Array(kernels.k.memory.buffer, offset, vocabSize);
+      }
     }
     let rawShift = Number.NaN;
     let rawPadded = 0;
@@ -270,16 +286,22 @@ class FusedSampler implements Sampler {
 
   /**
    * Greedy on the SIMD kernels: one top-n scan (or an argmax when no top tokens are asked for) and one exp-sum
-   * pass over the row copied into the module's memory.
+   * pass over the row, copied into the module's memory unless it is an arena row already there.
    */
   private greedyWasm(logits: Float32Array, out: SampleResult, kernels: WasmKernels): void {
-    const padded = kernels.load(logits, kernels.row);
+    // A row in the arena's part of the kernels' memory with no padding to add is read where it is.
+    const inPlace =
+      logits.buffer === kernels.k.memory.buffer &&
+      (logits.length & 15) === 0 &&
+      logits.byteOffset + 4 * logits.length <= kernels.base;
+    const region = inPlace ? logits.byteOffset : kernels.row;
+    const padded = inPlace ? logits.length : kernels.load(logits, kernels.row);
     const n = this.parameters.topNTokens > 0 && !this.topFromRaw ? this.parameters.topNTokens : 0;
     let best: number;
     let size = 0;
     if (n > 0) {
       size = kernels.k.topN(
-        kernels.row,
+        region,
         padded,
         n,
         -Infinity,
@@ -290,7 +312,7 @@ class FusedSampler implements Sampler {
         kernels.ids,
       );
       best = size > 0 ? kernels.i32[kernels.bestIds >> 2]! : -1;
-    } else best = kernels.k.argmax(kernels.row, padded);
+    } else best = kernels.k.argmax(region, padded);
     if (best < 0 || best >= logits.length) throw noTokenError();
     out.tokenId = best;
     if (!this.logprobs && n === 0) {
@@ -298,7 +320,7 @@ class FusedSampler implements Sampler {
       return;
     }
     const max = logits[best]!;
-    const shift = max + Math.log(kernels.k.sumExp(kernels.row, padded, max, 1));
+    const shift = max + Math.log(kernels.k.sumExp(region, padded, max, 1));
     out.logprob = max - shift;
     if (n > 0) emitTopTokens(kernels, n, size, 1, shift, out.topTokens);
   }

@@ -58,7 +58,9 @@ const PAGE = 65536;
  * The module, its memory and the regions of the current layout. Regions hold `capacity` entries (a multiple of 16,
  * at least the padded vocabulary size): `row` and `raw` (float32 logits), `exps` (float32), `ids` (int32: collected
  * ids, ties, kept ids), `buckets` (uint16), `mass` (2048 float64), `bestValues` / `bestIds` (`topCapacity` entries).
- * Offsets are in bytes; the views are rebuilt whenever the memory grows.
+ * They start at `base`: the bytes before it hold a caller's logits rows (see {@link reserveRows}, used by
+ * `createLogitsArena`), which the scratch regions never overlap. Offsets are in bytes; the views are rebuilt
+ * whenever the memory grows.
  */
 export class WasmKernels {
   readonly k: KernelExports;
@@ -76,6 +78,8 @@ export class WasmKernels {
   bestValues = 0;
   bestIds = 0;
   buckets = 0;
+  /** Bytes at the start of the memory reserved for logits rows (0 for the shared instance). */
+  base = 0;
 
   constructor(api: WebAssemblyApi, module: object) {
     this.k = new api.Instance(module, {}).exports as KernelExports;
@@ -85,9 +89,31 @@ export class WasmKernels {
   /** Makes room for rows of `vocabSize` logits and `topN` top tokens (grows the memory when needed). */
   ensure(vocabSize: number, topN: number): void {
     if (vocabSize + 16 <= this.capacity && topN <= this.topCapacity) return;
-    const capacity = Math.max(this.capacity, (Math.ceil(vocabSize / 16) + 1) * 16);
-    const topCapacity = Math.max(this.topCapacity, Math.ceil(Math.max(topN, 64) / 4) * 4);
-    const row = 0;
+    this.layout(
+      Math.max(this.capacity, (Math.ceil(vocabSize / 16) + 1) * 16),
+      Math.max(this.topCapacity, Math.ceil(Math.max(topN, 64) / 4) * 4),
+    );
+  }
+
+  /**
+   * Reserves the first `bytes` bytes of the memory (rounded up to 64) for rows that callers write and samplers read
+   * in place; the scratch regions move after them (their contents live within one `sample` call only, so nothing
+   * is lost). Grows the memory when needed; never shrinks the reservation.
+   */
+  reserveRows(bytes: number): void {
+    if (bytes <= this.base) return;
+    const previous = this.base;
+    this.base = Math.ceil(bytes / 64) * 64;
+    try {
+      this.layout(this.capacity, this.topCapacity);
+    } catch (error) {
+      this.base = previous; // the memory could not grow: the layout is unchanged
+      throw error;
+    }
+  }
+
+  private layout(capacity: number, topCapacity: number): void {
+    const row = this.base;
     const raw = row + 4 * capacity;
     const exps = raw + 4 * capacity;
     const ids = exps + 4 * capacity;
@@ -139,18 +165,36 @@ function decodeBase64(text: string): Uint8Array {
 }
 
 let instance: WasmKernels | null | undefined; // undefined: not tried yet; null: unavailable
+let compiled: { api: WebAssemblyApi; module: object } | null | undefined; // likewise
 let enabled = !environmentDisabled();
 
 function instantiate(): WasmKernels | null {
   try {
-    const api = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
-    if (api === undefined) return null;
-    const bytes = decodeBase64(KERNELS_WASM_BASE64);
-    if (!api.validate(bytes)) return null; // no SIMD in this runtime
-    return new WasmKernels(api, new api.Module(bytes));
+    if (compiled === undefined) {
+      compiled = null;
+      const api = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
+      if (api === undefined) return null;
+      const bytes = decodeBase64(KERNELS_WASM_BASE64);
+      if (!api.validate(bytes)) return null; // no SIMD in this runtime
+      compiled = { api, module: new api.Module(bytes) };
+    }
+    return compiled === null ? null : new WasmKernels(compiled.api, compiled.module);
   } catch {
     return null;
   }
+}
+
+/**
+ * A new instance of the kernels with a memory of its own (the module is compiled once per process), or undefined
+ * when this runtime cannot run them. Whether samplers use it still follows {@link setWasmKernelsEnabled}.
+ */
+export function createWasmKernels(): WasmKernels | undefined {
+  return instantiate() ?? undefined;
+}
+
+/** Whether the kernels are switched on (they may still be unavailable on this runtime). */
+export function wasmKernelsSwitchedOn(): boolean {
+  return enabled;
 }
 
 /** The kernels, or undefined when they are disabled or this runtime cannot run them (the JS paths are used). */

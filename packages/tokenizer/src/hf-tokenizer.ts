@@ -89,6 +89,8 @@ export class HfTokenizer implements Tokenizer {
   /** `decode([id])` by id: the stream decoders' one-token windows (decode is a pure function of the ids). */
   readonly #singleTokenTexts: Array<string | undefined> = [];
   #streamDecodingPrepared = false;
+  /** Whether the per-id tables are complete (the end of `prepareStreamDecoding`): `decode` may then join texts. */
+  #tablesComplete = false;
   readonly #added: ReadonlyMap<number, string>;
   readonly #generationEos: readonly number[];
   readonly #prefixIds: readonly number[];
@@ -252,6 +254,10 @@ export class HfTokenizer implements Tokenizer {
 
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
     const skipSpecial = options.skipSpecialTokens ?? false;
+    if (this.#tablesComplete && options.cleanUpTokenizationSpaces !== true) {
+      const joined = this.#joinedText(ids, skipSpecial);
+      if (joined !== undefined) return joined;
+    }
     const kept = ids.filter((id) => this.#vocab[id] !== undefined && !(skipSpecial && this.#special.has(id)));
     if (kept.length === 0) return '';
     return this.#core.decode(kept, { clean_up_tokenization_spaces: options.cleanUpTokenizationSpaces ?? false });
@@ -279,6 +285,37 @@ export class HfTokenizer implements Tokenizer {
 
   applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string {
     return this.#renderer.render(messages, options);
+  }
+
+  /**
+   * `decode(ids)` from the per-id tables, without running the decoder chain, where that is exact: the decoder
+   * decodes by concatenation (`#midTexts`), and every kept id is a vocabulary token whose bytes are whole UTF-8
+   * characters (so the bytes' decoding is the concatenation of the tokens' texts), the first of which decodes
+   * alone to a non-empty text (so whatever the decoder does to the start, stripping a leading space, ended inside
+   * it). Then the text is the first id's `decode([id])` followed by the others' mid-sequence texts. Undefined
+   * otherwise (added or special tokens kept, partial characters, an empty first token): the caller decodes.
+   * Measured: the final decode of a 32-token reply, which the engine does once per choice while the batch waits,
+   * took 87 µs after a llama.cpp decode step emptied the caches.
+   */
+  #joinedText(ids: readonly number[], skipSpecial: boolean): string | undefined {
+    const mids = this.#midTexts;
+    if (!Array.isArray(mids)) return undefined;
+    let text: string | undefined;
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k]!;
+      if (this.#vocab[id] === undefined) continue; // decode drops ids outside the vocabulary
+      if (this.#special.has(id)) {
+        if (skipSpecial) continue;
+        return undefined;
+      }
+      const mid = mids[id];
+      if (typeof mid !== 'string' || mid === '' || mid.includes('�')) return undefined;
+      if (text === undefined) {
+        text = this.#singleTokenTexts[id];
+        if (text === undefined || text === '') return undefined;
+      } else text += mid;
+    }
+    return text ?? '';
   }
 
   /** See `#midTexts`; undefined where the fast path does not apply. */
@@ -311,6 +348,7 @@ export class HfTokenizer implements Tokenizer {
       this.#singleTokenTexts[id] ??= this.decode([id]);
       this.#midText(id);
     }
+    this.#tablesComplete = true;
   }
 
   createStreamDecoder(options: StreamDecoderOptions = {}): StreamDecoder {

@@ -333,3 +333,46 @@ describe('prepareStreamDecoding', () => {
     },
   );
 });
+
+describe('decode of a prepared tokenizer', () => {
+  const loaders = {
+    'byte-level (llama3)': () => loadFixture('llama3', { tokenizerJson: () => undefined }),
+    'byte-level + NFC (qwen2)': () => loadFixture('qwen2', { tokenizerJson: () => undefined }),
+    'sentencepiece (mistral, Metaspace)': () => loadFixture('mistral', { tokenizerJson: () => undefined }),
+    'sentencepiece (legacy normalizer)': loadLegacySentencePiece,
+    'sentencepiece (Metaspace decoder)': loadMetaspaceDecoderSentencePiece,
+  } as const;
+  const pairs: Record<string, { fresh: Tokenizer; prepared: Tokenizer; pool: number[] }> = {};
+
+  beforeAll(async () => {
+    for (const name of names) {
+      const fresh = await loaders[name]();
+      const prepared = await loaders[name]();
+      prepared.prepareStreamDecoding!();
+      // Ids that make the joined texts fall back or matter: specials, added tokens, partial-byte tokens, lone
+      // spaces and word-initial tokens, plus ids outside the vocabulary (decode drops them).
+      const pool: number[] = [...highByteIds(fresh), -1, fresh.vocabSize, fresh.vocabSize + 7];
+      for (let id = 0; id < fresh.vocabSize; id++) {
+        const token = fresh.idToToken(id) ?? '';
+        if (fresh.isSpecial(id) || token === '▁' || token === 'Ġ' || token === ' ' || /^<.*>$/.test(token))
+          pool.push(id);
+      }
+      pairs[name] = { fresh, prepared, pool };
+    }
+  });
+
+  test.each(names)('%s: joins the per-id texts exactly as the decoder chain decodes', (name) => {
+    const { fresh, prepared, pool } = pairs[name]!;
+    const id = fc.oneof(
+      { weight: 4, arbitrary: fc.integer({ min: 0, max: fresh.vocabSize - 1 }) },
+      { weight: 1, arbitrary: fc.constantFrom(...pool) },
+    );
+    fc.assert(
+      fc.property(fc.array(id, { maxLength: 40 }), fc.boolean(), fc.boolean(), (ids, skipSpecialTokens, clean) => {
+        const options = { skipSpecialTokens, cleanUpTokenizationSpaces: clean };
+        expect(prepared.decode(ids, options)).toBe(fresh.decode(ids, options));
+      }),
+      { numRuns: 400 },
+    );
+  });
+});

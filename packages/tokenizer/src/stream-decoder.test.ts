@@ -300,15 +300,16 @@ function byteLevelChar(byte: number): string {
   return String.fromCharCode(next);
 }
 
-describe('prepareStreamDecoding', () => {
-  const loaders = {
-    'byte-level (llama3)': () => loadFixture('llama3', { tokenizerJson: () => undefined }),
-    'byte-level + NFC (qwen2)': () => loadFixture('qwen2', { tokenizerJson: () => undefined }),
-    'sentencepiece (mistral, Metaspace)': () => loadFixture('mistral', { tokenizerJson: () => undefined }),
-    'sentencepiece (legacy normalizer)': loadLegacySentencePiece,
-    'sentencepiece (Metaspace decoder)': loadMetaspaceDecoderSentencePiece,
-  } as const;
+/** Fresh instances of each fixture (no tokenizer.json cache), for tests that compare two of them. */
+const loaders = {
+  'byte-level (llama3)': () => loadFixture('llama3', { tokenizerJson: () => undefined }),
+  'byte-level + NFC (qwen2)': () => loadFixture('qwen2', { tokenizerJson: () => undefined }),
+  'sentencepiece (mistral, Metaspace)': () => loadFixture('mistral', { tokenizerJson: () => undefined }),
+  'sentencepiece (legacy normalizer)': loadLegacySentencePiece,
+  'sentencepiece (Metaspace decoder)': loadMetaspaceDecoderSentencePiece,
+} as const;
 
+describe('prepareStreamDecoding', () => {
   test.each(names)(
     '%s: a prepared tokenizer streams the same deltas, with no decode call for a one-token window',
     async (name) => {
@@ -335,13 +336,6 @@ describe('prepareStreamDecoding', () => {
 });
 
 describe('decode of a prepared tokenizer', () => {
-  const loaders = {
-    'byte-level (llama3)': () => loadFixture('llama3', { tokenizerJson: () => undefined }),
-    'byte-level + NFC (qwen2)': () => loadFixture('qwen2', { tokenizerJson: () => undefined }),
-    'sentencepiece (mistral, Metaspace)': () => loadFixture('mistral', { tokenizerJson: () => undefined }),
-    'sentencepiece (legacy normalizer)': loadLegacySentencePiece,
-    'sentencepiece (Metaspace decoder)': loadMetaspaceDecoderSentencePiece,
-  } as const;
   const pairs: Record<string, { fresh: Tokenizer; prepared: Tokenizer; pool: number[] }> = {};
 
   beforeAll(async () => {
